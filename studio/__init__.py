@@ -1,0 +1,1 @@
+"""Studiolo: a self-hosted ML studio."""

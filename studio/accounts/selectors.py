@@ -1,0 +1,39 @@
+"""Read queries for accounts. Team scoping for every other app starts here."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from studio.accounts.models import ApiToken, Membership, Team
+from studio.errors import NotFound
+
+
+def teams_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Team]:
+    if not user.is_authenticated:
+        return Team.objects.none()
+    return Team.objects.filter(memberships__user_id=user.pk)
+
+
+def team_for_user(user: AbstractBaseUser | AnonymousUser, slug: str) -> Team:
+    """The team named `slug` if the user belongs to it; NotFound otherwise (no leaks)."""
+    team = teams_for_user(user).filter(slug=slug).first()
+    if team is None:
+        raise NotFound(f"team {slug!r} not found", field="team")
+    return team
+
+
+def default_team_for_user(user: AbstractBaseUser | AnonymousUser) -> Team | None:
+    return teams_for_user(user).order_by("memberships__created_at", "slug").first()
+
+
+def memberships_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Membership]:
+    return Membership.objects.filter(user_id=user.pk).select_related("team")
+
+
+def members_of_team(team: Team) -> QuerySet[Membership]:
+    return Membership.objects.filter(team=team).select_related("user")
+
+
+def tokens_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user_id=user.pk)

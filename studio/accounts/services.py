@@ -1,0 +1,213 @@
+"""Every change to users, teams, memberships and tokens, with its audit event."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from studio.accounts.models import ApiToken, Membership, Team
+from studio.accounts.roles import Action, Role, role_allows
+from studio.audit.services import audit_record
+from studio.errors import Conflict, NotFound, PermissionDenied, ValidationError
+
+Actor = AbstractBaseUser | AnonymousUser | None
+
+TOKEN_PREFIX = "stl_"
+# Writing last_used_at on every request would turn each API call into a write;
+# once a minute is precise enough to tell a live token from a forgotten one.
+LAST_USED_PRECISION = timedelta(minutes=1)
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# --- permissions -----------------------------------------------------------------------
+
+
+def membership_role(*, user: Actor, team: Team) -> str | None:
+    if user is None or not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.filter(team=team, user_id=user.pk).values_list("role", flat=True).first()
+    )
+
+
+def require_permission(*, user: Actor, team: Team, action: Action) -> str:
+    """Return the user's role in the team, or raise.
+
+    Non-members get NotFound rather than PermissionDenied: a user must not learn which
+    names exist in another team.
+    """
+    role = membership_role(user=user, team=team)
+    if role is None:
+        raise NotFound(f"team {team.slug!r} not found")
+    if not role_allows(role, action):
+        raise PermissionDenied(f"your role {role!r} in team {team.slug!r} does not allow {action.value}")
+    return role
+
+
+# --- users and teams -------------------------------------------------------------------
+
+
+def user_create(*, username: str, password: str | None = None, email: str = "", actor: Actor = None) -> tuple[User, str]:
+    """Create a user; returns the user and its password (generated when not given)."""
+    if not _USERNAME.match(username):
+        raise ValidationError(
+            "username: 1-150 letters, digits and @.+-_ only", field="username"
+        )
+    password = password or secrets.token_urlsafe(12)
+    model = get_user_model()
+    with transaction.atomic():
+        if model.objects.filter(username=username).exists():
+            raise Conflict(f"user {username!r} already exists", field="username")
+        user = model.objects.create_user(username=username, email=email, password=password)
+        audit_record(actor=actor, action="user.created", target=user, object_repr=username)
+    return user, password
+
+
+def team_create(*, slug: str, name: str = "", actor: Actor = None) -> Team:
+    if not _SLUG.match(slug):
+        raise ValidationError(
+            "team: lower-case letters, digits and hyphens, 1-64 characters", field="team"
+        )
+    try:
+        with transaction.atomic():
+            team = Team.objects.create(slug=slug, name=name or slug)
+            audit_record(actor=actor, action="team.created", target=team, team=team)
+    except IntegrityError as exc:
+        raise Conflict(f"team {slug!r} already exists", field="team") from exc
+    return team
+
+
+def team_get_or_create(*, slug: str, actor: Actor = None) -> tuple[Team, bool]:
+    team = Team.objects.filter(slug=slug).first()
+    if team is not None:
+        return team, False
+    return team_create(slug=slug, actor=actor), True
+
+
+def membership_set(*, team: Team, user: User, role: str, actor: Actor = None) -> Membership:
+    """Add a user to a team or change their role."""
+    if role not in Role.values:
+        raise ValidationError(f"role: expected one of {', '.join(Role.values)}", field="role")
+    with transaction.atomic():
+        membership, created = Membership.objects.select_for_update().get_or_create(
+            team=team, user=user, defaults={"role": role}
+        )
+        old_role = None if created else membership.role
+        if not created and membership.role != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+        if created or old_role != role:
+            audit_record(
+                actor=actor,
+                action="membership.added" if created else "membership.role_changed",
+                target=membership,
+                object_repr=f"{user.get_username()} in {team.slug}",
+                team=team,
+                details={"user": user.get_username(), "role": role, "previous_role": old_role},
+            )
+    return membership
+
+
+def membership_remove(*, team: Team, user: User, actor: Actor = None) -> None:
+    with transaction.atomic():
+        deleted, _ = Membership.objects.filter(team=team, user=user).delete()
+        if not deleted:
+            raise NotFound(f"{user.get_username()} is not a member of {team.slug}")
+        audit_record(
+            actor=actor,
+            action="membership.removed",
+            object_type="accounts.membership",
+            object_repr=f"{user.get_username()} in {team.slug}",
+            team=team,
+            details={"user": user.get_username()},
+        )
+
+
+def initial_admin_ensure() -> str | None:
+    """On a fresh install, create `admin` (team `default`, role admin) and return its
+    one-time password; return None when any user exists already."""
+    model = get_user_model()
+    with transaction.atomic():
+        if model.objects.exists():
+            return None
+        user, password = user_create(username="admin")
+        user.is_staff = True
+        user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+        team, _ = team_get_or_create(slug="default")
+        membership_set(team=team, user=user, role=Role.ADMIN)
+    return password
+
+
+# --- tokens ----------------------------------------------------------------------------
+
+
+def token_create(
+    *, user: User, name: str, expires_at: datetime | None = None, actor: Actor = None
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its secret, which is never shown again."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationError("name: 1-100 characters", field="name")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError("expires_at: must be in the future", field="expires_at")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user,
+            name=name,
+            prefix=secret[: len(TOKEN_PREFIX) + 6],
+            digest=_digest(secret),
+            expires_at=expires_at,
+        )
+        audit_record(
+            actor=actor if actor is not None else user,
+            action="token.created",
+            target=token,
+            details={"user": user.get_username(), "name": name},
+        )
+    return token, secret
+
+
+def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
+    with transaction.atomic():
+        # Conditional update: two revokes racing record one event, not two.
+        updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        token.refresh_from_db()
+        if updated:
+            audit_record(
+                actor=actor,
+                action="token.revoked",
+                target=token,
+                details={"user": token.user.get_username(), "name": token.name},
+            )
+    return token
+
+
+def token_authenticate(secret: str) -> User | None:
+    """The user behind a bearer secret, or None for an unknown, revoked or expired token."""
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    token = ApiToken.objects.select_related("user").filter(digest=_digest(secret)).first()
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

@@ -1,0 +1,29 @@
+"""Websocket authentication: the session cookie (browsers) or a bearer token (CLI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.middleware import BaseMiddleware
+
+from studio.accounts.services import token_authenticate
+
+
+class BearerTokenMiddleware(BaseMiddleware):
+    """Replaces the session user when an `Authorization: Bearer` header is present."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                keyword, _, secret = value.decode("latin-1").partition(" ")
+                if keyword.lower() == "bearer":
+                    user = await database_sync_to_async(token_authenticate)(secret.strip())
+                    scope = {**scope, "user": user} if user is not None else {**scope, "user": None}
+                break
+        return await super().__call__(scope, receive, send)
+
+
+def TokenAuthMiddlewareStack(inner: Any) -> Any:  # noqa: N802 - mirrors channels' naming
+    return AuthMiddlewareStack(BearerTokenMiddleware(inner))

@@ -1,0 +1,219 @@
+"""Studiolo's configuration, read once from the environment.
+
+Every setting a deployment can change is read here and nowhere else, so the README's
+table of settings and this module can be checked against each other (tests do). A bad
+value raises `ConfigError` whose message is one line naming the variable; the CLI and
+`manage.py` print that line and exit instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+RUNTIMES = ("auto", "docker", "process")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# name -> (default shown in docs, meaning). The README table is written from this.
+SETTINGS_DOC: dict[str, tuple[str, str]] = {
+    "STUDIOLO_HOME": ("~/.studiolo", "Data folder: SQLite database, embedded Redis, local artifacts, secret key, logs."),
+    "DATABASE_URL": ("sqlite:///$STUDIOLO_HOME/studiolo.sqlite3", "Database URL; `postgres://user:pass@host:5432/name` for PostgreSQL."),
+    "REDIS_URL": ("embedded", "Redis for Celery and live events. Unset: `studiolo up` starts an embedded redis-server on a unix socket in `$STUDIOLO_HOME/run/`."),
+    "ARTIFACT_STORE": ("$STUDIOLO_HOME/artifacts", "A local folder, or `s3://bucket/prefix` for any S3-compatible store (through boto3)."),
+    "S3_ENDPOINT_URL": ("unset (AWS)", "Endpoint of an S3-compatible server (MinIO, Ceph...). Credentials come from the usual `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` variables."),
+    "AWS_REGION": ("us-east-1", "Region passed to boto3 for the S3 store."),
+    "RUNTIME": ("auto", "Container runtime: `docker`, `process` (unisolated local processes) or `auto` (Docker when an engine answers, else process)."),
+    "SECRET_KEY": ("generated into $STUDIOLO_HOME/secret-key", "Django's signing key. Set it explicitly for any shared deployment."),
+    "ALLOWED_HOSTS": ("localhost,127.0.0.1,[::1]", "Comma-separated host names the server answers to."),
+    "CSRF_TRUSTED_ORIGINS": ("empty", "Comma-separated origins (`https://studio.example.org`) allowed to post forms through a proxy."),
+    "DEBUG": ("false", "Django debug mode (`true`/`false`). Never on in production."),
+    "LOG_LEVEL": ("INFO", "Log level of the server and workers."),
+    "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
+    "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
+}
+
+
+class ConfigError(ImproperlyConfigured):
+    """A setting has a bad value; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    database: dict[str, object]
+    database_url: str
+    redis_url: str
+    redis_embedded: bool
+    artifact_store: str
+    s3_endpoint_url: str | None
+    aws_region: str
+    runtime: str
+    secret_key: str
+    allowed_hosts: list[str]
+    csrf_trusted_origins: list[str]
+    debug: bool
+    log_level: str
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return self.home / "run" / "redis.sock"
+
+
+def _bool(name: str, raw: str | None, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _list(raw: str | None, default: list[str]) -> list[str]:
+    if raw is None or raw.strip() == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    raw = env.get("STUDIOLO_HOME") or "~/.studiolo"
+    home = Path(raw).expanduser()
+    if not home.is_absolute():
+        home = Path.cwd() / home
+    if home.exists() and not home.is_dir():
+        raise ConfigError(f"STUDIOLO_HOME: {home} exists and is not a folder")
+    return home
+
+
+def _database(env: Mapping[str, str], home: Path) -> tuple[str, dict[str, object]]:
+    url = env.get("DATABASE_URL") or f"sqlite:///{home / 'studiolo.sqlite3'}"
+    scheme = urlsplit(url).scheme
+    if scheme not in ("sqlite", "postgres", "postgresql", "pgsql"):
+        raise ConfigError(
+            f"DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:///path or postgres://...)"
+        )
+    try:
+        parsed = dict(environ.Env.db_url_config(url))
+    except Exception as exc:  # django-environ raises a variety of errors on garbage
+        raise ConfigError(f"DATABASE_URL: cannot parse {url!r}: {exc}") from exc
+    if scheme == "sqlite":
+        if not parsed.get("NAME") or parsed["NAME"] == ":memory:":
+            raise ConfigError("DATABASE_URL: a SQLite URL needs a file path (sqlite:////abs/path)")
+        # WAL lets the web server read while a worker writes; the busy timeout rides out
+        # the short write locks of the other processes instead of failing at once.
+        parsed["OPTIONS"] = {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+        }
+    else:
+        parsed["CONN_MAX_AGE"] = 60
+        parsed["CONN_HEALTH_CHECKS"] = True
+    return url, parsed
+
+
+def _redis(env: Mapping[str, str], home: Path) -> tuple[str, bool]:
+    raw = env.get("REDIS_URL", "")
+    if raw == "":
+        return f"unix://{home / 'run' / 'redis.sock'}", True
+    scheme = urlsplit(raw).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"REDIS_URL: expected redis://host:port/db or unix:///path, got {raw!r}")
+    if scheme != "unix" and not urlsplit(raw).hostname:
+        raise ConfigError(f"REDIS_URL: no host in {raw!r}")
+    return raw, False
+
+
+def _artifact_store(env: Mapping[str, str], home: Path) -> str:
+    raw = env.get("ARTIFACT_STORE") or str(home / "artifacts")
+    parts = urlsplit(raw)
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ConfigError(f"ARTIFACT_STORE: no bucket in {raw!r} (use s3://bucket/prefix)")
+        return raw
+    if parts.scheme == "file":
+        raw = parts.path
+    elif parts.scheme:
+        raise ConfigError(f"ARTIFACT_STORE: unsupported scheme {parts.scheme!r} (a folder or s3://bucket/prefix)")
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise ConfigError(f"ARTIFACT_STORE: a local store needs an absolute path, got {raw!r}")
+    return str(path)
+
+
+def _secret_key(env: Mapping[str, str], home: Path) -> str:
+    raw = env.get("SECRET_KEY")
+    if raw is not None:
+        if len(raw) < 32:
+            raise ConfigError("SECRET_KEY: must be at least 32 characters")
+        return raw
+    # The embedded default: a random key made on first start and kept in the data folder,
+    # so sessions and signed links survive restarts. Nothing secret is baked into the code.
+    path = home / "secret-key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()  # another process made it a moment ago
+    except OSError as exc:
+        raise ConfigError(f"SECRET_KEY: unset, and {path} cannot be created: {exc.strerror}") from exc
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    home = _home(env)
+    database_url, database = _database(env, home)
+    redis_url, redis_embedded = _redis(env, home)
+    runtime = (env.get("RUNTIME") or "auto").strip().lower()
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"RUNTIME: expected one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    log_level = (env.get("LOG_LEVEL") or "INFO").strip().upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    s3_endpoint = env.get("S3_ENDPOINT_URL") or None
+    if s3_endpoint and urlsplit(s3_endpoint).scheme not in ("http", "https"):
+        raise ConfigError(f"S3_ENDPOINT_URL: expected an http(s) URL, got {s3_endpoint!r}")
+    origins = _list(env.get("CSRF_TRUSTED_ORIGINS"), [])
+    for origin in origins:
+        if urlsplit(origin).scheme not in ("http", "https"):
+            raise ConfigError(f"CSRF_TRUSTED_ORIGINS: {origin!r} must start with http:// or https://")
+    return Config(
+        home=home,
+        database=database,
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_embedded=redis_embedded,
+        artifact_store=_artifact_store(env, home),
+        s3_endpoint_url=s3_endpoint,
+        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        runtime=runtime,
+        secret_key=_secret_key(env, home),
+        allowed_hosts=_list(env.get("ALLOWED_HOSTS"), ["localhost", "127.0.0.1", "[::1]"]),
+        csrf_trusted_origins=origins,
+        debug=_bool("DEBUG", env.get("DEBUG"), default=False),
+        log_level=log_level,
+    )
+
+
+def celery_broker_url(redis_url: str) -> str:
+    """Kombu spells a unix-socket Redis `redis+socket:///path`."""
+    parts = urlsplit(redis_url)
+    if parts.scheme == "unix":
+        return f"redis+socket://{parts.path}" + (f"?{parts.query}" if parts.query else "")
+    return redis_url

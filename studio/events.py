@@ -1,0 +1,51 @@
+"""Live team events over the channel layer (Redis), consumed by `/ws/events`.
+
+Events are sent only after the transaction that caused them commits, so a browser never
+hears of a change it cannot then read. Redis being down must not undo a state change: the
+database is the source of truth, and a missed live event only means a page refreshes later.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+
+class TeamEvent(TypedDict):
+    type: str  # channels handler name: always "team.event"
+    event: str  # e.g. "audit", "job.status"
+    team: str
+    at: str
+    data: dict[str, Any]
+
+
+def team_group(team_id: int) -> str:
+    return f"team.{team_id}"
+
+
+def publish_team_event(*, team_id: int, team_slug: str, event: str, data: dict[str, Any]) -> None:
+    message: TeamEvent = {
+        "type": "team.event",
+        "event": event,
+        "team": team_slug,
+        "at": timezone.now().isoformat(),
+        "data": data,
+    }
+    transaction.on_commit(lambda: _send(team_group(team_id), message))
+
+
+def _send(group: str, message: TeamEvent) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, dict(message))
+    except Exception:  # the state change already committed; a lost live event is acceptable
+        log.warning("could not publish %s to %s", message["event"], group, exc_info=True)

@@ -1,0 +1,10 @@
+"""Every periodic task of the studio, in one place (run by `studiolo beat`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Lets `/readyz`-style checks and `studiolo doctor` tell that a worker is consuming.
+    "worker-heartbeat": {"task": "studio.heartbeat", "schedule": 10.0, "options": {"expires": 10}},
+}

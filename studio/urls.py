@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from studio import views
+from studio.api.views import StudioAPIView
+
+api_v1 = [
+    path("", include("studio.accounts.api.urls")),
+    path("", include("studio.audit.api.urls")),
+    path("schema/", type("SchemaApi", (StudioAPIView, SpectacularAPIView), {}).as_view(), name="api-schema"),
+]
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("api/v1/", include(api_v1)),
+    path("artifacts/download", views.artifact_download, name="artifact-download"),
+    path("", include("frontend.urls")),
+]

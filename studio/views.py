@@ -1,0 +1,72 @@
+"""Liveness and readiness probes (the only routes besides login that need no login) and
+signed artifact downloads."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
+from django.views.decorators.cache import never_cache
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+
+from studio import health
+from studio.api.views import StudioAPIView
+from studio.artifacts import get_store
+from studio.artifacts.signing import verify_download
+
+
+@login_not_required
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is alive and serving; says nothing about its dependencies."""
+    return JsonResponse({"status": "ok"})
+
+
+@login_not_required
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks = health.readiness()
+    failed = [check.name for check in checks if not check.ok]
+    body = {
+        "status": "ok" if not failed else "unavailable",
+        "failed": failed,
+        "runtime": next(health.runtime_name(c) for c in checks if c.name == "runtime"),
+        "checks": {check.name: {"ok": check.ok, "detail": check.detail, "ms": check.ms} for check in checks},
+    }
+    return JsonResponse(body, status=503 if failed else 200)
+
+
+class ArtifactDownloadApi(StudioAPIView):
+    """Signed download links served through the studio ("presigned-ish").
+
+    A service that decided the reader may see an artifact hands out a link signed with
+    SECRET_KEY; the link works until it expires, for an authenticated user, and streams the
+    object from whichever backend holds it without loading it in memory.
+    """
+
+    @extend_schema(
+        parameters=[OpenApiParameter(n, str, required=n != "filename") for n in ("key", "exp", "sig", "filename")],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        operation_id="artifact_download",
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        key = verify_download(request.query_params, secret=settings.SECRET_KEY)
+        store = get_store()
+        info = store.stat(key)
+        stream = store.open(key)
+        filename = request.query_params.get("filename") or key.rsplit("/", 1)[-1]
+        response = StreamingHttpResponse(
+            iter(lambda: stream.read(1024 * 1024), b""),
+            content_type=mimetypes.guess_type(filename)[0] or "application/octet-stream",
+        )
+        response["Content-Length"] = str(info.size)
+        response["Content-Disposition"] = content_disposition_header(True, filename)
+        return response
+
+
+artifact_download = ArtifactDownloadApi.as_view()

@@ -1,0 +1,94 @@
+"""Configuration comes from the environment; a bad value is one clear line naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studio.config import SETTINGS_DOC, ConfigError, celery_broker_url, load_config
+
+
+def env(tmp_path: Path, **values: str) -> dict[str, str]:
+    return {"STUDIOLO_HOME": str(tmp_path / "home"), **values}
+
+
+def test_defaults_are_the_embedded_ones(tmp_path: Path) -> None:
+    config = load_config(env(tmp_path))
+    home = tmp_path / "home"
+    assert config.database["ENGINE"] == "django.db.backends.sqlite3"
+    assert config.database["NAME"] == str(home / "studiolo.sqlite3")
+    assert config.redis_embedded is True
+    assert config.redis_url == f"unix://{home}/run/redis.sock"
+    assert config.artifact_store == str(home / "artifacts")
+    assert config.runtime == "auto"
+    assert config.debug is False
+    assert config.allowed_hosts == ["localhost", "127.0.0.1", "[::1]"]
+
+
+def test_generated_secret_key_is_kept_in_the_data_folder(tmp_path: Path) -> None:
+    first = load_config(env(tmp_path)).secret_key
+    second = load_config(env(tmp_path)).secret_key
+    assert first == second
+    assert len(first) >= 50
+    assert (tmp_path / "home" / "secret-key").stat().st_mode & 0o077 == 0
+
+
+def test_postgres_url_is_parsed(tmp_path: Path) -> None:
+    config = load_config(env(tmp_path, DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"))
+    assert config.database["ENGINE"] == "django.db.backends.postgresql"
+    assert config.database["NAME"] == "test"
+    assert config.database["HOST"] == "127.0.0.1"
+
+
+def test_s3_artifact_store_and_external_redis(tmp_path: Path) -> None:
+    config = load_config(
+        env(tmp_path, ARTIFACT_STORE="s3://bucket/prefix", REDIS_URL="redis://127.0.0.1:6379/2",
+            S3_ENDPOINT_URL="http://127.0.0.1:9000")
+    )
+    assert config.artifact_store == "s3://bucket/prefix"
+    assert config.redis_embedded is False
+    assert config.s3_endpoint_url == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "mysql://root@localhost/db"),
+        ("DATABASE_URL", "sqlite://"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_URL", "redis://"),
+        ("ARTIFACT_STORE", "ftp://host/x"),
+        ("ARTIFACT_STORE", "relative/folder"),
+        ("ARTIFACT_STORE", "s3://"),
+        ("RUNTIME", "kubernetes"),
+        ("DEBUG", "maybe"),
+        ("SECRET_KEY", "short"),
+        ("LOG_LEVEL", "LOUD"),
+        ("S3_ENDPOINT_URL", "127.0.0.1:9000"),
+        ("CSRF_TRUSTED_ORIGINS", "studio.example.org"),
+    ],
+)
+def test_bad_value_names_the_variable_in_one_line(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(env(tmp_path, **{name: value}))
+    message = str(error.value)
+    assert message.startswith(f"{name}: ")
+    assert "\n" not in message
+
+
+def test_home_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "home").write_text("not a folder")
+    with pytest.raises(ConfigError, match="^STUDIOLO_HOME: "):
+        load_config(env(tmp_path))
+
+
+def test_unix_socket_redis_is_spelled_for_kombu() -> None:
+    assert celery_broker_url("unix:///tmp/x/redis.sock") == "redis+socket:///tmp/x/redis.sock"
+    assert celery_broker_url("redis://h:6379/1") == "redis://h:6379/1"
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [name for name in SETTINGS_DOC if f"`{name}`" not in readme]
+    assert missing == []
