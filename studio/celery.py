@@ -10,7 +10,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 
 app = Celery("studiolo")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["studio", "studio.accounts", "studio.audit", "jobs", "registry", "experiments", "endpoints"])
+app.autodiscover_tasks(
+    ["studio", "studio.accounts", "studio.audit", "jobs", "registry", "experiments", "endpoints"]
+)
 
 
 @app.on_after_finalize.connect

@@ -23,16 +23,43 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # name -> (default shown in docs, meaning). The README table is written from this.
 SETTINGS_DOC: dict[str, tuple[str, str]] = {
-    "STUDIOLO_HOME": ("~/.studiolo", "Data folder: SQLite database, embedded Redis, local artifacts, secret key, logs."),
-    "DATABASE_URL": ("sqlite:///$STUDIOLO_HOME/studiolo.sqlite3", "Database URL; `postgres://user:pass@host:5432/name` for PostgreSQL."),
-    "REDIS_URL": ("embedded", "Redis for Celery and live events. Unset: `studiolo up` starts an embedded redis-server on a unix socket in `$STUDIOLO_HOME/run/`."),
-    "ARTIFACT_STORE": ("$STUDIOLO_HOME/artifacts", "A local folder, or `s3://bucket/prefix` for any S3-compatible store (through boto3)."),
-    "S3_ENDPOINT_URL": ("unset (AWS)", "Endpoint of an S3-compatible server (MinIO, Ceph...). Credentials come from the usual `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` variables."),
+    "STUDIOLO_HOME": (
+        "~/.studiolo",
+        "Data folder: SQLite database, embedded Redis, local artifacts, secret key, logs.",
+    ),
+    "DATABASE_URL": (
+        "sqlite:///$STUDIOLO_HOME/studiolo.sqlite3",
+        "Database URL; `postgres://user:pass@host:5432/name` for PostgreSQL.",
+    ),
+    "REDIS_URL": (
+        "embedded",
+        "Redis for Celery and live events. Unset: `studiolo up` starts an embedded redis-server on a unix socket in `$STUDIOLO_HOME/run/`.",
+    ),
+    "ARTIFACT_STORE": (
+        "$STUDIOLO_HOME/artifacts",
+        "A local folder, or `s3://bucket/prefix` for any S3-compatible store (through boto3).",
+    ),
+    "S3_ENDPOINT_URL": (
+        "unset (AWS)",
+        "Endpoint of an S3-compatible server (MinIO, Ceph...). Credentials come from the usual `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` variables.",
+    ),
     "AWS_REGION": ("us-east-1", "Region passed to boto3 for the S3 store."),
-    "RUNTIME": ("auto", "Container runtime: `docker`, `process` (unisolated local processes) or `auto` (Docker when an engine answers, else process)."),
-    "SECRET_KEY": ("generated into $STUDIOLO_HOME/secret-key", "Django's signing key. Set it explicitly for any shared deployment."),
-    "ALLOWED_HOSTS": ("localhost,127.0.0.1,[::1]", "Comma-separated host names the server answers to."),
-    "CSRF_TRUSTED_ORIGINS": ("empty", "Comma-separated origins (`https://studio.example.org`) allowed to post forms through a proxy."),
+    "RUNTIME": (
+        "auto",
+        "Container runtime: `docker`, `process` (unisolated local processes) or `auto` (Docker when an engine answers, else process).",
+    ),
+    "SECRET_KEY": (
+        "generated into $STUDIOLO_HOME/secret-key",
+        "Django's signing key. Set it explicitly for any shared deployment.",
+    ),
+    "ALLOWED_HOSTS": (
+        "localhost,127.0.0.1,[::1]",
+        "Comma-separated host names the server answers to.",
+    ),
+    "CSRF_TRUSTED_ORIGINS": (
+        "empty",
+        "Comma-separated origins (`https://studio.example.org`) allowed to post forms through a proxy.",
+    ),
     "DEBUG": ("false", "Django debug mode (`true`/`false`). Never on in production."),
     "LOG_LEVEL": ("INFO", "Log level of the server and workers."),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
@@ -142,7 +169,9 @@ def _artifact_store(env: Mapping[str, str], home: Path) -> str:
     if parts.scheme == "file":
         raw = parts.path
     elif parts.scheme:
-        raise ConfigError(f"ARTIFACT_STORE: unsupported scheme {parts.scheme!r} (a folder or s3://bucket/prefix)")
+        raise ConfigError(
+            f"ARTIFACT_STORE: unsupported scheme {parts.scheme!r} (a folder or s3://bucket/prefix)"
+        )
     path = Path(raw).expanduser()
     if not path.is_absolute():
         raise ConfigError(f"ARTIFACT_STORE: a local store needs an absolute path, got {raw!r}")
@@ -169,7 +198,9 @@ def _secret_key(env: Mapping[str, str], home: Path) -> str:
     except FileExistsError:
         return path.read_text().strip()  # another process made it a moment ago
     except OSError as exc:
-        raise ConfigError(f"SECRET_KEY: unset, and {path} cannot be created: {exc.strerror}") from exc
+        raise ConfigError(
+            f"SECRET_KEY: unset, and {path} cannot be created: {exc.strerror}"
+        ) from exc
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
@@ -192,7 +223,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     origins = _list(env.get("CSRF_TRUSTED_ORIGINS"), [])
     for origin in origins:
         if urlsplit(origin).scheme not in ("http", "https"):
-            raise ConfigError(f"CSRF_TRUSTED_ORIGINS: {origin!r} must start with http:// or https://")
+            raise ConfigError(
+                f"CSRF_TRUSTED_ORIGINS: {origin!r} must start with http:// or https://"
+            )
     return Config(
         home=home,
         database=database,

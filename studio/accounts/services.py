@@ -19,7 +19,7 @@ from studio.errors import Conflict, NotFound, PermissionDenied, ValidationError
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
-TOKEN_PREFIX = "stl_"
+TOKEN_PREFIX = "stl_"  # noqa: S105 - a public marker that makes leaked tokens easy to scan for
 # Writing last_used_at on every request would turn each API call into a write;
 # once a minute is precise enough to tell a live token from a forgotten one.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -52,19 +52,21 @@ def require_permission(*, user: Actor, team: Team, action: Action) -> str:
     if role is None:
         raise NotFound(f"team {team.slug!r} not found")
     if not role_allows(role, action):
-        raise PermissionDenied(f"your role {role!r} in team {team.slug!r} does not allow {action.value}")
+        raise PermissionDenied(
+            f"your role {role!r} in team {team.slug!r} does not allow {action.value}"
+        )
     return role
 
 
 # --- users and teams -------------------------------------------------------------------
 
 
-def user_create(*, username: str, password: str | None = None, email: str = "", actor: Actor = None) -> tuple[User, str]:
+def user_create(
+    *, username: str, password: str | None = None, email: str = "", actor: Actor = None
+) -> tuple[User, str]:
     """Create a user; returns the user and its password (generated when not given)."""
     if not _USERNAME.match(username):
-        raise ValidationError(
-            "username: 1-150 letters, digits and @.+-_ only", field="username"
-        )
+        raise ValidationError("username: 1-150 letters, digits and @.+-_ only", field="username")
     password = password or secrets.token_urlsafe(12)
     model = get_user_model()
     with transaction.atomic():

@@ -17,14 +17,18 @@ def _first_field_error(detail: Any, path: str = "") -> tuple[str | None, str]:
     if isinstance(detail, dict):
         for key, value in detail.items():
             name = key if key != "non_field_errors" else ""
-            field, message = _first_field_error(value, f"{path}.{name}" if path and name else path or name)
+            field, message = _first_field_error(
+                value, f"{path}.{name}" if path and name else path or name
+            )
             return field, message
     if isinstance(detail, list) and detail:
         return _first_field_error(detail[0], path)
     return (path or None), str(detail)
 
 
-def error_response(*, status_code: int, code: str, message: str, field: str | None = None) -> Response:
+def error_response(
+    *, status_code: int, code: str, message: str, field: str | None = None
+) -> Response:
     return Response(
         {"error": {"code": code, "message": message, "field": field}}, status=status_code
     )
@@ -32,7 +36,9 @@ def error_response(*, status_code: int, code: str, message: str, field: str | No
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, StudioloError):
-        return error_response(status_code=exc.status, code=exc.code, message=exc.message, field=exc.field)
+        return error_response(
+            status_code=exc.status, code=exc.code, message=exc.message, field=exc.field
+        )
     if isinstance(exc, Http404):
         return error_response(status_code=404, code="not_found", message=str(exc) or "not found")
     if isinstance(exc, exceptions.ValidationError):

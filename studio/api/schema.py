@@ -12,4 +12,8 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-unty
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "http", "scheme": "bearer", "description": "A token from `studiolo token create` or Settings → API tokens."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token from `studiolo token create` or Settings → API tokens.",
+        }

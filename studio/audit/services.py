@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import models
 
 from studio.accounts.models import Team
@@ -30,7 +30,7 @@ def audit_record(
         object_type = object_type or target._meta.label_lower
         object_id = object_id if object_id is not None else target.pk
         object_repr = object_repr if object_repr is not None else str(target)
-    user = actor if actor is not None and actor.is_authenticated else None
+    user = actor if isinstance(actor, User) else None
     event = AuditEvent.objects.create(
         actor=user,
         actor_name=user.get_username() if user is not None else SYSTEM_ACTOR,

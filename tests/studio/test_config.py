@@ -43,8 +43,12 @@ def test_postgres_url_is_parsed(tmp_path: Path) -> None:
 
 def test_s3_artifact_store_and_external_redis(tmp_path: Path) -> None:
     config = load_config(
-        env(tmp_path, ARTIFACT_STORE="s3://bucket/prefix", REDIS_URL="redis://127.0.0.1:6379/2",
-            S3_ENDPOINT_URL="http://127.0.0.1:9000")
+        env(
+            tmp_path,
+            ARTIFACT_STORE="s3://bucket/prefix",
+            REDIS_URL="redis://127.0.0.1:6379/2",
+            S3_ENDPOINT_URL="http://127.0.0.1:9000",
+        )
     )
     assert config.artifact_store == "s3://bucket/prefix"
     assert config.redis_embedded is False

@@ -48,7 +48,10 @@ async def test_member_receives_team_events_and_outsider_does_not() -> None:
     assert (await outsider.connect())[0]
 
     await sync_to_async(services.membership_set)(
-        team=team, user=await sync_to_async(make_user)(username="joiner"), role="viewer", actor=admin
+        team=team,
+        user=await sync_to_async(make_user)(username="joiner"),
+        role="viewer",
+        actor=admin,
     )
     message = await member.receive_json_from(timeout=5)
     assert message["event"] == "audit"

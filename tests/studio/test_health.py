@@ -31,7 +31,9 @@ def test_healthz_needs_no_login(client: Client) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_reports_every_component_and_names_the_runtime(client: Client, own_redis: object) -> None:
+def test_readyz_reports_every_component_and_names_the_runtime(
+    client: Client, own_redis: object
+) -> None:
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 200, body
@@ -54,7 +56,9 @@ def test_readyz_reports_a_stopped_redis_with_503(client: Client, own_redis: obje
     assert body["checks"]["database"]["ok"] is True
 
 
-def test_readyz_reports_an_unusable_artifact_store(client: Client, settings: Any, tmp_path: Path) -> None:
+def test_readyz_reports_an_unusable_artifact_store(
+    client: Client, settings: Any, tmp_path: Path
+) -> None:
     from studio.artifacts import get_store
 
     blocker = tmp_path / "not-a-folder"

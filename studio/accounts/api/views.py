@@ -51,7 +51,9 @@ class TeamMembersApi(StudioAPIView):
         members = selectors.members_of_team(team_obj)
         return Response({"results": MemberSerializer(members, many=True).data})
 
-    @extend_schema(request=InputSerializer, responses=MemberSerializer, operation_id="team_members_set")
+    @extend_schema(
+        request=InputSerializer, responses=MemberSerializer, operation_id="team_members_set"
+    )
     def post(self, request: Request, team: str) -> Response:
         team_obj = selectors.team_for_user(request.user, team)
         services.require_permission(user=request.user, team=team_obj, action=Action.MANAGE_TEAM)
@@ -88,7 +90,9 @@ class TokenListApi(StudioAPIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses=inline_serializer("CreatedToken", {"id": serializers.IntegerField(), "token": serializers.CharField()}),
+        responses=inline_serializer(
+            "CreatedToken", {"id": serializers.IntegerField(), "token": serializers.CharField()}
+        ),
         operation_id="tokens_create",
     )
     def post(self, request: Request) -> Response:
@@ -101,7 +105,9 @@ class TokenListApi(StudioAPIView):
             actor=request.user,
         )
         # The secret appears in this response and nowhere else, ever.
-        return Response({**TokenSerializer(token).data, "token": secret}, status=status.HTTP_201_CREATED)
+        return Response(
+            {**TokenSerializer(token).data, "token": secret}, status=status.HTTP_201_CREATED
+        )
 
 
 class TokenDetailApi(StudioAPIView):

@@ -22,7 +22,9 @@ class AuditEventSerializer(serializers.Serializer[Any]):
     object_type = serializers.CharField()
     object_id = serializers.CharField()
     object_repr = serializers.CharField()
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     details = serializers.JSONField()
 
 
@@ -36,7 +38,11 @@ class AuditListApi(StudioAPIView):
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
 
-    @extend_schema(parameters=[FilterSerializer], responses=AuditEventSerializer(many=True), operation_id="audit_list")
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses=AuditEventSerializer(many=True),
+        operation_id="audit_list",
+    )
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
