@@ -7,8 +7,7 @@ import mimetypes
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
-from django.utils.http import content_disposition_header
+from django.http import FileResponse, HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -59,18 +58,19 @@ class ArtifactDownloadApi(StudioAPIView):
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
         operation_id="artifact_download",
     )
-    def get(self, request: Request) -> StreamingHttpResponse:
+    def get(self, request: Request) -> FileResponse:
         key = verify_download(request.query_params, secret=settings.SECRET_KEY)
         store = get_store()
         info = store.stat(key)
-        stream = store.open(key)
         filename = request.query_params.get("filename") or key.rsplit("/", 1)[-1]
-        response = StreamingHttpResponse(
-            iter(lambda: stream.read(1024 * 1024), b""),
+        # FileResponse streams in blocks and closes the store's stream when it is done.
+        response = FileResponse(
+            store.open(key),
+            as_attachment=True,
+            filename=filename,
             content_type=mimetypes.guess_type(filename)[0] or "application/octet-stream",
         )
         response["Content-Length"] = str(info.size)
-        response["Content-Disposition"] = content_disposition_header(True, filename)
         return response
 
 
