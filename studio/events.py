@@ -47,5 +47,7 @@ def _send(group: str, message: TeamEvent) -> None:
         return
     try:
         async_to_sync(layer.group_send)(group, dict(message))
-    except Exception:  # the state change already committed; a lost live event is acceptable
-        log.warning("could not publish %s to %s", message["event"], group, exc_info=True)
+    except Exception as exc:  # the state change already committed; a lost live event is acceptable
+        log.warning(
+            "could not publish %s to %s: %s: %s", message["event"], group, type(exc).__name__, exc
+        )

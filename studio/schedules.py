@@ -7,4 +7,6 @@ from typing import Any
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Lets `/readyz`-style checks and `studiolo doctor` tell that a worker is consuming.
     "worker-heartbeat": {"task": "studio.heartbeat", "schedule": 10.0, "options": {"expires": 10}},
+    # No job stuck InProgress, no container left behind (jobs/reconcile.py).
+    "jobs-reconcile": {"task": "jobs.reconcile", "schedule": 15.0, "options": {"expires": 15}},
 }

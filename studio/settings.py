@@ -147,6 +147,9 @@ ARTIFACT_STORE = CONFIG.artifact_store
 S3_ENDPOINT_URL = CONFIG.s3_endpoint_url
 AWS_REGION = CONFIG.aws_region
 RUNTIME = CONFIG.runtime
+INSTANCE_TYPES = CONFIG.instance_types
+JOBS_WORK_DIR = CONFIG.jobs_work_dir
+JOB_STOP_GRACE_SECONDS = CONFIG.job_stop_grace_seconds
 
 LOGGING = {
     "version": 1,
@@ -154,5 +157,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": CONFIG.log_level},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # One line per task received/succeeded drowns the worker's output (heartbeats).
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+    },
 }

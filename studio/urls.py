@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from studio import views
 from studio.api.views import StudioAPIView
+from studio.artifacts.api import ArtifactListApi, ArtifactUploadApi
 
 
 class SchemaApi(StudioAPIView, SpectacularAPIView):
@@ -14,6 +15,9 @@ class SchemaApi(StudioAPIView, SpectacularAPIView):
 api_v1 = [
     path("", include("studio.accounts.api.urls")),
     path("", include("studio.audit.api.urls")),
+    path("", include("jobs.api.urls")),
+    path("artifacts", ArtifactListApi.as_view(), name="api-artifacts"),
+    path("artifacts/<path:key>", ArtifactUploadApi.as_view(), name="api-artifact"),
     path("schema/", SchemaApi.as_view(), name="api-schema"),
 ]
 

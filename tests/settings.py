@@ -7,14 +7,28 @@ redis-server itself (see tests/conftest.py).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # Short and under /tmp: the embedded Redis listens on a unix socket in here (108-byte limit).
-os.environ.setdefault("STUDIOLO_HOME", tempfile.mkdtemp(prefix="stl-test-", dir="/tmp"))
+# Worker processes started by the tests inherit STUDIOLO_HOME; only its maker removes it.
+if "STUDIOLO_HOME" not in os.environ:
+    _home = tempfile.mkdtemp(prefix="stl-test-", dir="/tmp")
+    os.environ["STUDIOLO_HOME"] = _home
+    atexit.register(shutil.rmtree, _home, ignore_errors=True)
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 32)
 
 from studio.settings import *  # noqa: E402, F403
 
 # Password hashing dominates user-creating tests; strength is not under test here.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # noqa: S105 - tests only
+
+# A file, not SQLite's shared memory: end-to-end tests start real worker processes that
+# must see the same test database.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(STUDIOLO_HOME / "test.sqlite3")}  # noqa: F405
+
+# Stopping jobs in tests should not wait SageMaker's 120 s.
+JOB_STOP_GRACE_SECONDS = 3

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import QuerySet
 
 from studio.accounts.models import ApiToken, Membership, Team
@@ -35,6 +35,11 @@ def memberships_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Mem
 
 def members_of_team(team: Team) -> QuerySet[Membership]:
     return Membership.objects.filter(team=team).select_related("user")
+
+
+def user_by_username(username: str) -> User | None:
+    """An active user by name (administration and team management look people up so)."""
+    return User.objects.filter(username=username, is_active=True).first()
 
 
 def tokens_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ApiToken]:

@@ -107,6 +107,8 @@ def membership_set(*, team: Team, user: User, role: str, actor: Actor = None) ->
             team=team, user=user, defaults={"role": role}
         )
         old_role = None if created else membership.role
+        if old_role == Role.ADMIN and role != Role.ADMIN:
+            _keep_an_admin(team, leaving=user)
         if not created and membership.role != role:
             membership.role = role
             membership.save(update_fields=["role"])
@@ -122,8 +124,27 @@ def membership_set(*, team: Team, user: User, role: str, actor: Actor = None) ->
     return membership
 
 
+def user_password_set(*, user: User, password: str, actor: Actor = None) -> None:
+    """Set a password after Django's validators (length, common, similar to the name)."""
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    try:
+        validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise ValidationError("password: " + " ".join(exc.messages), field="password") from exc
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit_record(
+            actor=actor, action="user.password_set", target=user, object_repr=user.get_username()
+        )
+
+
 def membership_remove(*, team: Team, user: User, actor: Actor = None) -> None:
     with transaction.atomic():
+        if Membership.objects.filter(team=team, user=user, role=Role.ADMIN).exists():
+            _keep_an_admin(team, leaving=user)
         deleted, _ = Membership.objects.filter(team=team, user=user).delete()
         if not deleted:
             raise NotFound(f"{user.get_username()} is not a member of {team.slug}")
@@ -134,6 +155,20 @@ def membership_remove(*, team: Team, user: User, actor: Actor = None) -> None:
             object_repr=f"{user.get_username()} in {team.slug}",
             team=team,
             details={"user": user.get_username()},
+        )
+
+
+def _keep_an_admin(team: Team, *, leaving: User) -> None:
+    """A team always keeps at least one admin, or nobody could manage it any more."""
+    others = (
+        Membership.objects.select_for_update()
+        .filter(team=team, role=Role.ADMIN)
+        .exclude(user=leaving)
+    )
+    if not others.exists():
+        raise ValidationError(
+            f"role: {leaving.get_username()} is the last admin of {team.slug}; make someone else admin first",
+            field="role",
         )
 
 
@@ -175,7 +210,7 @@ def token_create(
             expires_at=expires_at,
         )
         audit_record(
-            actor=actor if actor is not None else user,
+            actor=actor,
             action="token.created",
             target=token,
             details={"user": user.get_username(), "name": name},

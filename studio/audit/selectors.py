@@ -26,10 +26,12 @@ class AuditFilter:
 def audit_events_for_user(
     user: AbstractBaseUser | AnonymousUser, filters: AuditFilter | None = None
 ) -> QuerySet[AuditEvent]:
-    """Events of the user's teams, plus the team-less events the user caused (their tokens)."""
+    """Events of the user's teams, plus the team-less events about the user: those they
+    caused, and those on their own account or tokens (made by an administrator or `system`)."""
     filters = filters or AuditFilter()
+    about_me = Q(actor_id=user.pk) | Q(details__user=user.get_username())
     events = AuditEvent.objects.filter(
-        Q(team__in=teams_for_user(user)) | Q(team__isnull=True, actor_id=user.pk)
+        Q(team__in=teams_for_user(user)) | (Q(team__isnull=True) & about_me)
     ).select_related("team")
     if filters.team:
         events = events.filter(team__slug=filters.team)

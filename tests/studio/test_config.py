@@ -71,6 +71,13 @@ def test_s3_artifact_store_and_external_redis(tmp_path: Path) -> None:
         ("LOG_LEVEL", "LOUD"),
         ("S3_ENDPOINT_URL", "127.0.0.1:9000"),
         ("CSRF_TRUSTED_ORIGINS", "studio.example.org"),
+        ("INSTANCE_TYPES", "{not json"),
+        ("INSTANCE_TYPES", '{"ml.x": {"cpus": 0, "memory_mb": 1024}}'),
+        ("INSTANCE_TYPES", '{"ml.x": {"cpus": 1, "memory_mb": "lots"}}'),
+        ("INSTANCE_TYPES", '{"Bad Name": {"cpus": 1, "memory_mb": 1024}}'),
+        ("JOBS_WORK_DIR", "relative/work"),
+        ("JOB_STOP_GRACE_SECONDS", "soon"),
+        ("JOB_STOP_GRACE_SECONDS", "-1"),
     ],
 )
 def test_bad_value_names_the_variable_in_one_line(tmp_path: Path, name: str, value: str) -> None:

@@ -26,7 +26,10 @@ def test_valid_token_authenticates(client: Client) -> None:
     user = make_user(team, role="viewer", username="ana")
     status, body = get_me(client, make_token(user))
     assert status == 200
-    assert body == {"username": "ana", "teams": [{"slug": "alpha", "name": "alpha", "role": "viewer"}]}
+    assert body == {
+        "username": "ana",
+        "teams": [{"slug": "alpha", "name": "alpha", "role": "viewer"}],
+    }
 
 
 def test_token_is_stored_only_as_a_digest() -> None:
@@ -108,7 +111,9 @@ def test_last_used_is_recorded_but_not_on_every_request(client: Client) -> None:
 def test_token_created_through_the_api_is_shown_once(client: Client) -> None:
     user = make_user()
     auth = {"HTTP_AUTHORIZATION": f"Bearer {make_token(user)}"}
-    created = client.post("/api/v1/tokens", {"name": "laptop"}, content_type="application/json", **auth)
+    created = client.post(
+        "/api/v1/tokens", {"name": "laptop"}, content_type="application/json", **auth
+    )
     assert created.status_code == 201
     secret = created.json()["token"]
     assert get_me(client, secret)[0] == 200

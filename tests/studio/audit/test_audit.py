@@ -19,7 +19,9 @@ def test_state_changes_write_events_with_actor_and_team() -> None:
     member = make_user(username="newbie")
     services.membership_set(team=team, user=member, role="viewer", actor=admin)
     services.membership_set(team=team, user=member, role="scientist", actor=admin)
-    events = list(AuditEvent.objects.filter(team=team, action__startswith="membership.").order_by("id"))
+    events = list(
+        AuditEvent.objects.filter(team=team, action__startswith="membership.").order_by("id")
+    )
     assert [(e.actor_name, e.action, e.details["role"]) for e in events[-2:]] == [
         ("boss", "membership.added", "viewer"),
         ("boss", "membership.role_changed", "scientist"),
@@ -57,9 +59,15 @@ def test_events_cannot_be_changed_through_the_orm() -> None:
 )
 def test_database_refuses_raw_updates_and_deletes(statement: str) -> None:
     if statement.startswith("DELETE") and connection.vendor == "sqlite":
-        pytest.skip("SQLite refuses DELETE in the ORM only (see migration 0002); CI runs PostgreSQL")
+        pytest.skip(
+            "SQLite refuses DELETE in the ORM only (see migration 0002); CI runs PostgreSQL"
+        )
     make_team()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement)
     assert not AuditEvent.objects.filter(action="forged").exists()
     assert AuditEvent.objects.exists()
@@ -69,7 +77,9 @@ def test_api_is_read_only(client: Client) -> None:
     user = make_user(make_team())
     auth = {"HTTP_AUTHORIZATION": f"Bearer {make_token(user)}"}
     for method in ("post", "put", "patch", "delete"):
-        response = getattr(client, method)("/api/v1/audit", {}, content_type="application/json", **auth)
+        response = getattr(client, method)(
+            "/api/v1/audit", {}, content_type="application/json", **auth
+        )
         assert response.status_code == 405, method
 
 
@@ -86,7 +96,9 @@ def test_api_filters_by_action_prefix_actor_and_team(client: Client) -> None:
     assert bad.json()["error"]["field"] == "since"
 
 
-def test_list_query_count_does_not_grow_with_events(client: Client, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_list_query_count_does_not_grow_with_events(
+    client: Client, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
     team = make_team()
     admin = make_user(team, role="admin")
     auth = {"HTTP_AUTHORIZATION": f"Bearer {make_token(admin)}"}

@@ -1,0 +1,110 @@
+"""Count cards on the dashboard, from a registry other apps add to.
+
+A card provider is a function `(team, user) -> DashboardCard | None` registered with
+`@dashboard_card(order=...)`. Providers read through their app's selectors (team-scoped, one
+cheap query each) and return None to hide their card. An app registers its providers by
+importing the module that defines them from its `AppConfig.ready()`, e.g. in `jobs/apps.py`:
+
+    def ready(self) -> None:
+        from jobs import dashboard  # noqa: F401 - registers the "Jobs running" card
+
+and in `jobs/dashboard.py`:
+
+    @dashboard_card(order=30)
+    def running_jobs(team: Team, user: User) -> DashboardCard:
+        return DashboardCard(key="jobs-running", label="Jobs running",
+                             value=running_jobs_count(team), href=reverse("jobs"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth.models import User
+from django.urls import reverse
+from django.utils import timezone
+
+from studio.accounts.models import Team
+from studio.accounts.selectors import members_of_team, tokens_for_user
+from studio.audit.selectors import AuditFilter, audit_events_for_user
+
+
+@dataclass(frozen=True)
+class DashboardCard:
+    key: str  # stable, unique: the card's DOM id and what tests look for
+    label: str
+    value: int | str
+    href: str | None = None  # where a click on the card leads
+    hint: str = ""  # one short line under the number
+    # A websocket event name ("audit", "job.status"...): each such event of the current
+    # team adds one to the number on the page without a reload.
+    increments_on: str | None = None
+
+
+CardProvider = Callable[[Team, User], DashboardCard | None]
+
+_providers: dict[str, tuple[int, CardProvider]] = {}
+
+
+def dashboard_card(order: int = 100) -> Callable[[CardProvider], CardProvider]:
+    """Register a card provider; cards are shown by ascending `order`, then name.
+
+    Re-registering the same function (a module imported twice) replaces it.
+    """
+
+    def register(provider: CardProvider) -> CardProvider:
+        _providers[f"{provider.__module__}.{provider.__qualname__}"] = (order, provider)
+        return provider
+
+    return register
+
+
+def dashboard_cards(team: Team, user: User) -> list[DashboardCard]:
+    ordered = sorted(_providers.items(), key=lambda item: (item[1][0], item[0]))
+    cards = [provider(team, user) for _, (_, provider) in ordered]
+    return [card for card in cards if card is not None]
+
+
+# --- the cards of the studio itself ----------------------------------------------------
+
+
+@dashboard_card(order=10)
+def members_card(team: Team, user: User) -> DashboardCard:
+    return DashboardCard(
+        key="members",
+        label="Members",
+        value=members_of_team(team).count(),
+        href=reverse("settings-team"),
+        hint=f"in {team.name}",
+    )
+
+
+@dashboard_card(order=20)
+def tokens_card(team: Team, user: User) -> DashboardCard:
+    now = timezone.now()
+    active = (
+        tokens_for_user(user).filter(revoked_at__isnull=True).exclude(expires_at__lte=now).count()
+    )
+    return DashboardCard(
+        key="tokens",
+        label="Your active API tokens",
+        value=active,
+        href=reverse("settings-tokens"),
+        hint="for the CLI and SDKs",
+    )
+
+
+@dashboard_card(order=90)
+def audit_card(team: Team, user: User) -> DashboardCard:
+    since = timezone.now() - timedelta(hours=24)
+    count = audit_events_for_user(user, AuditFilter(team=team.slug, since=since)).count()
+    return DashboardCard(
+        key="audit-24h",
+        label="Audit events",
+        value=count,
+        href=f"{reverse('audit')}?team={team.slug}",
+        hint="in the last 24 hours",
+        increments_on="audit",
+    )

@@ -1,0 +1,236 @@
+"""REST for jobs: create, list, describe, stop, logs (paged and as a download)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from jobs import selectors
+from jobs.models import JobStatus
+from jobs.services.lifecycle import job_stop
+from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinition, job_create
+from studio.accounts.selectors import default_team_for_user, team_for_user
+from studio.api.pagination import CursorPagination
+from studio.api.views import StudioAPIView
+from studio.artifacts import get_store, sign_download
+from studio.errors import ValidationError
+
+
+class TransitionSerializer(serializers.Serializer[Any]):
+    status = serializers.CharField()
+    secondary_status = serializers.CharField()
+    message = serializers.CharField()
+    actor = serializers.CharField(source="actor_name")
+    at = serializers.DateTimeField()
+
+
+class JobSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    team = serializers.CharField(source="team.slug")
+    kind = serializers.CharField()
+    image = serializers.CharField()
+    framework = serializers.CharField()
+    entry_point = serializers.CharField()
+    source_uri = serializers.CharField()
+    hyperparameters = serializers.DictField(child=serializers.CharField())
+    environment = serializers.DictField(child=serializers.CharField())
+    input_channels = serializers.ListField(child=serializers.DictField())
+    output_path = serializers.CharField()
+    metric_definitions = serializers.ListField(child=serializers.DictField())
+    instance_type = serializers.CharField()
+    instance_count = serializers.IntegerField()
+    max_runtime_seconds = serializers.IntegerField()
+    enable_network = serializers.BooleanField()
+    container_entrypoint = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    container_arguments = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    status = serializers.CharField()
+    secondary_status = serializers.CharField()
+    status_message = serializers.CharField()
+    failure_reason = serializers.CharField()
+    exit_code = serializers.IntegerField(allow_null=True)
+    runtime = serializers.CharField()
+    model_artifact_uri = serializers.CharField()
+    output_artifact_uri = serializers.CharField()
+    run_id = serializers.IntegerField(allow_null=True)
+    log_line_count = serializers.IntegerField()
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_at = serializers.DateTimeField()
+    training_started_at = serializers.DateTimeField(allow_null=True)
+    training_ended_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+
+class JobDetailSerializer(JobSerializer):
+    transitions = TransitionSerializer(many=True)
+    downloads = serializers.SerializerMethodField()
+
+    def get_downloads(self, job: Any) -> dict[str, str]:
+        """Signed links to the job's archives, through the studio."""
+        store = get_store()
+        secret = self.context["secret"]
+        links = {}
+        for name, uri in (("model", job.model_artifact_uri), ("output", job.output_artifact_uri)):
+            if uri:
+                links[name] = "/artifacts/download?" + sign_download(
+                    store.key_from_uri(uri), secret=secret, filename=f"{job.name}-{name}.tar.gz"
+                )
+        return links
+
+
+class JobListApi(StudioAPIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        class ChannelSerializer(serializers.Serializer[Any]):
+            name = serializers.CharField()
+            uri = serializers.CharField()
+            content_type = serializers.CharField(required=False, allow_blank=True, default="")
+            input_mode = serializers.CharField(required=False, default="File")
+
+        class MetricSerializer(serializers.Serializer[Any]):
+            name = serializers.CharField()
+            regex = serializers.CharField()
+
+        team = serializers.CharField(required=False)
+        name = serializers.CharField()
+        instance_type = serializers.CharField()
+        image = serializers.CharField(required=False, allow_blank=True, default="")
+        framework = serializers.CharField(required=False, allow_blank=True, default="")
+        entry_point = serializers.CharField(required=False, allow_blank=True, default="")
+        source_uri = serializers.CharField(required=False, allow_blank=True, default="")
+        hyperparameters = serializers.DictField(required=False, default=dict)
+        environment = serializers.DictField(required=False, default=dict)
+        input_channels = ChannelSerializer(many=True, required=False, default=list)
+        output_path = serializers.CharField(required=False, allow_blank=True, default="")
+        instance_count = serializers.IntegerField(required=False, default=1)
+        max_runtime_seconds = serializers.IntegerField(required=False, default=86400)
+        metric_definitions = MetricSerializer(many=True, required=False, default=list)
+        container_entrypoint = serializers.ListField(
+            child=serializers.CharField(), required=False, allow_null=True, default=None
+        )
+        container_arguments = serializers.ListField(
+            child=serializers.CharField(), required=False, allow_null=True, default=None
+        )
+        enable_network = serializers.BooleanField(required=False, default=False)
+        experiment = serializers.CharField(required=False, allow_blank=True, default="")
+
+    class FilterSerializer(serializers.Serializer[Any]):
+        team = serializers.CharField(required=False)
+        status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
+        name = serializers.CharField(required=False)
+
+    @extend_schema(
+        parameters=[FilterSerializer], responses=JobSerializer(many=True), operation_id="jobs_list"
+    )
+    def get(self, request: Request) -> Response:
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        jobs = selectors.jobs_for_user(request.user)
+        if team := params.validated_data.get("team"):
+            jobs = jobs.filter(team__slug=team)
+        if job_status := params.validated_data.get("status"):
+            jobs = jobs.filter(status=job_status)
+        if name := params.validated_data.get("name"):
+            jobs = jobs.filter(name__icontains=name)
+        paginator = CursorPagination()
+        page = paginator.paginate_queryset(jobs, request, view=self)
+        return paginator.get_paginated_response(JobSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=InputSerializer, responses={201: JobSerializer}, operation_id="jobs_create"
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        team_slug = values.pop("team", None)
+        team = (
+            team_for_user(request.user, team_slug)
+            if team_slug
+            else default_team_for_user(request.user)
+        )
+        if team is None:
+            raise ValidationError("team: you are not a member of any team", field="team")
+        job = job_create(
+            team=team,
+            actor=request.user,
+            request=JobRequest(
+                **{
+                    k: v
+                    for k, v in values.items()
+                    if k not in ("input_channels", "metric_definitions")
+                },
+                channels=[ChannelRequest(**c) for c in values["input_channels"]],
+                metric_definitions=[MetricDefinition(**m) for m in values["metric_definitions"]],
+            ),
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class JobDetailApi(StudioAPIView):
+    @extend_schema(responses=JobDetailSerializer, operation_id="jobs_describe")
+    def get(self, request: Request, job_id: int) -> Response:
+        from django.conf import settings
+
+        job = selectors.job_for_user(request.user, job_id)
+        return Response(JobDetailSerializer(job, context={"secret": settings.SECRET_KEY}).data)
+
+
+class JobStopApi(StudioAPIView):
+    @extend_schema(request=None, responses=JobSerializer, operation_id="jobs_stop")
+    def post(self, request: Request, job_id: int) -> Response:
+        job = job_stop(job=selectors.job_for_user(request.user, job_id), actor=request.user)
+        return Response(JobSerializer(job).data)
+
+
+class JobLogsApi(StudioAPIView):
+    class FilterSerializer(serializers.Serializer[Any]):
+        after = serializers.IntegerField(required=False, default=0, min_value=0)
+        limit = serializers.IntegerField(required=False, default=1000, min_value=1, max_value=10000)
+
+    class LineSerializer(serializers.Serializer[Any]):
+        seq = serializers.IntegerField()
+        stream = serializers.CharField()
+        at = serializers.DateTimeField()
+        line = serializers.CharField()
+
+    @extend_schema(
+        parameters=[FilterSerializer], responses=LineSerializer(many=True), operation_id="jobs_logs"
+    )
+    def get(self, request: Request, job_id: int) -> Response:
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        job = selectors.job_for_user(request.user, job_id)
+        lines = list(selectors.job_log_page(job, **params.validated_data))
+        return Response(
+            {
+                "results": self.LineSerializer(lines, many=True).data,
+                "next_after": lines[-1].seq if lines else params.validated_data["after"],
+                "status": job.status,
+                "total": job.log_line_count,
+            }
+        )
+
+
+class JobLogDownloadApi(StudioAPIView):
+    @extend_schema(responses={(200, "text/plain"): str}, operation_id="jobs_logs_download")
+    def get(self, request: Request, job_id: int) -> StreamingHttpResponse:
+        job = selectors.job_for_user(request.user, job_id)
+
+        def lines() -> Iterator[bytes]:
+            after = 0
+            while True:
+                page = list(selectors.job_log_page(job, after=after, limit=5000))
+                if not page:
+                    return
+                yield "".join(f"{row.line}\n" for row in page).encode()
+                after = page[-1].seq
+
+        response = StreamingHttpResponse(lines(), content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{job.name}.log"'
+        return response

@@ -1,0 +1,23 @@
+"""Framework images: `--framework sklearn` means "script mode in this image"."""
+
+from __future__ import annotations
+
+from studio.errors import ValidationError
+
+# Built offline by scripts/build-images (containers/sklearn/Dockerfile).
+FRAMEWORK_IMAGES: dict[str, str] = {
+    "sklearn": "studiolo/sklearn:latest",
+}
+
+
+def framework_image(framework: str) -> str:
+    if framework not in FRAMEWORK_IMAGES:
+        raise ValidationError(
+            f"framework: unknown {framework!r} (available: {', '.join(sorted(FRAMEWORK_IMAGES))})",
+            field="framework",
+        )
+    return FRAMEWORK_IMAGES[framework]
+
+
+def is_framework_image(image: str) -> bool:
+    return image in FRAMEWORK_IMAGES.values()

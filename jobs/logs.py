@@ -1,0 +1,216 @@
+"""A job's log: every line kept in the database, published live, mined for metrics.
+
+The runner feeds raw output chunks to a `LogWriter`. A flusher thread turns pending lines
+into one bulk INSERT and one channel-layer message at most every `FLUSH_INTERVAL`, so a
+chatty job costs a few writes per second rather than one per line, and a quiet job's line
+still reaches the browser within ~50 ms. Metric definitions are applied to each line as it
+is flushed and the values recorded in the job's run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import close_old_connections, connection
+from django.db.models import F
+from django.utils import timezone
+
+from experiments.services import Point, metrics_log_batch
+from jobs.models import Job, JobLogLine
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.05  # seconds a line may wait before it is written and published
+MAX_BATCH = 2000  # lines per INSERT
+PUBLISH_BATCH = 500  # lines per channel-layer message (Redis messages stay small)
+MAX_LINE = 64 * 1024  # longer lines are cut; a runaway line must not exhaust memory
+
+
+class WireLine(TypedDict):
+    seq: int
+    stream: str
+    at: str
+    line: str
+
+
+def job_group(job_id: int) -> str:
+    return f"job.{job_id}"
+
+
+def _send(job_id: int, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(job_group(job_id), message)
+    except Exception as exc:  # lines are in the database already; a late client reads them there
+        log.warning("could not publish to %s: %s: %s", job_group(job_id), type(exc).__name__, exc)
+
+
+def publish_status(job_id: int, payload: dict[str, Any]) -> None:
+    _send(job_id, {"type": "job.status", "status": payload})
+
+
+def to_wire(row: JobLogLine) -> WireLine:
+    return {"seq": row.seq, "stream": row.stream, "at": row.at.isoformat(), "line": row.line}
+
+
+@dataclass
+class _Metric:
+    name: str
+    pattern: re.Pattern[str]
+    step: int = 0
+
+
+class LogWriter:
+    """Collects a job's output and persists/publishes it in batches from a thread."""
+
+    def __init__(self, job: Job, *, skip_lines: int = 0) -> None:
+        self.job_id = job.pk
+        self.run_id = job.run_id
+        self.metrics = [_Metric(m["name"], re.compile(m["regex"])) for m in job.metric_definitions]
+        self._seq = job.log_line_count
+        # Lines a previous worker already stored: a re-attached log stream replays them.
+        self._skip = skip_lines
+        self._partial: dict[str, bytes] = {}
+        self._pending: list[JobLogLine] = []
+        self._lock = threading.Condition()
+        self._closed = False
+        self._tail: list[str] = []
+        self._thread = threading.Thread(
+            target=self._flush_loop, name=f"job-{job.pk}-logs", daemon=True
+        )
+        self._thread.start()
+
+    # --- producer side (the runner's thread) ---------------------------------------------
+
+    def feed(self, stream: str, data: bytes) -> None:
+        buffered = self._partial.get(stream, b"") + data
+        *complete, rest = buffered.split(b"\n")
+        self._partial[stream] = rest
+        if len(rest) > MAX_LINE:
+            complete.append(rest)
+            self._partial[stream] = b""
+        self._add(stream, complete)
+
+    def system(self, text: str) -> None:
+        """A line from the platform itself ("Downloading input data"), kept in the log."""
+        self._add("system", [text.encode()])
+
+    def close(self) -> None:
+        """Flush partial lines and everything pending; returns when all is written."""
+        for stream, rest in list(self._partial.items()):
+            if rest:
+                self._add(stream, [rest])
+        self._partial.clear()
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._thread.join()
+
+    def tail(self) -> list[str]:
+        """The last lines seen (for failure reasons)."""
+        with self._lock:
+            return list(self._tail)
+
+    def _add(self, stream: str, raw_lines: Iterable[bytes]) -> None:
+        now = timezone.now()
+        with self._lock:
+            for raw in raw_lines:
+                if self._skip > 0:
+                    self._skip -= 1
+                    continue
+                text = raw[:MAX_LINE].decode("utf-8", errors="replace").rstrip("\r")
+                self._seq += 1
+                self._pending.append(
+                    JobLogLine(job_id=self.job_id, seq=self._seq, stream=stream, at=now, line=text)
+                )
+                self._tail.append(text)
+            del self._tail[:-50]
+            if len(self._pending) >= MAX_BATCH:
+                self._lock.notify()
+
+    # --- consumer side (the flusher thread) ---------------------------------------------
+
+    def _flush_loop(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if not self._pending and not self._closed:
+                        self._lock.wait(timeout=FLUSH_INTERVAL)
+                    batch, self._pending = self._pending, []
+                    closed = self._closed
+                if batch:
+                    self._write(batch)
+                elif closed:
+                    return
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def _write(self, batch: list[JobLogLine]) -> None:
+        close_old_connections()
+        for start in range(0, len(batch), MAX_BATCH):
+            chunk = batch[start : start + MAX_BATCH]
+            JobLogLine.objects.bulk_create(chunk)
+            Job.objects.filter(pk=self.job_id).update(
+                log_line_count=F("log_line_count") + len(chunk)
+            )
+        for start in range(0, len(batch), PUBLISH_BATCH):
+            chunk = batch[start : start + PUBLISH_BATCH]
+            _send(self.job_id, {"type": "log.lines", "lines": [to_wire(row) for row in chunk]})
+        points = self._metric_points(batch)
+        if points and self.run_id is not None:
+            metrics_log_batch(run_id=self.run_id, points=points)
+            _send(
+                self.job_id,
+                {
+                    "type": "job.metrics",
+                    "points": [
+                        {
+                            "name": p.key,
+                            "value": p.value,
+                            "step": p.step,
+                            "at": p.timestamp.isoformat(),
+                        }
+                        for p in points
+                    ],
+                },
+            )
+
+    def _metric_points(self, batch: list[JobLogLine]) -> list[Point]:
+        points: list[Point] = []
+        if not self.metrics:
+            return points
+        for row in batch:
+            if row.stream == "system":
+                continue
+            for metric in self.metrics:
+                match = metric.pattern.search(row.line)
+                if match is None:
+                    continue
+                value = _to_float(match.group(1))
+                if value is None:
+                    continue
+                points.append(Point(metric.name, value, metric.step, row.at))
+                metric.step += 1
+        return points
+
+
+def _to_float(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text.strip())
+    except ValueError:
+        return None
+
+
+def lines_after(job_id: int, after_seq: int, limit: int = 1000) -> list[JobLogLine]:
+    return list(JobLogLine.objects.filter(job_id=job_id, seq__gt=after_seq).order_by("seq")[:limit])

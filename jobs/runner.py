@@ -1,0 +1,490 @@
+"""Driving one job from Pending to a final state. Called by the `jobs.run_job` task.
+
+The runner always reaches a final state or hands the job back: every path ends in
+Completed, Failed or Stopped, except losing the lease to another worker (which then owns
+the job). A worker that dies mid-job leaves the container running; reconciliation gives the
+job to another worker whose runner re-attaches to the container by its labels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs.contract import (
+    OptMl,
+    download_prefix_or_object,
+    pack_folder,
+    stage_source,
+    training_job_arn,
+    upload_file,
+    write_config,
+)
+from jobs.frameworks import is_framework_image
+from jobs.instance_types import instance_type_get
+from jobs.logs import LogWriter
+from jobs.models import TERMINAL_STATUSES, Job, JobLogLine, JobStatus, SecondaryStatus
+from jobs.runtime import get_runtime
+from jobs.runtime.base import (
+    LABEL_INSTANCE,
+    LABEL_JOB_ID,
+    LABEL_KIND,
+    LABEL_TEAM,
+    ContainerNotFound,
+    ContainerSpec,
+    ContainerState,
+    Mount,
+    Runtime,
+)
+from jobs.services.lifecycle import IllegalTransition, job_fail, job_progress, job_transition
+from studio.artifacts import get_store
+from studio.errors import StudioloError, ValidationError
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 30
+LEASE_RENEW_EVERY = 5.0
+WATCH_EVERY = 0.5
+CONTAINER_UID = 1000  # the `studiolo` user of the framework images
+MESSAGES: dict[str, str] = {
+    SecondaryStatus.STARTING: "Preparing the instances for training",
+    SecondaryStatus.DOWNLOADING: "Downloading input data",
+    SecondaryStatus.TRAINING: "Training image download completed. Training in progress.",
+    SecondaryStatus.UPLOADING: "Uploading generated training model",
+    SecondaryStatus.COMPLETED: "Training job completed",
+    SecondaryStatus.STOPPED: "Training job stopped",
+    SecondaryStatus.MAX_RUNTIME_EXCEEDED: "Job stopped because the maximum runtime was exceeded",
+}
+
+
+def instance_label() -> str:
+    """Identifies this studio installation, so two side by side never touch each other's
+    containers."""
+    return str(settings.STUDIOLO_HOME)
+
+
+def container_name(job: Job) -> str:
+    return f"studiolo-job-{job.pk}"
+
+
+def job_labels(job: Job) -> dict[str, str]:
+    return {
+        LABEL_KIND: "job",
+        LABEL_JOB_ID: str(job.pk),
+        LABEL_TEAM: job.team.slug,
+        LABEL_INSTANCE: instance_label(),
+    }
+
+
+def work_dir(job: Job) -> Path:
+    return Path(settings.JOBS_WORK_DIR) / f"job-{job.pk}"
+
+
+class LeaseLost(Exception):
+    """Another worker owns the job now; this one must let go without touching it."""
+
+
+@dataclass
+class Lease:
+    job_id: int
+    owner: str
+
+    def acquire(self) -> bool:
+        now = timezone.now()
+        return bool(
+            Job.objects.filter(pk=self.job_id)
+            .filter(Q(lease_owner="") | Q(lease_owner=self.owner) | Q(lease_expires_at__lt=now))
+            .update(lease_owner=self.owner, lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
+        )
+
+    def release(self) -> None:
+        Job.objects.filter(pk=self.job_id, lease_owner=self.owner).update(
+            lease_owner="", lease_expires_at=None
+        )
+
+
+def run_job(job_id: int) -> None:
+    job = Job.objects.select_related("team").get(pk=job_id)
+    if job.status in TERMINAL_STATUSES:
+        return
+    lease = Lease(job_id, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    if not lease.acquire():
+        log.info("job %s is driven by another worker; nothing to do", job.name)
+        return
+    try:
+        JobRunner(job, lease).run()
+    except LeaseLost:
+        log.warning("job %s: lease lost to another worker; letting go", job.name)
+        return
+    finally:
+        lease.release()
+
+
+class JobRunner:
+    def __init__(self, job: Job, lease: Lease) -> None:
+        self.job = job
+        self.lease = lease
+        self.runtime: Runtime = get_runtime()
+        self.opt_ml = OptMl(work_dir(job) / "opt_ml")
+        self.container_id: str | None = None
+        self.writer: LogWriter | None = None
+        self._stop_sent = threading.Event()
+        self._done = threading.Event()
+
+    # --- the whole lifecycle ---------------------------------------------------------------
+
+    def run(self) -> None:
+        job = self.job
+        existing = self._find_container()
+        try:
+            if existing is None and job.status == JobStatus.PENDING:
+                self._prepare_and_start()
+            elif existing is None and job.secondary_status in (
+                SecondaryStatus.STARTING,
+                SecondaryStatus.DOWNLOADING,
+            ):
+                self._prepare_and_start()  # a previous attempt died before starting anything
+            elif existing is None:
+                self._finish_without_container()
+                return
+            else:
+                self._reattach(existing)
+            if self.container_id is None:
+                return  # stopped before a container was started
+            self._follow()
+            self._finish()
+        except LeaseLost:
+            raise
+        except StudioloError as exc:
+            self._fail(exc.message)
+        except Exception as exc:
+            log.exception("job %s: platform failure", job.name)
+            self._fail(f"Platform error: {type(exc).__name__}: {exc}")
+        finally:
+            self._done.set()
+            if self.writer is not None:
+                self.writer.close()
+
+    # --- preparation ------------------------------------------------------------------------
+
+    def _move(self, status: str, secondary: str, message: str | None = None, **fields: Any) -> None:
+        self.job = job_transition(
+            job_id=self.job.pk,
+            status=status,
+            secondary_status=secondary,
+            message=message if message is not None else MESSAGES.get(secondary, ""),
+            **fields,
+        )
+
+    def _prepare_and_start(self) -> None:
+        job = self.job
+        store = get_store()
+        try:
+            self._move(JobStatus.IN_PROGRESS, SecondaryStatus.STARTING, runtime=self.runtime.name)
+        except IllegalTransition:
+            job.refresh_from_db()
+            if job.status != JobStatus.IN_PROGRESS:
+                self._finish_without_container()  # stopped (or failed) before we began
+                return
+            # else: a retried preparation; start again from a clean tree
+        self.writer = LogWriter(self.job, skip_lines=0)
+        self.writer.system(
+            f"Starting job {job.name} on {job.instance_type} ({self.runtime.name} runtime)"
+        )
+        self.opt_ml.create()
+        self._move(JobStatus.IN_PROGRESS, SecondaryStatus.DOWNLOADING)
+        for channel in job.input_channels:
+            key = store.key_from_uri(channel["uri"])
+            self.writer.system(f"Downloading channel {channel['name']} from {channel['uri']}")
+            size = download_prefix_or_object(
+                store,
+                key,
+                self.opt_ml.data / channel["name"],
+                self._download_progress(channel["name"]),
+            )
+            self.writer.system(f"Channel {channel['name']}: {size / 1e6:.1f} MB")
+        if job.source_uri:
+            stage_source(store, store.key_from_uri(job.source_uri), self.opt_ml.code)
+            if job.entry_point and not (self.opt_ml.code / job.entry_point).exists():
+                raise ValidationError(
+                    f"entry_point: {job.entry_point!r} is not in the source", field="entry_point"
+                )
+        write_config(
+            self.opt_ml,
+            hyperparameters=self._hyperparameters(),
+            channels=job.input_channels,
+            instance_type=job.instance_type,
+        )
+        spec = self._spec()
+        self.job.refresh_from_db()
+        if self.job.status != JobStatus.IN_PROGRESS:
+            self._finish_without_container()  # stop requested while downloading
+            return
+        self.writer.system("Starting the training container")
+        state = self.runtime.start(spec)
+        self.container_id = state.id
+        self._move(JobStatus.IN_PROGRESS, SecondaryStatus.TRAINING)
+
+    def _download_progress(self, channel: str):  # type: ignore[no-untyped-def]
+        def report(files_done: int, files: int, done: int, total: int) -> None:
+            job_progress(
+                job_id=self.job.pk,
+                message=f"Downloading input data: channel {channel}, {files_done}/{files} files, "
+                f"{done / 1e6:.1f}/{total / 1e6:.1f} MB",
+            )
+
+        return report
+
+    def _hyperparameters(self) -> dict[str, str]:
+        hyperparameters = dict(self.job.hyperparameters)
+        if self.job.entry_point:
+            # What the SageMaker SDK adds in script mode, JSON-encoded as it does.
+            hyperparameters.setdefault("sagemaker_program", json.dumps(self.job.entry_point))
+            hyperparameters.setdefault("sagemaker_submit_directory", json.dumps("/opt/ml/code"))
+        hyperparameters.setdefault("sagemaker_job_name", json.dumps(self.job.name))
+        hyperparameters.setdefault("sagemaker_region", json.dumps("local"))
+        return hyperparameters
+
+    def _spec(self) -> ContainerSpec:
+        job = self.job
+        instance = instance_type_get(job.instance_type)
+        env = {
+            "TRAINING_JOB_NAME": job.name,
+            "TRAINING_JOB_ARN": training_job_arn(job.name),
+            "PYTHONUNBUFFERED": "1",
+            "STUDIOLO_JOB_ID": str(job.pk),
+            **({"STUDIOLO_RUN_ID": str(job.run_id)} if job.run_id else {}),
+            **job.environment,
+        }
+        user = None
+        if self.runtime.isolated and is_framework_image(job.image) and os.geteuid() == 0:
+            # Our framework images run scripts as an unprivileged user; images users bring
+            # run as their own default user (root, per the SageMaker contract).
+            self.opt_ml.make_writable_for(CONTAINER_UID, CONTAINER_UID)
+            user = f"{CONTAINER_UID}:{CONTAINER_UID}"
+        if job.container_entrypoint:
+            entrypoint, command = job.container_entrypoint, job.container_arguments
+        else:
+            entrypoint, command = None, job.container_arguments or ["train"]
+        return ContainerSpec(
+            name=container_name(job),
+            image=job.image,
+            command=command,
+            entrypoint=entrypoint,
+            env=env,
+            mounts=(Mount(self.opt_ml.root, "/opt/ml"),),
+            cpus=instance.cpus,
+            memory_bytes=instance.memory_bytes,
+            gpus=instance.gpus,
+            network=job.enable_network,
+            labels=job_labels(job),
+            user=user,
+        )
+
+    # --- running -----------------------------------------------------------------------------
+
+    def _find_container(self) -> ContainerState | None:
+        found = self.runtime.find(
+            {LABEL_JOB_ID: str(self.job.pk), LABEL_INSTANCE: instance_label()}
+        )
+        return found[0] if found else None
+
+    def _reattach(self, state: ContainerState) -> None:
+        self.container_id = state.id
+        printed = JobLogLine.objects.filter(job_id=self.job.pk).exclude(stream="system").count()
+        self.writer = LogWriter(self.job, skip_lines=printed)
+        self.writer.system("Re-attached to the running container after a worker change")
+
+    def _follow(self) -> None:
+        container_id, writer = self._running()
+        watchdog = threading.Thread(
+            target=self._watch, name=f"job-{self.job.pk}-watch", daemon=True
+        )
+        watchdog.start()
+        try:
+            for chunk in self.runtime.logs(container_id, follow=True):
+                writer.feed(chunk.stream, chunk.data)
+        finally:
+            self._done.set()
+            watchdog.join(timeout=10)
+
+    def _watch(self) -> None:
+        """Renews the lease, enforces MaxRuntimeInSeconds, and carries out stop requests."""
+        last_renew = 0.0
+        try:
+            while not self._done.wait(WATCH_EVERY):
+                close_old_connections()
+                if time.monotonic() - last_renew >= LEASE_RENEW_EVERY:
+                    if not self.lease.acquire():
+                        log.warning("job %s: lease taken by another worker", self.job.pk)
+                        return
+                    last_renew = time.monotonic()
+                job = Job.objects.only("status", "training_started_at", "max_runtime_seconds").get(
+                    pk=self.job.pk
+                )
+                if self._stop_sent.is_set():
+                    continue
+                if job.status == JobStatus.STOPPING:
+                    self._stop_container("Stop requested: stopping the container")
+                elif (
+                    job.training_started_at
+                    and timezone.now() - job.training_started_at
+                    > timedelta(seconds=job.max_runtime_seconds)
+                ):
+                    try:
+                        job_transition(
+                            job_id=self.job.pk,
+                            status=JobStatus.STOPPING,
+                            secondary_status=SecondaryStatus.MAX_RUNTIME_EXCEEDED,
+                            message=f"MaxRuntimeInSeconds ({job.max_runtime_seconds} s) exceeded: stopping",
+                        )
+                    except IllegalTransition:
+                        continue
+                    self._stop_container(
+                        f"MaxRuntimeInSeconds ({job.max_runtime_seconds} s) exceeded"
+                    )
+        except Exception:
+            log.exception("job %s: watchdog failed", self.job.pk)
+        finally:
+            connection.close()
+
+    def _stop_container(self, reason: str) -> None:
+        container_id, writer = self._running()
+        self._stop_sent.set()
+        grace = settings.JOB_STOP_GRACE_SECONDS
+        writer.system(f"{reason} (SIGTERM, SIGKILL after {grace} s)")
+        threading.Thread(
+            target=self.runtime.stop, args=(container_id, grace), name="job-stop", daemon=True
+        ).start()
+
+    def _running(self) -> tuple[str, LogWriter]:
+        if self.container_id is None or self.writer is None:
+            raise RuntimeError("no container is running for this job")
+        return self.container_id, self.writer
+
+    def _writer(self) -> LogWriter:
+        if self.writer is None:
+            raise RuntimeError("the job's log is closed")
+        return self.writer
+
+    # --- the end ------------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        container_id, writer = self._running()
+        state = self.runtime.wait(container_id, timeout=60)
+        writer.system(f"Container exited with code {state.exit_code}")
+        self.job.refresh_from_db()
+        if not self.lease.acquire():
+            raise LeaseLost()
+        try:
+            if self.job.status == JobStatus.STOPPING:
+                self._upload(stopping=True)
+                final = (
+                    SecondaryStatus.MAX_RUNTIME_EXCEEDED
+                    if self.job.secondary_status == SecondaryStatus.MAX_RUNTIME_EXCEEDED
+                    else SecondaryStatus.STOPPED
+                )
+                self._close_log()
+                self._move(JobStatus.STOPPED, final, exit_code=state.exit_code)
+            elif state.exit_code == 0:
+                self._upload(stopping=False)
+                self._close_log()
+                self._move(JobStatus.COMPLETED, SecondaryStatus.COMPLETED, exit_code=0)
+            else:
+                reason = self._failure_reason(state)
+                self._close_log()
+                job_fail(job_id=self.job.pk, reason=reason, exit_code=state.exit_code)
+        finally:
+            self._cleanup()
+
+    def _upload(self, *, stopping: bool) -> None:
+        status = JobStatus.STOPPING if stopping else JobStatus.IN_PROGRESS
+        secondary = self.job.secondary_status if stopping else SecondaryStatus.UPLOADING
+        self._move(status, secondary, MESSAGES[SecondaryStatus.UPLOADING])
+        store = get_store()
+        prefix = store.key_from_uri(self.job.output_path) + f"/{self.job.name}/output/"
+        packed = self.opt_ml.root.parent
+        pack_folder(self.opt_ml.model, packed / "model.tar.gz")
+        upload_file(store, packed / "model.tar.gz", prefix + "model.tar.gz")
+        pack_folder(self.opt_ml.output_data, packed / "output.tar.gz")
+        upload_file(store, packed / "output.tar.gz", prefix + "output.tar.gz")
+        self._move(
+            status,
+            secondary,
+            "Uploaded the model and output archives",
+            model_artifact_uri=store.uri(prefix + "model.tar.gz"),
+            output_artifact_uri=store.uri(prefix + "output.tar.gz"),
+        )
+
+    def _failure_reason(self, state: ContainerState) -> str:
+        written = self.opt_ml.failure_text()
+        if written:
+            return written
+        tail = "\n".join(line for line in self._writer().tail()[-10:] if line)
+        if state.oom_killed:
+            instance = instance_type_get(self.job.instance_type)
+            head = (
+                f"OutOfMemory: the container was killed for exceeding the {instance.memory_mb} MB memory "
+                f"limit of instance type {instance.name}; use a larger instance type or less memory."
+            )
+        elif state.error:
+            head = f"ClientError: the container could not run: {state.error}"
+        else:
+            head = f"AlgorithmError: the training container exited with code {state.exit_code}."
+        return f"{head}\nLast log lines:\n{tail}" if tail else head
+
+    def _finish_without_container(self) -> None:
+        """No container exists: the job was stopped before it started, or it was lost."""
+        self.job.refresh_from_db()
+        if self.job.status in TERMINAL_STATUSES:
+            return
+        if self.job.status == JobStatus.STOPPING:
+            self._close_log()
+            self._move(
+                JobStatus.STOPPED, SecondaryStatus.STOPPED, "Stopped before the container started"
+            )
+        else:
+            self._close_log()
+            job_fail(
+                job_id=self.job.pk,
+                reason="Platform error: the job's container is gone (its worker stopped and the "
+                "container was removed, or the engine restarted); its output could not be collected.",
+                secondary_status=SecondaryStatus.FAILED,
+            )
+        self._cleanup()
+
+    def _fail(self, reason: str) -> None:
+        self._close_log()
+        try:
+            job_fail(job_id=self.job.pk, reason=reason)
+        finally:
+            self._cleanup()
+
+    def _close_log(self) -> None:
+        """All lines are written and published before the final status goes out."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _cleanup(self) -> None:
+        if self.container_id is not None:
+            try:
+                self.runtime.remove(self.container_id)
+            except (ContainerNotFound, StudioloError):
+                log.warning("job %s: could not remove container %s", self.job.pk, self.container_id)
+        shutil.rmtree(work_dir(self.job), ignore_errors=True)

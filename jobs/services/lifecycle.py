@@ -1,0 +1,217 @@
+"""The one writer of a job's status.
+
+`job_transition` is a compare-and-swap: `UPDATE ... WHERE status = <expected>` with a
+row-count check, so a worker finishing a job and a person stopping it at the same moment
+leave one consistent result, and a stale worker (one that lost its task to another) cannot
+overwrite what the current owner wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db import transaction
+from django.utils import timezone
+
+from experiments.models import RunStatus
+from experiments.services import run_end
+from jobs.models import (
+    ACTIVE_STATUSES,
+    ALLOWED_TRANSITIONS,
+    TERMINAL_STATUSES,
+    Job,
+    JobStatus,
+    JobTransition,
+    SecondaryStatus,
+)
+from studio.audit.services import audit_record
+from studio.errors import Conflict
+from studio.events import publish_team_event
+
+Actor = AbstractBaseUser | AnonymousUser | None
+SYSTEM = "system"
+FAILURE_REASON_LIMIT = 1024  # SageMaker's FailureReason maximum
+
+
+RUN_STATUS_FOR: dict[str, RunStatus] = {
+    JobStatus.COMPLETED: RunStatus.FINISHED,
+    JobStatus.FAILED: RunStatus.FAILED,
+    JobStatus.STOPPED: RunStatus.KILLED,
+}
+
+
+class IllegalTransition(Conflict):
+    pass
+
+
+def job_group(job_id: int) -> str:
+    """Channels group of one job's live logs and status."""
+    return f"job.{job_id}"
+
+
+def job_transition(
+    *,
+    job_id: int,
+    status: str,
+    secondary_status: str,
+    message: str = "",
+    actor: Actor = None,
+    failure_reason: str | None = None,
+    **fields: Any,
+) -> Job:
+    """Move a job to (status, secondary_status), recording who, when and why.
+
+    Raises IllegalTransition when the move is not allowed from the job's current status
+    (including when someone else moved it first). `fields` are other columns written in the
+    same UPDATE (exit code, artifact URIs...).
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        current = job.status
+        same_status = status == current and current in ACTIVE_STATUSES
+        if not same_status and status not in ALLOWED_TRANSITIONS[current]:
+            raise IllegalTransition(
+                f"job {job.name}: cannot go from {current} to {status}", field="status"
+            )
+        now = timezone.now()
+        values: dict[str, Any] = {
+            "status": status,
+            "secondary_status": secondary_status,
+            "status_message": message[:512],
+            "updated_at": now,
+            **fields,
+        }
+        if failure_reason is not None:
+            values["failure_reason"] = failure_reason[:FAILURE_REASON_LIMIT]
+        if status in TERMINAL_STATUSES:
+            values["ended_at"] = now
+        if secondary_status == SecondaryStatus.TRAINING and job.training_started_at is None:
+            values["training_started_at"] = now
+        if (
+            job.secondary_status == SecondaryStatus.TRAINING
+            and secondary_status != SecondaryStatus.TRAINING
+        ):
+            values.setdefault("training_ended_at", now)
+        # Compare-and-swap on the status we read (the row lock makes it certain on
+        # PostgreSQL; on SQLite the IMMEDIATE transaction serialises writers).
+        updated = Job.objects.filter(pk=job_id, status=current).update(**values)
+        if updated != 1:
+            raise IllegalTransition(f"job {job.name}: status changed concurrently", field="status")
+        user = actor if isinstance(actor, User) else None
+        JobTransition.objects.create(
+            job_id=job_id,
+            status=status,
+            secondary_status=secondary_status,
+            message=message[:512],
+            actor_name=user.get_username() if user else SYSTEM,
+        )
+        job.refresh_from_db()
+        if status in TERMINAL_STATUSES and job.run_id is not None and job.run is not None:
+            run_end(run=job.run, status=RUN_STATUS_FOR[status])
+        if status != current:
+            audit_record(
+                actor=actor,
+                action=f"job.{status.lower()}",
+                target=job,
+                team=job.team,
+                details={
+                    "from": current,
+                    "secondary_status": secondary_status,
+                    "message": message[:512],
+                    **({"failure_reason": job.failure_reason} if job.failure_reason else {}),
+                },
+            )
+        publish_team_event(
+            team_id=job.team_id,
+            team_slug=job.team.slug,
+            event="job.status",
+            data=job_status_payload(job),
+        )
+        _publish_job(job)
+    return job
+
+
+def job_status_payload(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.pk,
+        "name": job.name,
+        "status": job.status,
+        "secondary_status": job.secondary_status,
+        "message": job.status_message,
+        "failure_reason": job.failure_reason,
+        "terminal": job.status in TERMINAL_STATUSES,
+    }
+
+
+def _publish_job(job: Job) -> None:
+    from jobs.logs import publish_status  # the log stream owns the job's channel group
+
+    payload = job_status_payload(job)
+    transaction.on_commit(lambda: publish_status(job.pk, payload))
+
+
+def job_fail(
+    *, job_id: int, reason: str, secondary_status: str = SecondaryStatus.FAILED, **fields: Any
+) -> Job:
+    """Fail an active job from whatever state it is in (platform errors, lost containers)."""
+    job = Job.objects.get(pk=job_id)
+    if job.status in TERMINAL_STATUSES:
+        return job
+    status = JobStatus.FAILED
+    return job_transition(
+        job_id=job_id,
+        status=status,
+        secondary_status=secondary_status,
+        message=reason.splitlines()[0][:512] if reason else "",
+        failure_reason=reason,
+        **fields,
+    )
+
+
+def job_progress(*, job_id: int, message: str) -> None:
+    """Update the status message alone (download progress...): no transition row, no audit."""
+    updated = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(
+        status_message=message[:512], updated_at=timezone.now()
+    )
+    if updated:
+        job = Job.objects.select_related("team").get(pk=job_id)
+        from jobs.logs import publish_status
+
+        publish_status(job_id, job_status_payload(job))
+
+
+def job_stop(*, job: Job, actor: Actor) -> Job:
+    """Ask a job to stop. A job no worker has picked up stops at once; a running one goes
+    to Stopping and its worker stops the container (SIGTERM, then SIGKILL after the grace
+    period), uploads what the script saved, and marks it Stopped."""
+    from studio.accounts.roles import Action
+    from studio.accounts.services import require_permission
+
+    require_permission(user=actor, team=job.team, action=Action.STOP_JOB)
+    for _attempt in range(3):  # the worker may move the job between our read and write
+        job.refresh_from_db()
+        if job.status in TERMINAL_STATUSES or job.status == JobStatus.STOPPING:
+            raise IllegalTransition(
+                f"job {job.name} is {job.status}; only active jobs can be stopped", field="status"
+            )
+        target = JobStatus.STOPPED if job.status == JobStatus.PENDING else JobStatus.STOPPING
+        secondary = (
+            SecondaryStatus.STOPPED if target == JobStatus.STOPPED else SecondaryStatus.STOPPING
+        )
+        Job.objects.filter(pk=job.pk, stop_requested_at__isnull=True).update(
+            stop_requested_at=timezone.now()
+        )
+        try:
+            return job_transition(
+                job_id=job.pk,
+                status=target,
+                secondary_status=secondary,
+                message="Stop requested",
+                actor=actor,
+            )
+        except IllegalTransition:
+            continue
+    raise IllegalTransition(
+        f"job {job.name}: could not stop, its status keeps changing", field="status"
+    )

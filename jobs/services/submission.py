@@ -1,0 +1,361 @@
+"""Submitting a job: every check happens here, before anything starts.
+
+A request that passes is stored as a Pending job with its run, audited, and handed to the
+worker queue of its instance type after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db import IntegrityError, transaction
+
+from experiments.services import experiment_get_or_create, run_create
+from jobs.frameworks import framework_image
+from jobs.instance_types import instance_type_get
+from jobs.models import Job, JobStatus, JobTransition, SecondaryStatus
+from jobs.runtime import get_runtime
+from studio.accounts.models import Team
+from studio.accounts.roles import Action
+from studio.accounts.services import require_permission
+from studio.artifacts import ArtifactStore, get_store
+from studio.artifacts.errors import ArtifactStoreError
+from studio.audit.services import audit_record
+from studio.errors import ValidationError
+
+Actor = AbstractBaseUser | AnonymousUser | None
+
+# SageMaker's limits and name rules, so requests valid there are valid here and back.
+JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
+ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
+MAX_HYPERPARAMETERS = 100
+MAX_CHANNELS = 20
+MAX_METRICS = 40
+MAX_ENV = 100
+MAX_RUNTIME_LIMIT = 28 * 24 * 3600
+DEFAULT_MAX_RUNTIME = 24 * 3600
+DEFAULT_EXPERIMENT = "training-jobs"
+INPUT_MODES = ("File",)
+
+
+@dataclass(frozen=True)
+class ChannelRequest:
+    name: str
+    uri: str
+    content_type: str = ""
+    input_mode: str = "File"
+
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    name: str
+    regex: str
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    name: str
+    instance_type: str
+    image: str = ""
+    framework: str = ""
+    entry_point: str = ""
+    source_uri: str = ""
+    hyperparameters: Mapping[str, object] = field(default_factory=dict)
+    environment: Mapping[str, object] = field(default_factory=dict)
+    channels: Sequence[ChannelRequest] = ()
+    output_path: str = ""
+    instance_count: int = 1
+    max_runtime_seconds: int = DEFAULT_MAX_RUNTIME
+    metric_definitions: Sequence[MetricDefinition] = ()
+    container_entrypoint: Sequence[str] | None = None
+    container_arguments: Sequence[str] | None = None
+    enable_network: bool = False
+    experiment: str = ""
+
+
+def team_prefix(team: Team) -> str:
+    """Every artifact a team's jobs read or write lives under this key prefix."""
+    return f"teams/{team.slug}/"
+
+
+def job_create(*, team: Team, actor: Actor, request: JobRequest) -> Job:
+    require_permission(user=actor, team=team, action=Action.SUBMIT_JOB)
+    store = get_store()
+    _check_name(team, request.name)
+    instance = instance_type_get(request.instance_type)
+    if request.instance_count != 1:
+        raise ValidationError(
+            "instance_count: only single-instance jobs are supported", field="instance_count"
+        )
+    if not 1 <= request.max_runtime_seconds <= MAX_RUNTIME_LIMIT:
+        raise ValidationError(
+            f"max_runtime_seconds: between 1 and {MAX_RUNTIME_LIMIT}", field="max_runtime_seconds"
+        )
+    hyperparameters = _hyperparameters(request.hyperparameters)
+    environment = _environment(request.environment)
+    metrics = _metric_definitions(request.metric_definitions)
+    entrypoint = _string_list("container_entrypoint", request.container_entrypoint)
+    arguments = _string_list("container_arguments", request.container_arguments)
+    image = _image(request)
+    source_uri = _source(store, team, request)
+    channels = _channels(store, team, request.channels)
+    output_path = _output_path(store, team, request.output_path)
+
+    with transaction.atomic():
+        experiment = experiment_get_or_create(
+            team=team, name=request.experiment or DEFAULT_EXPERIMENT, actor=actor
+        )
+        run = run_create(experiment=experiment, name=request.name, actor=actor)
+        try:
+            with transaction.atomic():
+                job = Job.objects.create(
+                    team=team,
+                    name=request.name,
+                    created_by=actor if isinstance(actor, User) else None,
+                    image=image,
+                    framework=request.framework,
+                    entry_point=request.entry_point,
+                    source_uri=source_uri,
+                    hyperparameters=hyperparameters,
+                    environment=environment,
+                    container_entrypoint=entrypoint,
+                    container_arguments=arguments,
+                    input_channels=channels,
+                    output_path=output_path,
+                    metric_definitions=metrics,
+                    instance_type=instance.name,
+                    instance_count=request.instance_count,
+                    max_runtime_seconds=request.max_runtime_seconds,
+                    enable_network=request.enable_network,
+                    run=run,
+                )
+        except IntegrityError as exc:  # lost a race with a request using the same name
+            raise ValidationError(
+                f"name: a job named {request.name!r} exists already", field="name"
+            ) from exc
+        JobTransition.objects.create(
+            job=job,
+            status=JobStatus.PENDING,
+            secondary_status=SecondaryStatus.STARTING,
+            message="Job submitted",
+            actor_name=actor.get_username() if isinstance(actor, User) else "system",
+        )
+        audit_record(
+            actor=actor,
+            action="job.created",
+            target=job,
+            team=team,
+            details={"image": image, "instance_type": instance.name},
+        )
+        from jobs.tasks import run_job  # tasks import services; import here, not at load
+
+        transaction.on_commit(lambda: run_job.apply_async(args=[job.pk], queue=instance.queue))
+    return job
+
+
+def _check_name(team: Team, name: str) -> None:
+    if not JOB_NAME.match(name):
+        raise ValidationError(
+            "name: 1-63 letters, digits and hyphens, starting and ending with a letter or digit",
+            field="name",
+        )
+    if Job.objects.filter(team=team, name=name).exists():
+        raise ValidationError(f"name: a job named {name!r} exists already", field="name")
+
+
+def _hyperparameters(raw: Mapping[str, object]) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise ValidationError(
+            "hyperparameters: expected an object of name -> string", field="hyperparameters"
+        )
+    if len(raw) > MAX_HYPERPARAMETERS:
+        raise ValidationError(
+            f"hyperparameters: at most {MAX_HYPERPARAMETERS}", field="hyperparameters"
+        )
+    result: dict[str, str] = {}
+    for key, value in raw.items():
+        where = f"hyperparameters.{key}"
+        if not isinstance(key, str) or not 1 <= len(key) <= 256:
+            raise ValidationError(f"{where}: names are 1-256 characters", field="hyperparameters")
+        if not isinstance(value, str):
+            raise ValidationError(
+                f"{where}: values are strings, as in SageMaker (got {type(value).__name__}); "
+                "JSON-encode structured values",
+                field=where,
+            )
+        if len(value) > 2500:
+            raise ValidationError(f"{where}: at most 2500 characters", field=where)
+        result[key] = value
+    return result
+
+
+def _environment(raw: Mapping[str, object]) -> dict[str, str]:
+    if not isinstance(raw, Mapping) or len(raw) > MAX_ENV:
+        raise ValidationError(
+            f"environment: an object of at most {MAX_ENV} entries", field="environment"
+        )
+    result: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not ENV_KEY.match(key):
+            raise ValidationError(
+                f"environment.{key}: not a valid variable name", field="environment"
+            )
+        if not isinstance(value, str) or len(value) > 512:
+            raise ValidationError(
+                f"environment.{key}: a string of at most 512 characters", field=f"environment.{key}"
+            )
+        result[key] = value
+    return result
+
+
+def _metric_definitions(raw: Sequence[MetricDefinition]) -> list[dict[str, str]]:
+    if len(raw) > MAX_METRICS:
+        raise ValidationError(
+            f"metric_definitions: at most {MAX_METRICS}", field="metric_definitions"
+        )
+    result: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for metric in raw:
+        where = f"metric_definitions.{metric.name}"
+        if not 1 <= len(metric.name) <= 255 or metric.name in seen:
+            raise ValidationError(
+                f"{where}: names are unique, 1-255 characters", field="metric_definitions"
+            )
+        if not 1 <= len(metric.regex) <= 500:
+            raise ValidationError(f"{where}: the regex is 1-500 characters", field=where)
+        try:
+            compiled = re.compile(metric.regex)
+        except re.error as exc:
+            raise ValidationError(f"{where}: invalid regex: {exc}", field=where) from exc
+        if compiled.groups < 1:
+            raise ValidationError(
+                f"{where}: the regex needs a capture group for the value", field=where
+            )
+        seen.add(metric.name)
+        result.append({"name": metric.name, "regex": metric.regex})
+    return result
+
+
+def _string_list(name: str, raw: Sequence[str] | None) -> list[str] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str) or not 1 <= len(raw) <= 100 or not all(isinstance(v, str) for v in raw):
+        raise ValidationError(f"{name}: a list of 1-100 strings", field=name)
+    return list(raw)
+
+
+def _image(request: JobRequest) -> str:
+    if bool(request.image) == bool(request.framework):
+        raise ValidationError("image: give either an image or a framework", field="image")
+    if request.framework:
+        if not request.entry_point:
+            raise ValidationError(
+                "entry_point: script mode needs an entry point", field="entry_point"
+            )
+        image = framework_image(request.framework)
+    else:
+        image = request.image
+    if not get_runtime().image_exists(image):
+        field_name = "framework" if request.framework else "image"
+        raise ValidationError(
+            f"{field_name}: image {image!r} does not exist on the container engine",
+            field=field_name,
+        )
+    return image
+
+
+def _key_in_team(store: ArtifactStore, team: Team, uri: str, field_name: str) -> str:
+    try:
+        key = store.key_from_uri(uri.rstrip("/"))
+    except ArtifactStoreError as exc:
+        raise ValidationError(f"{field_name}: {exc.message}", field=field_name) from exc
+    if not (key + "/").startswith(team_prefix(team)):
+        # Outside the team's area is, for this team, the same as not existing.
+        raise ValidationError(f"{field_name}: {uri} does not exist", field=field_name)
+    return key
+
+
+def _exists(store: ArtifactStore, key: str) -> bool:
+    """An object, or a prefix with at least one object below it."""
+    if store.exists(key):
+        return True
+    return next(iter(store.list(key.rstrip("/") + "/")), None) is not None
+
+
+def _source(store: ArtifactStore, team: Team, request: JobRequest) -> str:
+    if not request.source_uri:
+        return ""
+    key = _key_in_team(store, team, request.source_uri, "source_uri")
+    if store.exists(key):
+        if not key.endswith((".tar.gz", ".tgz")):
+            raise ValidationError(
+                "source_uri: expected a sourcedir.tar.gz or a folder", field="source_uri"
+            )
+        if request.entry_point and not _archive_has(store, key, request.entry_point):
+            raise ValidationError(
+                f"entry_point: {request.entry_point!r} is not in the source archive",
+                field="entry_point",
+            )
+    elif not _exists(store, key):
+        raise ValidationError(
+            f"source_uri: {request.source_uri} does not exist", field="source_uri"
+        )
+    elif request.entry_point and not store.exists(key.rstrip("/") + "/" + request.entry_point):
+        raise ValidationError(
+            f"entry_point: {request.entry_point!r} is not in the source folder", field="entry_point"
+        )
+    return store.uri(key)
+
+
+def _archive_has(store: ArtifactStore, key: str, member: str) -> bool:
+    try:
+        with store.open(key) as stream, tarfile.open(fileobj=stream, mode="r|gz") as archive:
+            return any(info.name.removeprefix("./") == member for info in archive)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ValidationError(
+            f"source_uri: not a readable .tar.gz ({exc})", field="source_uri"
+        ) from exc
+
+
+def _channels(
+    store: ArtifactStore, team: Team, channels: Sequence[ChannelRequest]
+) -> list[dict[str, str]]:
+    if len(channels) > MAX_CHANNELS:
+        raise ValidationError(f"input_channels: at most {MAX_CHANNELS}", field="input_channels")
+    result: list[dict[str, str]] = []
+    names: set[str] = set()
+    for channel in channels:
+        where = f"input_channels.{channel.name}"
+        if not CHANNEL_NAME.match(channel.name) or channel.name in names:
+            raise ValidationError(
+                f"{where}: names are unique, 1-64 of A-Z a-z 0-9 . - _", field="input_channels"
+            )
+        if channel.input_mode not in INPUT_MODES:
+            raise ValidationError(
+                f"{where}: input mode {channel.input_mode!r} is not supported (File)", field=where
+            )
+        key = _key_in_team(store, team, channel.uri, where)
+        if not _exists(store, key):
+            raise ValidationError(f"{where}: {channel.uri} does not exist", field=where)
+        names.add(channel.name)
+        result.append(
+            {
+                "name": channel.name,
+                "uri": store.uri(key),
+                "content_type": channel.content_type,
+                "input_mode": channel.input_mode,
+            }
+        )
+    return result
+
+
+def _output_path(store: ArtifactStore, team: Team, raw: str) -> str:
+    if not raw:
+        return store.uri(team_prefix(team) + "jobs").rstrip("/")
+    key = _key_in_team(store, team, raw, "output_path")
+    return store.uri(key).rstrip("/")

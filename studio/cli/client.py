@@ -1,0 +1,114 @@
+"""The HTTP client of the client commands (`whoami`, `audit`, and those of later issues).
+
+It reads STUDIOLO_URL and STUDIOLO_TOKEN only: client commands run on any machine that
+can reach the studio and never load the instance's own configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from studio.cli.common import CliError
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+Params = Mapping[str, str | int | None]
+
+
+class ApiClient:
+    def __init__(
+        self, base_url: str, token: str | None, *, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": "studiolo-cli"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.has_token = bool(token)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=TIMEOUT, transport=transport
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiClient:
+        env = os.environ if env is None else env
+        url = env.get("STUDIOLO_URL") or DEFAULT_URL
+        if not url.startswith(("http://", "https://")):
+            raise CliError(f"STUDIOLO_URL: expected http(s)://host:port, got {url!r}", code=2)
+        return cls(url, env.get("STUDIOLO_TOKEN") or None)
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def get(self, path: str, params: Params | None = None) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, json: Any = None) -> Any:
+        return self.request("POST", path, json=json)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+    def request(
+        self, method: str, path: str, *, params: Params | None = None, json: Any = None
+    ) -> Any:
+        """Send one request; return the decoded JSON body or raise CliError with the API's message.
+
+        `path` is relative to STUDIOLO_URL, or an absolute URL (a page's `next` link).
+        """
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        try:
+            response = self._http.request(method, path, params=query, json=json)
+        except httpx.TimeoutException as exc:
+            raise CliError(
+                f"{self.base_url} did not answer in time ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"cannot reach the studio at {self.base_url}: {exc or type(exc).__name__} "
+                "(is it running? set STUDIOLO_URL)"
+            ) from exc
+        if response.is_error:
+            raise CliError(self._error_message(response))
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CliError(f"{method} {response.url}: the answer is not JSON") from exc
+
+    def _error_message(self, response: httpx.Response) -> str:
+        message = None
+        try:
+            body = response.json()
+            if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                message = body["error"].get("message")
+        except ValueError:
+            pass
+        message = (
+            message or f"HTTP {response.status_code} {response.reason_phrase} from {response.url}"
+        )
+        if response.status_code == 401:
+            hint = (
+                "STUDIOLO_TOKEN is refused" if self.has_token else "set STUDIOLO_TOKEN"
+            ) + " (create one with `studiolo token create USER`)"
+            message = f"{message}; {hint}"
+        return str(message)
+
+    def paginate(self, path: str, params: Params | None = None, *, limit: int) -> list[Any]:
+        """Up to `limit` results of a cursor-paginated list, following `next` links."""
+        page_params: dict[str, str | int | None] = {**(params or {}), "limit": min(limit, 500)}
+        results: list[Any] = []
+        url: str | None = path
+        while url is not None and len(results) < limit:
+            body = self.get(url, page_params)
+            results.extend(body.get("results", []))
+            url = body.get("next")
+            page_params = {}  # the `next` link carries the cursor and the page size
+        return results[:limit]

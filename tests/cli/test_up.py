@@ -1,0 +1,271 @@
+"""`studiolo up` from a cold start: it serves, it works, and it leaves nothing behind.
+
+Each test starts the real command in a bare environment (SQLite, the embedded Redis, the
+process runtime) and checks the processes it made with psutil.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import redis
+
+from studio.health import HEARTBEAT_KEY
+from tests.cli.support import clean_env, run_studiolo, short_home, studiolo_argv
+from tests.support import free_port
+
+pytestmark = pytest.mark.slow
+
+START_TIMEOUT = 60.0
+
+
+class Up:
+    """A `studiolo up` child whose output is read line by line in a thread."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home = home
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = clean_env(home)
+        self.lines: list[str] = []
+        self.known: list[psutil.Process] = []  # every descendant seen, for the final sweep
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.process = subprocess.Popen(
+            studiolo_argv("up", "--port", str(port)),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                code = self.process.wait()
+                pytest.fail(f"`up` exited ({code}) before {pattern!r}:\n" + "\n".join(self.lines))
+            self.lines.append(line)
+            if match := re.search(pattern, line):
+                return match
+        pytest.fail(f"no {pattern!r} within {timeout} s:\n" + "\n".join(self.lines))
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in processes if alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    with short_home() as path:
+        yield path
+
+
+@pytest.fixture
+def started(home: Path) -> Iterator[list[Up]]:
+    """The `up` processes a test starts; whatever they left is killed at the end, so a
+    failing test never leaks processes into the next one."""
+    ups: list[Up] = []
+    yield ups
+    for up in ups:
+        if up.process.poll() is None:
+            up.known.extend(up.descendants())
+            up.process.kill()
+            up.process.wait()
+        for leftover in up.known:
+            if alive(leftover):  # psutil checks the start time: never a reused pid
+                leftover.kill()
+
+
+def start(started: list[Up], home: Path) -> tuple[Up, float]:
+    begun = time.monotonic()
+    up = Up(home, free_port())
+    started.append(up)
+    up.wait_for(r"Studiolo is running at http://127\.0\.0\.1:\d+/", START_TIMEOUT)
+    elapsed = time.monotonic() - begun
+    up.known.extend(up.descendants())
+    return up, elapsed
+
+
+def login(up: Up, password: str) -> httpx.Response:
+    with httpx.Client(base_url=up.url, follow_redirects=True, trust_env=False) as browser:
+        form = browser.get("/login/")
+        assert form.status_code == 200
+        match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert match, form.text
+        return browser.post(
+            "/login/",
+            data={
+                "username": "admin",
+                "password": password,
+                "csrfmiddlewaretoken": match.group(1),
+            },
+        )
+
+
+def test_up_serves_a_working_studio_and_stops_leaving_no_process(
+    home: Path, started: list[Up]
+) -> None:
+    up, startup = start(started, home)
+    print(f"cold start to /healthz: {startup:.1f} s")  # noqa: T201 - reported by -s
+    password = next(
+        m.group(1)
+        for line in up.lines
+        if (m := re.match(r"Admin user: admin {3}password: (\S+) {3}\(shown once", line))
+    )
+
+    ready = httpx.get(f"{up.url}/readyz", trust_env=False)
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["runtime"] == "process"
+    assert set(body["checks"]) == {"database", "redis", "artifact_store", "runtime"}
+    assert all(check["ok"] for check in body["checks"].values()), body
+    assert "(embedded)" in body["checks"]["redis"]["detail"]
+
+    dashboard = login(up, password)
+    assert dashboard.status_code == 200
+    assert dashboard.url.path == "/"
+
+    # A second `up` on the same data folder is refused while this one runs.
+    second = run_studiolo("up", "--port", str(free_port()), env=up.env, timeout=30)
+    assert second.returncode == 1
+    assert "already running" in second.stderr
+
+    # Beat sends the heartbeat every 10 s and the worker records it: both are alive.
+    socket_path = home / "run" / "redis.sock"
+    client = redis.Redis(unix_socket_path=str(socket_path))
+    deadline = time.monotonic() + 20
+    while client.get(HEARTBEAT_KEY) is None and time.monotonic() < deadline:
+        time.sleep(0.25)
+    client.close()
+    doctor = run_studiolo("doctor", "--json", env=up.env)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert '"name": "worker",\n      "ok": true' in doctor.stdout
+
+    processes = up.descendants()
+    names = " ".join(" ".join(p.cmdline()) for p in processes)
+    assert "uvicorn" in names
+    assert "redis-server" in names
+    assert names.count("celery") >= 4  # beat, the worker and its two pool processes
+    assert "-Q default,jobs." in names  # the default queue and one per instance type
+
+    up.process.send_signal(signal.SIGINT)
+    assert up.process.wait(timeout=30) == 0
+    assert wait_gone(processes, timeout=2) == []
+    assert not (home / "run" / "up.lock").exists()
+    assert not socket_path.exists()
+
+
+def test_children_die_with_a_killed_up_and_the_next_up_cleans_the_rest(
+    home: Path, started: list[Up]
+) -> None:
+    up, _ = start(started, home)
+    processes = up.descendants()
+    redis_server = next(p for p in processes if "redis-server" in p.name())
+    supervised = [p for p in processes if p.pid != redis_server.pid]
+
+    os.kill(up.process.pid, signal.SIGKILL)
+    up.process.wait(timeout=5)
+    # PR_SET_PDEATHSIG: the kernel sends SIGTERM to each child, and they shut down.
+    assert wait_gone(supervised, timeout=10) == []
+
+    # studio.embedded_redis starts redis-server without a parent-death signal, so it may
+    # outlive a SIGKILLed `up`; the next `up` on the data folder stops it before starting.
+    again, _ = start(started, home)
+    assert not alive(redis_server)
+    processes = again.descendants()
+    again.process.send_signal(signal.SIGTERM)
+    assert again.process.wait(timeout=30) == 0
+    assert wait_gone(processes, timeout=2) == []
+
+
+def test_a_child_that_dies_stops_the_others_and_up_exits_1(home: Path, started: list[Up]) -> None:
+    up, _ = start(started, home)
+    processes = up.descendants()
+    web = next(p for p in processes if "uvicorn" in " ".join(p.cmdline()))
+    web.kill()
+    assert up.process.wait(timeout=30) == 1
+    up.wait_for(r"studiolo: web exited unexpectedly \(killed by SIGKILL", timeout=5)
+    assert wait_gone(processes, timeout=2) == []
+    assert not (home / "run" / "up.lock").exists()
+
+
+def test_single_components_become_the_server_they_run(home: Path) -> None:
+    """`web` and `worker` exec their command: same pid, so signals reach uvicorn and Celery."""
+    from studio import embedded_redis
+
+    socket_path = home / "run" / "redis.sock"
+    redis_server = embedded_redis.start(socket_path, home / "redis")
+    env = clean_env(home, REDIS_URL=f"unix://{socket_path}")
+    port = free_port()
+    components: list[subprocess.Popen[bytes]] = []
+    try:
+        migrate = run_studiolo("migrate", env=env)
+        assert migrate.returncode == 0, migrate.stderr
+        for argv in (("web", "--port", str(port)), ("worker", "--concurrency", "1")):
+            components.append(
+                subprocess.Popen(
+                    studiolo_argv(*argv),
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        web, worker = components
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", trust_env=False).is_success:
+                    break
+            except httpx.TransportError:
+                pass
+            assert web.poll() is None, "web exited"
+            assert time.monotonic() < deadline, "web did not answer"
+            time.sleep(0.1)
+        assert "uvicorn" in psutil.Process(web.pid).cmdline()
+        assert "-Q" in psutil.Process(worker.pid).cmdline()
+        for component in components:
+            component.send_signal(signal.SIGTERM)
+        # A graceful stop: uvicorn re-raises the SIGTERM it handled once it has shut down.
+        assert web.wait(timeout=15) in (0, -signal.SIGTERM)
+        assert worker.wait(timeout=15) in (0, -signal.SIGTERM)
+    finally:
+        for component in components:
+            if component.poll() is None:
+                component.kill()
+                component.wait()
+        embedded_redis.stop(redis_server)
