@@ -72,13 +72,14 @@ class _Metric:
 class LogWriter:
     """Collects a job's output and persists/publishes it in batches from a thread."""
 
-    def __init__(self, job: Job, *, skip_lines: int = 0) -> None:
+    def __init__(self, job: Job, *, skip_lines: dict[str, int] | None = None) -> None:
         self.job_id = job.pk
         self.run_id = job.run_id
         self.metrics = [_Metric(m["name"], re.compile(m["regex"])) for m in job.metric_definitions]
         self._seq = job.log_line_count
-        # Lines a previous worker already stored: a re-attached log stream replays them.
-        self._skip = skip_lines
+        # Lines a previous worker already stored, per stream: a re-attached log stream replays
+        # them. Counted per stream because only each stream's own order is reproducible.
+        self._skip = dict(skip_lines or {})
         self._partial: dict[str, bytes] = {}
         self._pending: list[JobLogLine] = []
         self._lock = threading.Condition()
@@ -124,8 +125,8 @@ class LogWriter:
         now = timezone.now()
         with self._lock:
             for raw in raw_lines:
-                if self._skip > 0:
-                    self._skip -= 1
+                if self._skip.get(stream, 0) > 0:
+                    self._skip[stream] -= 1
                     continue
                 text = raw[:MAX_LINE].decode("utf-8", errors="replace").rstrip("\r")
                 self._seq += 1

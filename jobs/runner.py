@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from jobs.contract import (
@@ -45,6 +45,7 @@ from jobs.runtime.base import (
     LABEL_JOB_ID,
     LABEL_KIND,
     LABEL_TEAM,
+    ContainerAlreadyExists,
     ContainerNotFound,
     ContainerSpec,
     ContainerState,
@@ -57,7 +58,6 @@ from studio.errors import StudioloError, ValidationError
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 30
 LEASE_RENEW_EVERY = 5.0
 WATCH_EVERY = 0.5
 CONTAINER_UID = 1000  # the `studiolo` user of the framework images
@@ -106,10 +106,12 @@ class Lease:
 
     def acquire(self) -> bool:
         now = timezone.now()
+        # How long a dead worker's job waits before another takes it over (tests shorten it).
+        seconds = getattr(settings, "JOB_LEASE_SECONDS", 30)
         return bool(
             Job.objects.filter(pk=self.job_id)
             .filter(Q(lease_owner="") | Q(lease_owner=self.owner) | Q(lease_expires_at__lt=now))
-            .update(lease_owner=self.owner, lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
+            .update(lease_owner=self.owner, lease_expires_at=now + timedelta(seconds=seconds))
         )
 
     def release(self) -> None:
@@ -202,7 +204,7 @@ class JobRunner:
                 self._finish_without_container()  # stopped (or failed) before we began
                 return
             # else: a retried preparation; start again from a clean tree
-        self.writer = LogWriter(self.job, skip_lines=0)
+        self.writer = LogWriter(self.job)
         self.writer.system(
             f"Starting job {job.name} on {job.instance_type} ({self.runtime.name} runtime)"
         )
@@ -236,9 +238,21 @@ class JobRunner:
             self._finish_without_container()  # stop requested while downloading
             return
         self.writer.system("Starting the training container")
-        state = self.runtime.start(spec)
+        try:
+            state = self.runtime.start(spec)
+        except ContainerAlreadyExists:
+            # Started by an attempt we did not know about: follow that one instead.
+            found = self._find_container()
+            if found is None:
+                raise
+            state = found
         self.container_id = state.id
-        self._move(JobStatus.IN_PROGRESS, SecondaryStatus.TRAINING)
+        try:
+            self._move(JobStatus.IN_PROGRESS, SecondaryStatus.TRAINING)
+        except IllegalTransition:
+            # Stopped while the container was starting: the watchdog stops it, and the
+            # job ends Stopped with whatever the script managed to save.
+            self.job.refresh_from_db()
 
     def _download_progress(self, channel: str):  # type: ignore[no-untyped-def]
         def report(files_done: int, files: int, done: int, total: int) -> None:
@@ -306,7 +320,13 @@ class JobRunner:
 
     def _reattach(self, state: ContainerState) -> None:
         self.container_id = state.id
-        printed = JobLogLine.objects.filter(job_id=self.job.pk).exclude(stream="system").count()
+        printed = dict(
+            JobLogLine.objects.filter(job_id=self.job.pk)
+            .exclude(stream="system")
+            .values("stream")
+            .annotate(n=Count("id"))
+            .values_list("stream", "n")
+        )
         self.writer = LogWriter(self.job, skip_lines=printed)
         self.writer.system("Re-attached to the running container after a worker change")
 
@@ -433,16 +453,18 @@ class JobRunner:
 
     def _failure_reason(self, state: ContainerState) -> str:
         written = self.opt_ml.failure_text()
-        if written:
-            return written
-        tail = "\n".join(line for line in self._writer().tail()[-10:] if line)
         if state.oom_killed:
+            # The OOM kill explains the failure file's "exit code 137" better than it does.
             instance = instance_type_get(self.job.instance_type)
             head = (
                 f"OutOfMemory: the container was killed for exceeding the {instance.memory_mb} MB memory "
                 f"limit of instance type {instance.name}; use a larger instance type or less memory."
             )
-        elif state.error:
+            return f"{head}\n{written}" if written else head
+        if written:
+            return written
+        tail = "\n".join(line for line in self._writer().tail()[-10:] if line)
+        if state.error:
             head = f"ClientError: the container could not run: {state.error}"
         else:
             head = f"AlgorithmError: the training container exited with code {state.exit_code}."

@@ -11,16 +11,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-
-from studio.accounts.websocket import TokenAuthMiddlewareStack  # noqa: E402
+from studio.accounts.websocket import TokenAuthMiddlewareStack, origin_checked  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            TokenAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": origin_checked(TokenAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -32,3 +32,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 
 # Stopping jobs in tests should not wait SageMaker's 120 s.
 JOB_STOP_GRACE_SECONDS = 3
+
+# A killed worker's job is taken over after this long (production: 30 s).
+JOB_LEASE_SECONDS = 4

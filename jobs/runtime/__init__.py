@@ -6,9 +6,15 @@ This module decides which one the configuration selects; the runtimes themselves
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from jobs.runtime.base import Runtime
 
 
 @dataclass(frozen=True)
@@ -47,3 +53,33 @@ def runtime_status() -> RuntimeStatus:
     if choice == "docker" or status.ok:
         return status
     return RuntimeStatus("process", True, f"local processes (unisolated); {status.detail}")
+
+
+_cache_lock = threading.Lock()
+_cached: tuple[int, str, Runtime] | None = None  # (pid, settings.RUNTIME, runtime)
+
+
+def get_runtime() -> Runtime:
+    """The runtime the configuration selects, made once per process.
+
+    `auto` asks the engine once (per process) and settles on Docker or, when no engine
+    answers, on the unisolated process runtime; `docker` always means Docker (its calls then
+    raise RuntimeUnavailable while the engine is away). A forked child (Celery's prefork pool)
+    makes its own: a Docker client's pooled sockets must not be shared across processes.
+    """
+    global _cached
+    choice = settings.RUNTIME
+    with _cache_lock:
+        if _cached is not None and _cached[0] == os.getpid() and _cached[1] == choice:
+            return _cached[2]
+        runtime: Runtime
+        if choice == "process" or (choice == "auto" and not docker_status().ok):
+            from jobs.runtime.process import ProcessRuntime
+
+            runtime = ProcessRuntime()
+        else:
+            from jobs.runtime.docker import DockerRuntime
+
+            runtime = DockerRuntime()
+        _cached = (os.getpid(), choice, runtime)
+        return runtime

@@ -61,3 +61,19 @@ async def test_member_receives_team_events_and_outsider_does_not() -> None:
     assert await outsider.receive_nothing(timeout=0.5)
     await member.disconnect()
     await outsider.disconnect()
+
+
+async def test_foreign_origin_is_refused_but_no_origin_is_allowed() -> None:
+    @sync_to_async
+    def token() -> str:
+        return make_token(make_user(make_team()))
+
+    secret = await token()
+    auth = (b"authorization", f"Bearer {secret}".encode())
+    foreign = WebsocketCommunicator(
+        application, "/ws/events", headers=[(b"origin", b"http://evil.example"), auth]
+    )
+    assert (await foreign.connect())[0] is False
+    cli = WebsocketCommunicator(application, "/ws/events", headers=[auth])
+    assert (await cli.connect())[0] is True
+    await cli.disconnect()

@@ -1,0 +1,435 @@
+"""`studiolo train` and `studiolo jobs ...`: training jobs from the command line (client
+commands: they use the REST API, the artifact upload API and the job log websocket).
+
+`train` works like the SageMaker SDK's `Estimator.fit`: it packs the source folder, uploads
+it and any local input data, submits the job and, with `--wait`, follows it to the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from studio.cli.common import CliError
+from studio.cli.job_follow import (
+    STATUSES,
+    Follower,
+    Printer,
+    duration,
+    is_terminal,
+    summary,
+    wait_quietly,
+)
+from studio.cli.job_transfer import (
+    JobClient,
+    check_entry_point,
+    check_job_name,
+    default_job_name,
+    note,
+    parse_inputs,
+    upload_input,
+    upload_source,
+)
+from studio.cli.output import print_json, print_table
+
+DEFAULT_INSTANCE_TYPE = "ml.local.small"  # the smallest of the default INSTANCE_TYPES
+INTERRUPTED = 130
+NAME_LOOKUP_LIMIT = 10_000  # `?name=` matches substrings: read enough to find the exact one
+
+
+# --- argument types ------------------------------------------------------------------------
+
+
+def _pair(flag: str, what: str) -> Callable[[str], tuple[str, str]]:
+    def parse(raw: str) -> tuple[str, str]:
+        key, sep, value = raw.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {raw!r}")
+        return key, value
+
+    parse.__name__ = flag  # argparse names the type in its error message
+    return parse
+
+
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _status(raw: str) -> str:
+    """A status as the API spells it, from any case (`inprogress`, `in-progress`)."""
+    wanted = raw.replace("-", "").replace("_", "").lower()
+    for status in STATUSES:
+        if status.lower() == wanted:
+            return status
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(STATUSES)}, got {raw!r}")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _team_default(client: JobClient) -> str:
+    """The user's only team, or the first one listed by /api/v1/me (said on stderr)."""
+    teams = client.get("/api/v1/me").get("teams", [])
+    if not teams:
+        raise CliError("you are not a member of any team")
+    slug = str(teams[0]["slug"])
+    if len(teams) > 1:
+        note(f"Team: {slug} (of {len(teams)}; choose with --team)")
+    return slug
+
+
+def _jobs_named(client: JobClient, name: str, team: str | None) -> list[dict[str, Any]]:
+    found = client.paginate("/api/v1/jobs", {"name": name, "team": team}, limit=NAME_LOOKUP_LIMIT)
+    return [job for job in found if job["name"] == name]
+
+
+def job_resolve(client: JobClient, ref: str, team: str | None) -> int:
+    """The id behind NAME_OR_ID: digits are an id, anything else an exact job name."""
+    if ref.isdigit():
+        return int(ref)
+    matches = _jobs_named(client, ref, team)
+    if not matches:
+        where = f" in team {team}" if team else ""
+        raise CliError(f"no job named {ref!r}{where}")
+    if len(matches) > 1:
+        teams = ", ".join(sorted(str(job["team"]) for job in matches))
+        raise CliError(f"jobs named {ref!r} exist in teams {teams}: choose one with --team")
+    return int(matches[0]["id"])
+
+
+def _short_time(iso: str | None) -> str:
+    """2025-01-31T12:34:56.789012Z -> 2025-01-31 12:34:56 (the API answers in UTC)."""
+    return iso.replace("T", " ")[:19] if iso else "-"
+
+
+def _follow_to_end(client: JobClient, job: dict[str, Any], *, json_out: bool) -> int:
+    """Show the job's lines and status until it ends; Ctrl-C detaches, the job runs on."""
+    try:
+        Follower(client, int(job["id"]), printer=Printer(stdout_to_stderr=json_out)).run()
+        final = client.get(f"/api/v1/jobs/{job['id']}")
+    except KeyboardInterrupt:
+        note(
+            f"\nDetached: job {job['name']} keeps running. Follow it again with: "
+            f"studiolo jobs logs {job['name']} --follow"
+        )
+        return INTERRUPTED
+    code = summary(final)
+    if json_out:
+        print_json(final)
+    return code
+
+
+# --- train -----------------------------------------------------------------------------------
+
+
+def train(args: argparse.Namespace) -> int:
+    source_dir = Path(args.source_dir).expanduser()
+    # Everything that can be checked locally is checked before the first upload.
+    check_entry_point(source_dir, args.entry_point)
+    inputs = parse_inputs(args.input or [])
+    name = args.name or default_job_name(args.entry_point)
+    check_job_name(name)
+    with JobClient.from_env() as client:
+        team = args.team or _team_default(client)
+        # The source is uploaded under the job's name: never overwrite an existing job's.
+        if _jobs_named(client, name, team):
+            raise CliError(f"a job named {name!r} exists already in team {team} (see --name)")
+        source_uri = upload_source(client, source_dir, team=team, job_name=name)
+        channels = [
+            {"name": spec.channel, "uri": upload_input(client, spec, team=team, job_name=name)}
+            for spec in inputs
+        ]
+        body: dict[str, Any] = {
+            "name": name,
+            "team": team,
+            "instance_type": args.instance_type,
+            "entry_point": args.entry_point,
+            "source_uri": source_uri,
+            # Strings exactly as typed, as raw boto3 callers send them; the toolkit in the
+            # container decodes the ones that are valid JSON.
+            "hyperparameters": dict(args.hp or []),
+            "input_channels": channels,
+            "metric_definitions": [
+                {"name": metric, "regex": regex} for metric, regex in args.metric or []
+            ],
+            "environment": dict(args.env or []),
+        }
+        if args.image:
+            body["image"] = args.image
+        else:
+            body["framework"] = args.framework
+        optional = {
+            "output_path": args.output_path,
+            "max_runtime_seconds": args.max_runtime,
+            "experiment": args.experiment,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        job = client.post("/api/v1/jobs", body)
+        if not args.wait:
+            if args.json:
+                print_json(job)
+            else:
+                note(f"Submitted job {job['name']} (id {job['id']}, team {job['team']})")
+                print(job["name"], flush=True)
+            return 0
+        note(f"Submitted job {job['name']} (id {job['id']}, team {job['team']}); following it")
+        return _follow_to_end(client, job, json_out=args.json)
+
+
+# --- jobs list / describe / logs / stop -----------------------------------------------------
+
+
+def jobs_list(args: argparse.Namespace) -> int:
+    params = {"status": args.status, "team": args.team}
+    with JobClient.from_env() as client:
+        jobs = client.paginate("/api/v1/jobs", params, limit=args.limit)
+    if args.json:
+        print_json(jobs)
+        return 0
+    print_table(
+        ["name", "team", "status", "secondary", "instance type", "created", "duration"],
+        [
+            [
+                job["name"],
+                job["team"],
+                job["status"],
+                job["secondary_status"],
+                job["instance_type"],
+                _short_time(job["created_at"]),
+                duration(job["created_at"], job["ended_at"]),
+            ]
+            for job in jobs
+        ],
+        empty="(no jobs)",
+    )
+    return 0
+
+
+def _pairs_text(values: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in values.items()) or "-"
+
+
+def _describe_rows(job: dict[str, Any], base_url: str) -> list[tuple[str, str]]:
+    image = job["image"] + (f"  (framework {job['framework']})" if job["framework"] else "")
+    state = job["status"] + (
+        f" / {job['secondary_status']}" if job["secondary_status"] != job["status"] else ""
+    )
+    rows = [
+        ("Name", f"{job['name']}  (id {job['id']}, team {job['team']})"),
+        ("Status", state),
+        ("Message", job["status_message"] or "-"),
+    ]
+    if job["failure_reason"]:
+        rows.append(("Failure reason", job["failure_reason"]))
+    rows += [
+        ("Image", image),
+        ("Entry point", job["entry_point"] or "-"),
+        ("Source", job["source_uri"] or "-"),
+        ("Hyperparameters", _pairs_text(job["hyperparameters"])),
+        ("Environment", _pairs_text(job["environment"])),
+    ]
+    rows += [(f"Input {c['name']}", c["uri"]) for c in job["input_channels"]] or [("Inputs", "-")]
+    rows += [(f"Metric {m['name']}", m["regex"]) for m in job["metric_definitions"]]
+    if job["container_entrypoint"] is not None:
+        rows.append(("Container entrypoint", " ".join(job["container_entrypoint"])))
+    if job["container_arguments"] is not None:
+        rows.append(("Container arguments", " ".join(job["container_arguments"])))
+    rows += [
+        ("Output path", job["output_path"]),
+        ("Instance type", job["instance_type"]),
+        ("Max runtime", f"{job['max_runtime_seconds']} s"),
+        ("Network", "enabled" if job["enable_network"] else "disabled"),
+        ("Created", f"{_short_time(job['created_at'])} by {job['created_by'] or '-'}"),
+        ("Training", _training_text(job)),
+        ("Ended", _short_time(job["ended_at"])),
+        ("Duration", duration(job["created_at"], job["ended_at"]) or "-"),
+        ("Exit code", "-" if job["exit_code"] is None else str(job["exit_code"])),
+        ("Log lines", str(job["log_line_count"])),
+        ("Model artifacts", job["model_artifact_uri"] or "-"),
+        ("Output artifacts", job["output_artifact_uri"] or "-"),
+    ]
+    rows += [
+        (f"Download {what}", base_url + link) for what, link in job.get("downloads", {}).items()
+    ]
+    return rows
+
+
+def _training_text(job: dict[str, Any]) -> str:
+    if not job["training_started_at"]:
+        return "-"
+    span = duration(job["training_started_at"], job["training_ended_at"])
+    end = _short_time(job["training_ended_at"]) if job["training_ended_at"] else "..."
+    return f"{_short_time(job['training_started_at'])} - {end}  ({span})"
+
+
+def jobs_describe(args: argparse.Namespace) -> int:
+    with JobClient.from_env() as client:
+        job = client.get(f"/api/v1/jobs/{job_resolve(client, args.job, args.team)}")
+    if args.json:
+        print_json(job)
+        return 0
+    rows = _describe_rows(job, client.base_url)
+    width = max(len(label) for label, _ in rows) + 2
+    for label, value in rows:
+        print(f"{label + ':':<{width}}{value}")
+    print()
+    print_table(
+        ["time", "status", "secondary", "actor", "message"],
+        [
+            [_short_time(t["at"]), t["status"], t["secondary_status"], t["actor"], t["message"]]
+            for t in job["transitions"]
+        ],
+        empty="(no transitions)",
+    )
+    return 0
+
+
+def jobs_logs(args: argparse.Namespace) -> int:
+    with JobClient.from_env() as client:
+        job = client.get(f"/api/v1/jobs/{job_resolve(client, args.job, args.team)}")
+        if args.follow:
+            return _follow_to_end(client, job, json_out=False)
+        Follower(client, int(job["id"]), printer=Printer()).read_available()
+    return 0
+
+
+def jobs_stop(args: argparse.Namespace) -> int:
+    with JobClient.from_env() as client:
+        job = client.post(f"/api/v1/jobs/{job_resolve(client, args.job, args.team)}/stop")
+        note(f"Job {job['name']}: {job['status']}")
+        if not args.wait or is_terminal(job["status"]):
+            return 0
+        try:
+            wait_quietly(client, int(job["id"]), printer=Printer())
+            final = client.get(f"/api/v1/jobs/{job['id']}")
+        except KeyboardInterrupt:
+            note(f"\nStopped waiting; job {job['name']} is still stopping")
+            return INTERRUPTED
+    summary(final)
+    return 0 if final["status"] == "Stopped" else 1
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+def _add_job_ref(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", metavar="NAME_OR_ID", help="the job's name, or its numeric id")
+    parser.add_argument("--team", help="the job's team, when its name exists in several")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="pack a source folder, upload it and local inputs, submit a training job "
+        "(client command)",
+        description="Submit a script-mode training job, like the SageMaker SDK's "
+        "Estimator.fit. Prints the job name on stdout (notes go to stderr).",
+    )
+    image = parser.add_mutually_exclusive_group(required=True)
+    image.add_argument("--framework", help="run the script in this framework's image (sklearn)")
+    image.add_argument("--image", help="run the script in this image instead of a framework's")
+    parser.add_argument(
+        "--entry-point",
+        required=True,
+        metavar="FILE",
+        help="the script to run, relative to --source-dir",
+    )
+    parser.add_argument(
+        "--source-dir",
+        required=True,
+        metavar="DIR",
+        help="folder packed as sourcedir.tar.gz and uploaded",
+    )
+    parser.add_argument(
+        "--name", help="job name (default: <entry point>-<UTC time to the millisecond>)"
+    )
+    parser.add_argument(
+        "--hp",
+        action="append",
+        type=_pair("--hp", "KEY=VALUE"),
+        metavar="KEY=VALUE",
+        help="a hyperparameter, passed as the string typed (repeat)",
+    )
+    parser.add_argument(
+        "--input",
+        action="append",
+        type=_pair("--input", "CHANNEL=URI_OR_PATH"),
+        metavar="CHANNEL=URI_OR_PATH",
+        help="an input channel: a URI, or a local file or folder to upload (repeat)",
+    )
+    parser.add_argument(
+        "--instance-type",
+        default=DEFAULT_INSTANCE_TYPE,
+        metavar="TYPE",
+        help=f"instance type (default {DEFAULT_INSTANCE_TYPE})",
+    )
+    parser.add_argument(
+        "--metric",
+        action="append",
+        type=_pair("--metric", "NAME=REGEX"),
+        metavar="NAME=REGEX",
+        help="a metric read from the log; the regex captures the value (repeat)",
+    )
+    parser.add_argument(
+        "--max-runtime", type=_positive, metavar="SECONDS", help="stop the job after this long"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        type=_pair("--env", "KEY=VALUE"),
+        metavar="KEY=VALUE",
+        help="an environment variable of the container (repeat)",
+    )
+    parser.add_argument("--output-path", metavar="URI", help="where the model archive goes (a URI)")
+    parser.add_argument("--experiment", metavar="NAME", help="the experiment of the job's run")
+    parser.add_argument(
+        "--team", metavar="SLUG", help="the team to run in (default: your only or first team)"
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the job to its end; exit 0 Completed, 1 Failed, 3 Stopped",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the job as JSON (at the end with --wait)"
+    )
+    parser.set_defaults(func=train)
+
+    jobs_parser = commands.add_parser("jobs", help="list, describe, follow and stop jobs")
+    jobs_commands = jobs_parser.add_subparsers(
+        dest="jobs_command", metavar="COMMAND", required=True
+    )
+
+    parser = jobs_commands.add_parser("list", help="jobs you may see, newest first")
+    parser.add_argument("--status", type=_status, help=f"only this status ({', '.join(STATUSES)})")
+    parser.add_argument("--team", help="only jobs of this team")
+    parser.add_argument("--limit", type=_positive, default=50, help="at most N jobs (default 50)")
+    parser.add_argument("--json", action="store_true", help="print the jobs as JSON")
+    parser.set_defaults(func=jobs_list)
+
+    parser = jobs_commands.add_parser("describe", help="a job's configuration, status and history")
+    _add_job_ref(parser)
+    parser.add_argument("--json", action="store_true", help="print the API's JSON")
+    parser.set_defaults(func=jobs_describe)
+
+    parser = jobs_commands.add_parser("logs", help="what a job printed")
+    _add_job_ref(parser)
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep printing until the job ends; exit 0 Completed, 1 Failed, 3 Stopped",
+    )
+    parser.set_defaults(func=jobs_logs)
+
+    parser = jobs_commands.add_parser("stop", help="stop a job")
+    _add_job_ref(parser)
+    parser.add_argument("--wait", action="store_true", help="wait until it has stopped")
+    parser.set_defaults(func=jobs_stop)

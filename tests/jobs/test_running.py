@@ -1,0 +1,327 @@
+"""Jobs end to end: a real worker process, a real runtime (Docker and process), real files.
+
+Each test submits through the REST API, lets the worker run the job, and checks status,
+secondary status, failure reason, artifacts and the log, as a user would see them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import textwrap
+import time
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from experiments.models import MetricPoint
+from jobs.models import Job, JobLogLine, JobStatus, SecondaryStatus
+from studio.artifacts import get_store
+from tests.factories import make_team, make_token, make_user
+from tests.jobs.conftest import Worker, wait_for_job
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+SKLEARN_TRAIN = textwrap.dedent(
+    """
+    import argparse, os, glob, json
+    import joblib, numpy as np, pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-C", type=float, default=1.0)  # one-letter names arrive as -C (SageMaker)
+    parser.add_argument("--max_iter", type=int, default=100)
+    parser.add_argument("--model-dir", default=os.environ["SM_MODEL_DIR"])
+    args = parser.parse_args()
+    files = glob.glob(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "*.csv"))
+    frame = pd.concat(pd.read_csv(f, header=None) for f in files)
+    X, y = frame.iloc[:, 1:].values, frame.iloc[:, 0].values
+    model = LogisticRegression(C=args.C, max_iter=args.max_iter)
+    for epoch in range(3):
+        model.fit(X, y)
+        print(f"epoch={epoch} train_accuracy={model.score(X, y):.4f};", flush=True)
+    joblib.dump(model, os.path.join(args.model_dir, "model.joblib"))
+    print("hosts", os.environ["SM_HOSTS"], "hps", os.environ["SM_HPS"])
+    """
+)
+
+
+def archive(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class Api:
+    def __init__(self, client: Client, slug: str, token: str) -> None:
+        self.client, self.slug = client, slug
+        self.auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+    def submit(self, name: str, script: str, **fields: Any) -> int:
+        store = get_store()
+        key = f"teams/{self.slug}/code/{name}/sourcedir.tar.gz"
+        store.put(key, archive({"train.py": script}))
+        body = {
+            "name": name,
+            "framework": "sklearn",
+            "entry_point": "train.py",
+            "source_uri": store.uri(key),
+            "instance_type": "ml.local.small",
+            **fields,
+        }
+        response = self.client.post(
+            "/api/v1/jobs", body, content_type="application/json", **self.auth
+        )
+        assert response.status_code == 201, response.content
+        return int(response.json()["id"])
+
+    def stop(self, job_id: int) -> Any:
+        return self.client.post(f"/api/v1/jobs/{job_id}/stop", **self.auth)
+
+
+@pytest.fixture
+def api(client: Client, worker: Worker, use_runtime: str) -> Api:
+    team = make_team("lab")
+    return Api(client, team.slug, make_token(make_user(team, role="scientist")))
+
+
+def model_members(job: Job) -> dict[str, bytes]:
+    store = get_store()
+    with store.open(store.key_from_uri(job.model_artifact_uri)) as stream:
+        data = stream.read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def log_text(job: Job) -> str:
+    return "\n".join(
+        JobLogLine.objects.filter(job=job).order_by("seq").values_list("line", flat=True)
+    )
+
+
+def test_sklearn_script_mode_job_completes_with_model_and_metrics(
+    api: Api, runtime_name: str
+) -> None:
+    if runtime_name != "docker":
+        pytest.skip(
+            "scikit-learn lives in the framework image; the process runtime uses the host's Python"
+        )
+    store = get_store()
+    rows = "\n".join(f"{i % 2},{i},{(i * 7) % 5}" for i in range(60))
+    store.put(f"teams/{api.slug}/data/iris/part-1.csv", rows.encode())
+    job_id = api.submit(
+        "sklearn-job",
+        SKLEARN_TRAIN,
+        hyperparameters={"C": "0.5", "max_iter": "200"},
+        input_channels=[
+            {
+                "name": "train",
+                "uri": store.uri(f"teams/{api.slug}/data/iris"),
+                "content_type": "text/csv",
+            }
+        ],
+        metric_definitions=[{"name": "train:accuracy", "regex": r"train_accuracy=([0-9.]+);"}],
+    )
+    job = wait_for_job(job_id)
+    assert job.status == JobStatus.COMPLETED, (job.failure_reason, log_text(job))
+    assert job.secondary_status == SecondaryStatus.COMPLETED
+    assert job.model_artifact_uri.endswith(f"teams/{api.slug}/jobs/sklearn-job/output/model.tar.gz")
+    assert job.output_artifact_uri.endswith("sklearn-job/output/output.tar.gz")
+    assert "model.joblib" in model_members(job)
+    text = log_text(job)
+    assert 'hosts ["algo-1"]' in text
+    assert '"C":0.5' in text
+    assert '"max_iter":200' in text
+    accuracy = list(MetricPoint.objects.filter(run=job.run, key="train:accuracy").order_by("step"))
+    assert [p.step for p in accuracy] == [0, 1, 2]
+    assert 0.4 < accuracy[-1].value <= 1.0
+    secondary = [t.secondary_status for t in job.transitions.all()]
+    assert secondary[:4] == ["Starting", "Starting", "Downloading", "Training"]
+    assert secondary[-1] == "Completed"
+    assert "Uploading" in secondary
+    assert job.run is not None
+    assert job.run.status == "FINISHED"
+
+
+def test_failure_file_becomes_the_failure_reason(api: Api) -> None:
+    script = textwrap.dedent(
+        """
+        import os
+        with open(os.path.join(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"), "output", "failure"), "w") as f:
+            f.write("DataError: column 'label' is missing")
+        raise SystemExit(3)
+        """
+    )
+    job = wait_for_job(api.submit("writes-failure", script))
+    assert job.status == JobStatus.FAILED
+    assert job.secondary_status == SecondaryStatus.FAILED
+    assert job.failure_reason == "DataError: column 'label' is missing"
+    assert job.exit_code == 3
+    assert job.run is not None
+    assert job.run.status == "FAILED"
+
+
+def test_crash_gives_exit_code_and_traceback(api: Api) -> None:
+    script = "print('about to fail', flush=True)\nraise ValueError('bad learning rate')\n"
+    job = wait_for_job(api.submit("crashes", script))
+    assert job.status == JobStatus.FAILED
+    assert "ExecuteUserScriptError" in job.failure_reason
+    assert "ValueError: bad learning rate" in job.failure_reason
+    assert job.exit_code not in (0, None)
+    assert "about to fail" in log_text(job)
+
+
+def test_out_of_memory_is_reported(api: Api, runtime_name: str) -> None:
+    if runtime_name != "docker":
+        pytest.skip("memory limits are enforced by the container engine")
+    script = "blocks = []\nwhile True:\n    blocks.append(bytearray(50 * 1024 * 1024))\n"
+    job = wait_for_job(api.submit("eats-memory", script))
+    assert job.status == JobStatus.FAILED
+    assert job.failure_reason.startswith("OutOfMemory"), job.failure_reason
+    assert "1024 MB" in job.failure_reason
+    assert "ml.local.small" in job.failure_reason
+
+
+def test_max_runtime_stops_the_job(api: Api) -> None:
+    script = textwrap.dedent(
+        """
+        import os, time, signal, sys
+        def saved(*_):
+            open(os.path.join(os.environ["SM_MODEL_DIR"], "checkpoint.txt"), "w").write("partial")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, saved)
+        print("working", flush=True)
+        time.sleep(120)
+        """
+    )
+    job = wait_for_job(api.submit("too-slow", script, max_runtime_seconds=2))
+    assert job.status == JobStatus.STOPPED
+    assert job.secondary_status == SecondaryStatus.MAX_RUNTIME_EXCEEDED
+    assert model_members(job) == {"checkpoint.txt": b"partial"}
+    assert job.ended_at is not None
+    assert job.training_started_at is not None
+    assert (job.ended_at - job.training_started_at).total_seconds() < 30
+
+
+def test_stop_sends_sigterm_and_keeps_what_the_script_saved(api: Api) -> None:
+    script = textwrap.dedent(
+        """
+        import os, time, signal, sys
+        def on_term(*_):
+            print("got SIGTERM, saving", flush=True)
+            open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w").write("saved on stop")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, on_term)
+        print("training", flush=True)
+        time.sleep(120)
+        """
+    )
+    job_id = api.submit("to-stop", script)
+    wait_for_job(
+        job_id,
+        until=lambda j: j.secondary_status == SecondaryStatus.TRAINING and j.log_line_count > 3,
+    )
+    time.sleep(0.5)
+    response = api.stop(job_id)
+    assert response.status_code == 200
+    assert response.json()["status"] == "Stopping"
+    job = wait_for_job(job_id)
+    assert job.status == JobStatus.STOPPED
+    assert job.secondary_status == SecondaryStatus.STOPPED
+    assert model_members(job) == {"model.txt": b"saved on stop"}
+    assert "got SIGTERM, saving" in log_text(job)
+    statuses = [t.status for t in job.transitions.all()]
+    assert statuses.index("Stopping") < statuses.index("Stopped")
+
+
+def test_script_ignoring_sigterm_is_killed_after_the_grace_period(api: Api) -> None:
+    script = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('stubborn', flush=True)\ntime.sleep(120)\n"
+    job_id = api.submit("stubborn", script)
+    wait_for_job(job_id, until=lambda j: JobLogLine.objects.filter(job=j, line="stubborn").exists())
+    started = time.monotonic()
+    api.stop(job_id)
+    job = wait_for_job(job_id)
+    assert job.status == JobStatus.STOPPED, (job.failure_reason, log_text(job))
+    assert 2.5 < time.monotonic() - started < 30  # tests.settings: a 3 s grace period
+
+
+def test_image_that_does_not_exist_is_a_400(
+    client: Client, settings: Any, docker_engine: None
+) -> None:
+    settings.RUNTIME = "docker"
+    team = make_team("img")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {make_token(make_user(team))}"}
+    body = {
+        "name": "no-image",
+        "image": "studiolo/does-not-exist:1",
+        "instance_type": "ml.local.small",
+    }
+    response = client.post(
+        "/api/v1/jobs", json.dumps(body), content_type="application/json", **auth
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "image"
+    assert not Job.objects.exists()
+
+
+def test_websocket_client_joining_mid_job_gets_every_line_in_order_then_the_end(
+    api: Api, asgi_server: str
+) -> None:
+    from websockets.sync.client import connect
+
+    script = "import time\nfor i in range(1, 41):\n    print(f'line {i}', flush=True)\n    time.sleep(0.08)\n"
+    job_id = api.submit("chatty", script)
+    wait_for_job(job_id, until=lambda j: j.log_line_count >= 15)
+    url = asgi_server.replace("http://", "ws://") + f"/ws/jobs/{job_id}/logs"
+    received: list[dict[str, Any]] = []
+    end: dict[str, Any] = {}
+    with connect(url, additional_headers={**_bearer(api)}, open_timeout=10) as socket:
+        while True:
+            message = json.loads(socket.recv(timeout=60))
+            if message["type"] == "lines":
+                received.extend(message["lines"])
+            elif message["type"] == "end":
+                end = message
+                break
+    assert end["status"] == "Completed"
+    seqs = [line["seq"] for line in received]
+    assert seqs == list(range(1, len(seqs) + 1)), "gaps or repeats"
+    printed = [line["line"] for line in received if line["stream"] == "stdout"]
+    assert printed == [f"line {i}" for i in range(1, 41)]
+    assert end["lines"] == len(received) == Job.objects.get(pk=job_id).log_line_count
+
+
+def _bearer(api: Api) -> dict[str, str]:
+    return {"Authorization": api.auth["HTTP_AUTHORIZATION"]}
+
+
+def test_killing_the_worker_mid_job_never_leaves_it_stuck(api: Api, worker: Worker) -> None:
+    from jobs.reconcile import reconcile_jobs
+
+    script = "import time\nfor i in range(1, 31):\n    print(f'tick {i}', flush=True)\n    time.sleep(0.2)\n"
+    job_id = api.submit("survivor", script)
+    wait_for_job(job_id, until=lambda j: j.log_line_count >= 8)
+    worker.kill()
+    worker.start()
+    # The dead worker's lease runs out (tests.settings: 4 s); beat would then reconcile.
+    deadline = time.monotonic() + 60
+    while Job.objects.get(pk=job_id).status not in ("Completed", "Failed", "Stopped"):
+        reconcile_jobs()
+        assert time.monotonic() < deadline, "job stuck after its worker died"
+        time.sleep(1)
+    job = Job.objects.get(pk=job_id)
+    if job.status == JobStatus.FAILED:
+        assert job.failure_reason, "a failed job always says why"
+    else:
+        assert job.status == JobStatus.COMPLETED
+        ticks = [line for line in log_text(job).splitlines() if line.startswith("tick")]
+        assert ticks == [f"tick {i}" for i in range(1, 31)], (
+            "lines lost or repeated after re-attach"
+        )
