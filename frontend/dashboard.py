@@ -26,6 +26,8 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
 
+from jobs.models import ACTIVE_STATUSES
+from jobs.selectors import jobs_for_user
 from studio.accounts.models import Team
 from studio.accounts.selectors import members_of_team, tokens_for_user
 from studio.audit.selectors import AuditFilter, audit_events_for_user
@@ -41,6 +43,11 @@ class DashboardCard:
     # A websocket event name ("audit", "job.status"...): each such event of the current
     # team adds one to the number on the page without a reload.
     increments_on: str | None = None
+    # For a number that goes down as well as up (jobs running now): a websocket event name
+    # whose events carry `data.id` and `data.terminal`. The page keeps the set of ids that
+    # are not terminal, starting from `tracked_ids`, and shows its size.
+    tracks: str | None = None
+    tracked_ids: tuple[int, ...] = ()
 
 
 CardProvider = Callable[[Team, User], DashboardCard | None]
@@ -93,6 +100,24 @@ def tokens_card(team: Team, user: User) -> DashboardCard:
         value=active,
         href=reverse("settings-tokens"),
         hint="for the CLI and SDKs",
+    )
+
+
+@dashboard_card(order=30)
+def active_jobs_card(team: Team, user: User) -> DashboardCard:
+    active = tuple(
+        jobs_for_user(user)
+        .filter(team=team, status__in=ACTIVE_STATUSES)
+        .values_list("pk", flat=True)
+    )
+    return DashboardCard(
+        key="jobs-active",
+        label="Active jobs",
+        value=len(active),
+        href=f"{reverse('jobs')}?status=active",
+        hint="pending, running or stopping",
+        tracks="job.status",
+        tracked_ids=active,
     )
 
 

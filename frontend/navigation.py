@@ -30,7 +30,7 @@ class NavLink:
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Dashboard", "dashboard", "dashboard"),
     NavItem("Experiments", "experiments", None),
-    NavItem("Jobs", "jobs", None),
+    NavItem("Jobs", "jobs", "jobs", section=("jobs", "job-new", "job-detail")),
     NavItem("Models", "models", None),
     NavItem("Endpoints", "endpoints", None),
     NavItem("Audit", "audit", "audit"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import views
+from frontend import jobs_views, views
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
@@ -18,4 +18,8 @@ urlpatterns = [
         name="settings-token-revoke",
     ),
     path("settings/team/", views.team, name="settings-team"),
+    path("jobs/", jobs_views.job_list, name="jobs"),
+    path("jobs/new/", jobs_views.job_new, name="job-new"),
+    path("jobs/<int:job_id>/", jobs_views.job_detail, name="job-detail"),
+    path("jobs/<int:job_id>/stop/", jobs_views.job_stop_view, name="job-stop"),
 ]

@@ -11,6 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
 from studio.accounts.websocket import TokenAuthMiddlewareStack, origin_checked  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 
