@@ -10,6 +10,7 @@ message, so a client always receives every line.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
 from channels.generic.websocket import JsonWebsocketConsumer
@@ -21,6 +22,14 @@ from jobs.services.lifecycle import job_status_payload
 from studio.errors import NotFound
 
 BACKLOG_PAGE = 1000
+
+
+def _after(query_string: bytes) -> int:
+    values = parse_qs(query_string.decode("latin-1")).get("after", ["0"])
+    try:
+        return max(0, int(values[0]))
+    except ValueError:
+        return 0
 
 
 class JobLogsConsumer(JsonWebsocketConsumer):
@@ -38,7 +47,9 @@ class JobLogsConsumer(JsonWebsocketConsumer):
         except NotFound:
             self.close(code=4404)
             return
-        self.job_id, self.last_seq, self.ended = job.pk, 0, False
+        self.job_id, self.ended = job.pk, False
+        # ?after=N: the client has lines 1..N already (a reconnect); resume after them.
+        self.last_seq = _after(self.scope.get("query_string", b""))
         self.groups = [job_group(job.pk)]
         async_to_sync(self.channel_layer.group_add)(job_group(job.pk), self.channel_name)
         self.accept()

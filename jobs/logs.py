@@ -10,6 +10,7 @@ is flushed and the values recorded in the job's run.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from django.db import close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
+from experiments.models import MetricSummary
 from experiments.services import Point, metrics_log_batch
 from jobs.models import Job, JobLogLine
 
@@ -75,7 +77,16 @@ class LogWriter:
     def __init__(self, job: Job, *, skip_lines: dict[str, int] | None = None) -> None:
         self.job_id = job.pk
         self.run_id = job.run_id
-        self.metrics = [_Metric(m["name"], re.compile(m["regex"])) for m in job.metric_definitions]
+        # Steps continue from what a previous writer (a worker before a re-attach) recorded.
+        recorded = (
+            dict(MetricSummary.objects.filter(run_id=job.run_id).values_list("key", "count"))
+            if job.run_id
+            else {}
+        )
+        self.metrics = [
+            _Metric(m["name"], re.compile(m["regex"]), int(recorded.get(m["name"], 0)))
+            for m in job.metric_definitions
+        ]
         self._seq = job.log_line_count
         # Lines a previous worker already stored, per stream: a re-attached log stream replays
         # them. Counted per stream because only each stream's own order is reproducible.
@@ -176,7 +187,8 @@ class LogWriter:
                     "points": [
                         {
                             "name": p.key,
-                            "value": p.value,
+                            # JSON has no NaN/Infinity: a browser could not parse the message.
+                            "value": p.value if math.isfinite(p.value) else None,
                             "step": p.step,
                             "at": p.timestamp.isoformat(),
                         }

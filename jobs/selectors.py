@@ -23,3 +23,26 @@ def job_for_user(user: AbstractBaseUser | AnonymousUser, job_id: int) -> Job:
 
 def job_log_page(job: Job, *, after: int = 0, limit: int = 1000) -> QuerySet[JobLogLine]:
     return JobLogLine.objects.filter(job=job, seq__gt=after).order_by("seq")[:limit]
+
+
+def job_download_links(job: Job) -> dict[str, str]:
+    """Signed links, through the studio, to the job's model and output archives. An archive
+    whose URI is not in the configured store any more (the store moved) gets no link."""
+    from django.conf import settings
+
+    from studio.artifacts import get_store, sign_download
+    from studio.errors import StudioloError
+
+    store = get_store()
+    links: dict[str, str] = {}
+    for name, uri in (("model", job.model_artifact_uri), ("output", job.output_artifact_uri)):
+        if not uri:
+            continue
+        try:
+            key = store.key_from_uri(uri)
+        except StudioloError:
+            continue
+        links[name] = "/artifacts/download?" + sign_download(
+            key, secret=settings.SECRET_KEY, filename=f"{job.name}-{name}.tar.gz"
+        )
+    return links

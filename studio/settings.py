@@ -125,7 +125,14 @@ REDIS_EMBEDDED = CONFIG.redis_embedded
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "studiolo:ws", "capacity": 1000, "expiry": 30},
+        "CONFIG": {
+            # channels_redis blocks 5 s per BZPOPMIN; redis-py 8's default read timeout is as
+            # short, so every idle websocket died with "Timeout reading from socket".
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+            "prefix": "studiolo:ws",
+            "capacity": 1000,
+            "expiry": 30,
+        },
     },
 }
 

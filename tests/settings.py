@@ -35,3 +35,12 @@ JOB_STOP_GRACE_SECONDS = 3
 
 # A killed worker's job is taken over after this long (production: 30 s).
 JOB_LEASE_SECONDS = 4
+
+# Test runs that share a Redis (CI's, or two developers' sessions) must not hear each other:
+# a prefix per run, inherited by the worker processes through STUDIOLO_HOME.
+_RUN_PREFIX = "studiolo-test-" + os.path.basename(os.environ["STUDIOLO_HOME"])
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = _RUN_PREFIX + ":ws"  # noqa: F405
+CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
+    **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
+    "global_keyprefix": _RUN_PREFIX + ":",
+}

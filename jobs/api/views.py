@@ -18,7 +18,6 @@ from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinitio
 from studio.accounts.selectors import default_team_for_user, team_for_user
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
-from studio.artifacts import get_store, sign_download
 from studio.errors import ValidationError
 
 
@@ -72,16 +71,7 @@ class JobDetailSerializer(JobSerializer):
     downloads = serializers.SerializerMethodField()
 
     def get_downloads(self, job: Any) -> dict[str, str]:
-        """Signed links to the job's archives, through the studio."""
-        store = get_store()
-        secret = self.context["secret"]
-        links = {}
-        for name, uri in (("model", job.model_artifact_uri), ("output", job.output_artifact_uri)):
-            if uri:
-                links[name] = "/artifacts/download?" + sign_download(
-                    store.key_from_uri(uri), secret=secret, filename=f"{job.name}-{name}.tar.gz"
-                )
-        return links
+        return selectors.job_download_links(job)
 
 
 class JobListApi(StudioAPIView):
@@ -175,10 +165,8 @@ class JobListApi(StudioAPIView):
 class JobDetailApi(StudioAPIView):
     @extend_schema(responses=JobDetailSerializer, operation_id="jobs_describe")
     def get(self, request: Request, job_id: int) -> Response:
-        from django.conf import settings
-
         job = selectors.job_for_user(request.user, job_id)
-        return Response(JobDetailSerializer(job, context={"secret": settings.SECRET_KEY}).data)
+        return Response(JobDetailSerializer(job).data)
 
 
 class JobStopApi(StudioAPIView):

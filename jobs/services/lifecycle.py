@@ -122,19 +122,25 @@ def job_transition(
                     **({"failure_reason": job.failure_reason} if job.failure_reason else {}),
                 },
             )
+        actor_name = user.get_username() if user else SYSTEM
         publish_team_event(
             team_id=job.team_id,
             team_slug=job.team.slug,
             event="job.status",
-            data=job_status_payload(job),
+            data=job_status_payload(job, actor=actor_name),
         )
-        _publish_job(job)
+        _publish_job(job, actor_name)
     return job
 
 
-def job_status_payload(job: Job) -> dict[str, Any]:
+def job_status_payload(job: Job, *, actor: str = SYSTEM) -> dict[str, Any]:
     return {
         "id": job.pk,
+        "actor": actor,
+        "at": job.updated_at.isoformat() if job.updated_at else None,
+        "training_started_at": job.training_started_at.isoformat()
+        if job.training_started_at
+        else None,
         "name": job.name,
         "status": job.status,
         "secondary_status": job.secondary_status,
@@ -144,10 +150,10 @@ def job_status_payload(job: Job) -> dict[str, Any]:
     }
 
 
-def _publish_job(job: Job) -> None:
+def _publish_job(job: Job, actor: str) -> None:
     from jobs.logs import publish_status  # the log stream owns the job's channel group
 
-    payload = job_status_payload(job)
+    payload = job_status_payload(job, actor=actor)
     transaction.on_commit(lambda: publish_status(job.pk, payload))
 
 

@@ -19,6 +19,7 @@ from jobs.frameworks import framework_image
 from jobs.instance_types import instance_type_get
 from jobs.models import Job, JobStatus, JobTransition, SecondaryStatus
 from jobs.runtime import get_runtime
+from jobs.services.lifecycle import job_status_payload
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
@@ -26,6 +27,7 @@ from studio.artifacts import ArtifactStore, get_store
 from studio.artifacts.errors import ArtifactStoreError
 from studio.audit.services import audit_record
 from studio.errors import ValidationError
+from studio.events import publish_team_event
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -151,6 +153,14 @@ def job_create(*, team: Team, actor: Actor, request: JobRequest) -> Job:
             target=job,
             team=team,
             details={"image": image, "instance_type": instance.name},
+        )
+        publish_team_event(
+            team_id=team.pk,
+            team_slug=team.slug,
+            event="job.status",
+            data=job_status_payload(
+                job, actor=actor.get_username() if isinstance(actor, User) else "system"
+            ),
         )
         from jobs.tasks import run_job  # tasks import services; import here, not at load
 

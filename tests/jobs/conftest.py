@@ -105,9 +105,10 @@ class Worker:
 def _purge_job_queues() -> None:
     from studio.health import redis_client
 
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
     client = redis_client()
     try:
-        client.delete(*job_queues(), "default")
+        client.delete(*(prefix + queue for queue in [*job_queues(), "default"]))
     finally:
         client.close()
 

@@ -325,3 +325,15 @@ def test_killing_the_worker_mid_job_never_leaves_it_stuck(api: Api, worker: Work
         assert ticks == [f"tick {i}" for i in range(1, 31)], (
             "lines lost or repeated after re-attach"
         )
+
+
+def test_container_entrypoint_and_arguments_are_honoured(api: Api) -> None:
+    job_id = api.submit(
+        "own-entrypoint",
+        "raise SystemExit('train.py must not run')\n",
+        container_entrypoint=["/bin/bash"],
+        container_arguments=["-c", 'echo "entrypoint ran for $TRAINING_JOB_NAME"'],
+    )
+    job = wait_for_job(job_id)
+    assert job.status == JobStatus.COMPLETED, job.failure_reason
+    assert "entrypoint ran for own-entrypoint" in log_text(job)

@@ -155,6 +155,32 @@
     });
   }
 
+  // A card counting things that come and go (active jobs): the set of ids not yet terminal.
+  function setupTrackedCounts() {
+    var team = document.body.getAttribute("data-team");
+    document.querySelectorAll("[data-tracks]").forEach(function (card) {
+      var ids = {};
+      (card.getAttribute("data-tracked-ids") || "").split(",").forEach(function (id) {
+        if (id) ids[id] = true;
+      });
+      var value = card.querySelector("[data-card-value]");
+      document.addEventListener("studiolo:event", function (event) {
+        var message = event.detail;
+        if (message.team !== team || message.event !== card.getAttribute("data-tracks")) return;
+        var id = String(Number((message.data || {}).id));
+        var before = Object.keys(ids).length;
+        if (message.data.terminal) delete ids[id];
+        else ids[id] = true;
+        var after = Object.keys(ids).length;
+        if (after === before) return;
+        value.textContent = String(after);
+        card.classList.remove("bumped");
+        void card.offsetWidth; // restart the animation
+        card.classList.add("bumped");
+      });
+    });
+  }
+
   // --- small enhancements --------------------------------------------------------------
 
   function setupCopyButtons() {
@@ -197,6 +223,7 @@
     var activity = document.querySelector("[data-activity]");
     if (activity) setupActivity(activity);
     if (document.querySelector("[data-increments-on]")) setupLiveCounts();
+    if (document.querySelector("[data-tracks]")) setupTrackedCounts();
     var eventsPath = document.body.getAttribute("data-events-path");
     if (eventsPath) startLiveEvents(eventsPath);
   });
