@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any, Self
 
 import httpx
 
@@ -33,14 +33,14 @@ class ApiClient:
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiClient:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         env = os.environ if env is None else env
         url = env.get("STUDIOLO_URL") or DEFAULT_URL
         if not url.startswith(("http://", "https://")):
             raise CliError(f"STUDIOLO_URL: expected http(s)://host:port, got {url!r}", code=2)
         return cls(url, env.get("STUDIOLO_TOKEN") or None)
 
-    def __enter__(self) -> ApiClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -56,15 +56,27 @@ class ApiClient:
         return self.request("DELETE", path)
 
     def request(
-        self, method: str, path: str, *, params: Params | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        content: IO[bytes] | None = None,
+        timeout: httpx.Timeout | float | None = None,
     ) -> Any:
         """Send one request; return the decoded JSON body or raise CliError with the API's message.
 
         `path` is relative to STUDIOLO_URL, or an absolute URL (a page's `next` link).
         """
         query = {key: value for key, value in (params or {}).items() if value is not None}
+        extra: dict[str, Any] = {}
+        if content is not None:  # a raw body (uploads), streamed from the file
+            extra = {"content": content, "headers": {"Content-Type": "application/octet-stream"}}
+        if timeout is not None:
+            extra["timeout"] = timeout
         try:
-            response = self._http.request(method, path, params=query, json=json)
+            response = self._http.request(method, path, params=query, json=json, **extra)
         except httpx.TimeoutException as exc:
             raise CliError(
                 f"{self.base_url} did not answer in time ({type(exc).__name__})"

@@ -12,11 +12,11 @@ import re
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -45,46 +45,14 @@ class JobClient(ApiClient):
         super().__init__(base_url, token, transport=transport)
         self.token = token
 
-    # ApiClient types these as returning ApiClient; they build and return `cls`/`self`.
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> JobClient:
-        return cast(JobClient, super().from_env(env))
-
-    def __enter__(self) -> JobClient:
-        return self
-
     def upload(self, key: str, path: Path) -> dict[str, Any]:
         """PUT one local file to the artifact store (streamed); the API's {key, size, uri}."""
         url = "/api/v1/artifacts/" + quote(key, safe="/")
         with path.open("rb") as stream:
-            return self._send_raw("PUT", url, stream)
-
-    def _send_raw(self, method: str, url: str, body: IO[bytes]) -> dict[str, Any]:
-        # ApiClient.request sends JSON only; this is its error handling for a raw body.
-        try:
-            response = self._http.request(
-                method,
-                url,
-                content=body,
-                headers={"Content-Type": "application/octet-stream"},
-                timeout=UPLOAD_TIMEOUT,
+            answer: dict[str, Any] = self.request(
+                "PUT", url, content=stream, timeout=UPLOAD_TIMEOUT
             )
-        except httpx.TimeoutException as exc:
-            raise CliError(
-                f"{self.base_url} did not answer in time ({type(exc).__name__})"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise CliError(
-                f"cannot reach the studio at {self.base_url}: {exc or type(exc).__name__} "
-                "(is it running? set STUDIOLO_URL)"
-            ) from exc
-        if response.is_error:
-            raise CliError(self._error_message(response))
-        try:
-            body_json: dict[str, Any] = response.json()
-        except ValueError as exc:
-            raise CliError(f"{method} {response.url}: the answer is not JSON") from exc
-        return body_json
+        return answer
 
     def websocket_url(self, path: str) -> str:
         scheme, rest = self.base_url.split("://", 1)

@@ -8,53 +8,19 @@ real ones.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
 
 from studio.accounts import services
 from studio.accounts.models import Team
 from tests.factories import make_team, make_user
-from tests.support import component_missing
+from tests.frontend.browser_support import ARTIFACTS, in_server_thread
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORD = "pw-for-tests-1"  # what tests.factories.make_user sets
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        component_missing(f"Chromium not installed at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        component_missing("the playwright package is not installed")
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
 
 
 @pytest.fixture
@@ -68,26 +34,6 @@ def lab(transactional_db: None) -> tuple[Team, User, User]:
     user.first_name, user.last_name = "Ada", "Lovelace"
     user.save(update_fields=["first_name", "last_name"])
     return team, user, make_user(username="grace")
-
-
-def in_server_thread(work: Callable[[], None]) -> None:
-    """Run ORM work outside the test thread: Playwright's sync API keeps an event loop in
-    this one, and Django refuses synchronous queries next to a running loop."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:  # re-raised in the test thread below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    if errors:
-        raise errors[0]
 
 
 def test_dashboard_goes_live_and_shows_new_audit_events(

@@ -9,7 +9,6 @@ serving studio.asgi (`asgi_server`), so HTTP, the session cookie and both websoc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,35 +20,10 @@ from jobs.services.lifecycle import job_fail, job_transition
 from jobs.services.submission import JobRequest, MetricDefinition, job_create
 from studio.accounts.models import Team
 from tests.factories import make_team, make_user
-from tests.frontend.test_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    PASSWORD,
-    in_server_thread,
-)
-from tests.support import component_missing
+from tests.frontend.browser_support import ARTIFACTS, in_server_thread
+from tests.frontend.test_browser import PASSWORD
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def browser_page() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        component_missing(f"Chromium not installed at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        component_missing("the playwright package is not installed")
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
 
 
 @pytest.fixture
@@ -109,12 +83,11 @@ def transition(job_id: int, status: str, secondary: str, message: str) -> None:
 
 
 def test_job_page_follows_log_metrics_and_status_live(
-    asgi_server: str, lab_job: tuple[Team, User, Job], browser_page: Any
+    asgi_server: str, lab_job: tuple[Team, User, Job], page: Any
 ) -> None:
     from playwright.sync_api import expect
 
     _, _, job = lab_job
-    page = browser_page
     sign_in(page, asgi_server)
     page.goto(f"{asgi_server}/jobs/{job.pk}/")
 
@@ -184,12 +157,11 @@ def test_job_page_follows_log_metrics_and_status_live(
 
 
 def test_job_list_follows_status_events_and_announces_new_jobs(
-    asgi_server: str, lab_job: tuple[Team, User, Job], browser_page: Any
+    asgi_server: str, lab_job: tuple[Team, User, Job], page: Any
 ) -> None:
     from playwright.sync_api import expect
 
     team, user, job = lab_job
-    page = browser_page
     sign_in(page, asgi_server)
     page.goto(f"{asgi_server}/jobs/")
     expect(page.locator("[data-live-dot]")).to_have_attribute("data-state", "connected")
@@ -222,14 +194,13 @@ def test_job_list_follows_status_events_and_announces_new_jobs(
 
 
 def test_a_long_log_keeps_the_page_bounded_and_respects_a_reader_scrolled_up(
-    asgi_server: str, lab_job: tuple[Team, User, Job], browser_page: Any
+    asgi_server: str, lab_job: tuple[Team, User, Job], page: Any
 ) -> None:
     from playwright.sync_api import expect
 
     from frontend.jobs_views import LOG_TAIL
 
     _, _, job = lab_job
-    page = browser_page
     sign_in(page, asgi_server)
     page.goto(f"{asgi_server}/jobs/{job.pk}/")
     expect(page.locator("[data-log-state]")).to_have_attribute("data-log-state", "live")
