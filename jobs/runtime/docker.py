@@ -123,14 +123,20 @@ def _state_from_inspect(attrs: Mapping[str, Any]) -> ContainerState:
             if binding.get("HostPort"):
                 ports[int(key.split("/", 1)[0])] = int(binding["HostPort"])
                 break
+    started_at = parse_docker_time(str(state.get("StartedAt") or ""))
+    finished_at = parse_docker_time(str(state.get("FinishedAt") or "")) if exited else None
+    if started_at and finished_at and finished_at < started_at:
+        # The engine stamps the two from different places; a container that exits within
+        # a millisecond can show FinishedAt a few microseconds before StartedAt.
+        finished_at = started_at
     return ContainerState(
         id=str(attrs["Id"]),
         name=str(attrs.get("Name", "")).lstrip("/"),
         running=running,
         exit_code=int(state.get("ExitCode") or 0) if exited else None,
         oom_killed=bool(state.get("OOMKilled")),
-        started_at=parse_docker_time(str(state.get("StartedAt") or "")),
-        finished_at=parse_docker_time(str(state.get("FinishedAt") or "")) if exited else None,
+        started_at=started_at,
+        finished_at=finished_at,
         labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
         ports=ports,
         error=error,
