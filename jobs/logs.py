@@ -15,11 +15,12 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from datetime import datetime
+from typing import Any, NamedTuple, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -60,7 +61,18 @@ def publish_status(job_id: int, payload: dict[str, Any]) -> None:
     _send(job_id, {"type": "job.status", "status": payload})
 
 
-def to_wire(row: JobLogLine) -> WireLine:
+class PendingLine(NamedTuple):
+    """A line not yet stored. Plain tuples, not model instances: building and saving a
+    model object per line cost ~100 µs of CPU, which capped a worker at a few thousand
+    lines a second (benchmarks/log_volume.py)."""
+
+    seq: int
+    stream: str
+    at: datetime
+    line: str
+
+
+def to_wire(row: JobLogLine | PendingLine) -> WireLine:
     return {"seq": row.seq, "stream": row.stream, "at": row.at.isoformat(), "line": row.line}
 
 
@@ -92,7 +104,7 @@ class LogWriter:
         # them. Counted per stream because only each stream's own order is reproducible.
         self._skip = dict(skip_lines or {})
         self._partial: dict[str, bytes] = {}
-        self._pending: list[JobLogLine] = []
+        self._pending: list[PendingLine] = []
         self._lock = threading.Condition()
         self._closed = False
         self._tail: list[str] = []
@@ -141,9 +153,7 @@ class LogWriter:
                     continue
                 text = raw[:MAX_LINE].decode("utf-8", errors="replace").rstrip("\r")
                 self._seq += 1
-                self._pending.append(
-                    JobLogLine(job_id=self.job_id, seq=self._seq, stream=stream, at=now, line=text)
-                )
+                self._pending.append(PendingLine(self._seq, stream, now, text))
                 self._tail.append(text)
             del self._tail[:-50]
             if len(self._pending) >= MAX_BATCH:
@@ -166,17 +176,44 @@ class LogWriter:
         finally:
             connection.close()  # this thread's own database connection
 
-    def _write(self, batch: list[JobLogLine]) -> None:
+    def _write(self, batch: list[PendingLine]) -> None:
         close_old_connections()
-        for start in range(0, len(batch), MAX_BATCH):
-            chunk = batch[start : start + MAX_BATCH]
-            JobLogLine.objects.bulk_create(chunk)
+        table = connection.ops.quote_name(JobLogLine._meta.db_table)
+        sql = f"INSERT INTO {table} (job_id, seq, stream, at, line) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608 - the table name is the model's own, quoted; values are parameters
+        adapted: dict[datetime, Any] = {}  # lines of one feed share a time: adapt it once
+        isoformat: dict[datetime, str] = {}
+        with transaction.atomic(), connection.cursor() as cursor:
+            for start in range(0, len(batch), MAX_BATCH):
+                cursor.executemany(
+                    sql,
+                    [
+                        (
+                            self.job_id,
+                            row.seq,
+                            row.stream,
+                            adapted.get(row.at)
+                            or adapted.setdefault(
+                                row.at, connection.ops.adapt_datetimefield_value(row.at)
+                            ),
+                            row.line,
+                        )
+                        for row in batch[start : start + MAX_BATCH]
+                    ],
+                )
             Job.objects.filter(pk=self.job_id).update(
-                log_line_count=F("log_line_count") + len(chunk)
+                log_line_count=F("log_line_count") + len(batch)
             )
         for start in range(0, len(batch), PUBLISH_BATCH):
-            chunk = batch[start : start + PUBLISH_BATCH]
-            _send(self.job_id, {"type": "log.lines", "lines": [to_wire(row) for row in chunk]})
+            lines: list[WireLine] = [
+                {
+                    "seq": row.seq,
+                    "stream": row.stream,
+                    "at": isoformat.get(row.at) or isoformat.setdefault(row.at, row.at.isoformat()),
+                    "line": row.line,
+                }
+                for row in batch[start : start + PUBLISH_BATCH]
+            ]
+            _send(self.job_id, {"type": "log.lines", "lines": lines})
         points = self._metric_points(batch)
         if points and self.run_id is not None:
             metrics_log_batch(run_id=self.run_id, points=points)
@@ -197,7 +234,7 @@ class LogWriter:
                 },
             )
 
-    def _metric_points(self, batch: list[JobLogLine]) -> list[Point]:
+    def _metric_points(self, batch: list[PendingLine]) -> list[Point]:
         points: list[Point] = []
         if not self.metrics:
             return points

@@ -408,6 +408,32 @@ class DockerRuntime(Runtime):
                 time.sleep(0.1)  # an engine that keeps ending follows must not spin us
             since_ns = max(recent) - _CATCH_UP_OVERLAP_NS if recent else 0
 
+    @staticmethod
+    def _frames(raw: Any, container_id: str) -> Iterator[tuple[int, bytes]]:
+        """Cut (stream type, payload) frames out of the multiplexed stream.
+
+        `read1` returns whatever has arrived (up to 64 KiB) without waiting for more, so a
+        quiet container's line is passed on at once, and a chatty one's thousands of frames
+        cost one read each batch rather than two reads per frame (half the CPU per line).
+        """
+        buffer = bytearray()
+        size = _FRAME_HEADER.size
+        while True:
+            with _EngineErrors(name=container_id):
+                data = raw.read1(65536)
+            if not data:
+                return  # end of stream; a cut mid-frame leaves bytes we drop
+            buffer += data
+            offset = 0
+            while len(buffer) - offset >= size:
+                stream_type, length = _FRAME_HEADER.unpack_from(buffer, offset)
+                end = offset + size + length
+                if end > len(buffer):
+                    break
+                yield stream_type, bytes(buffer[offset + size : end])
+                offset = end
+            del buffer[:offset]
+
     def _log_frames(
         self, container_id: str, *, follow: bool, since_ns: int | None
     ) -> Iterator[tuple[str, int, bytes]]:
@@ -434,16 +460,7 @@ class DockerRuntime(Runtime):
             )
             api._raise_for_status(response)
         try:
-            raw = response.raw
-            while True:
-                with _EngineErrors(name=container_id):
-                    header = raw.read(_FRAME_HEADER.size)
-                    if len(header) < _FRAME_HEADER.size:
-                        return
-                    stream_type, length = _FRAME_HEADER.unpack(header)
-                    payload = raw.read(length) if length else b""
-                if len(payload) < length:
-                    return  # the stream was cut mid-frame
+            for stream_type, payload in self._frames(response.raw, container_id):
                 stream = _STREAM_NAMES.get(stream_type)
                 if stream is None:
                     continue  # stdin (0) or systemerr (3): not the container's output
