@@ -12,6 +12,9 @@ class Team(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=128)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Separation of duties: by default nobody approves a model package they registered.
+    # Changing this is audited (studio.accounts.services.team_set_self_approval).
+    allow_self_approval = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["slug"]

@@ -248,3 +248,25 @@ def token_authenticate(secret: str) -> User | None:
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+def team_set_self_approval(*, team: Team, allowed: bool, actor: Actor) -> Team:
+    """Relax (or restore) separation of duties for the team's model approvals. Audited:
+    who may approve their own models is something a reviewer of the log must see."""
+    require_permission(user=actor, team=team, action=Action.MANAGE_TEAM)
+    with transaction.atomic():
+        updated = (
+            Team.objects.filter(pk=team.pk)
+            .exclude(allow_self_approval=allowed)
+            .update(allow_self_approval=allowed)
+        )
+        team.refresh_from_db()
+        if updated:
+            audit_record(
+                actor=actor,
+                action="team.self_approval_allowed" if allowed else "team.self_approval_forbidden",
+                target=team,
+                team=team,
+                details={"allow_self_approval": allowed},
+            )
+    return team

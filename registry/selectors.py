@@ -1,0 +1,133 @@
+"""Reads of the registry, scoped to the reader's teams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+
+from registry.models import ApprovalStatus, ModelPackage, ModelPackageGroup
+from studio.accounts.models import Membership
+from studio.accounts.roles import MINIMUM_ROLE, ROLE_ORDER, Action, role_allows
+from studio.accounts.selectors import teams_for_user
+from studio.errors import NotFound
+
+
+def groups_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ModelPackageGroup]:
+    return (
+        ModelPackageGroup.objects.filter(team__in=teams_for_user(user))
+        .select_related("team")
+        .annotate(
+            package_count=Count("packages"),
+            approved_count=Count(
+                "packages", filter=Q(packages__approval_status=ApprovalStatus.APPROVED)
+            ),
+        )
+    )
+
+
+def group_for_user(
+    user: AbstractBaseUser | AnonymousUser, *, team: str, name: str
+) -> ModelPackageGroup:
+    group = groups_for_user(user).filter(team__slug=team, name=name).first()
+    if group is None:
+        raise NotFound(f"model group {name!r} not found", field="group")
+    return group
+
+
+def packages_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ModelPackage]:
+    return ModelPackage.objects.filter(group__team__in=teams_for_user(user)).select_related(
+        "group__team", "created_by", "source_job"
+    )
+
+
+def package_for_user(
+    user: AbstractBaseUser | AnonymousUser, *, team: str, group: str, version: int
+) -> ModelPackage:
+    package = (
+        packages_for_user(user)
+        .filter(group__team__slug=team, group__name=group, version=version)
+        .first()
+    )
+    if package is None:
+        raise NotFound(f"model package {group}/{version} not found", field="package")
+    return package
+
+
+def packages_awaiting_review(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ModelPackage]:
+    """The "waiting for my review" inbox: pending packages in teams where the user may
+    approve, not registered by the user (unless the team allows it), not voted on yet."""
+    if not user.is_authenticated:
+        return ModelPackage.objects.none()
+    approver_roles = [
+        r.value for r in ROLE_ORDER[ROLE_ORDER.index(MINIMUM_ROLE[Action.APPROVE_MODEL]) :]
+    ]
+    teams = Membership.objects.filter(user_id=user.pk, role__in=approver_roles).values("team_id")
+    return (
+        packages_for_user(user)
+        .filter(group__team_id__in=teams, approval_status=ApprovalStatus.PENDING)
+        .exclude(Q(created_by_id=user.pk) & Q(group__team__allow_self_approval=False))
+        .exclude(votes__actor_id=user.pk, votes__round=F("approval_round"))
+        .order_by("created_at")
+    )
+
+
+def package_may_decide(user: AbstractBaseUser | AnonymousUser, package: ModelPackage) -> bool:
+    """Whether the UI should offer `user` the Approve/Reject buttons on `package`: the same
+    rules `package_decide` enforces (role, separation of duties, one vote per round), asked
+    without raising. The service stays the authority; this only avoids offering a refusal."""
+    if not user.is_authenticated:
+        return False
+    team = package.group.team
+    role = (
+        Membership.objects.filter(team_id=team.pk, user_id=user.pk)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if role is None or not role_allows(role, Action.APPROVE_MODEL):
+        return False
+    if package.created_by_id == user.pk and not team.allow_self_approval:
+        return False
+    return not package.votes.filter(round=package.approval_round, actor_id=user.pk).exists()
+
+
+def groups_with_latest(groups: QuerySet[ModelPackageGroup]) -> QuerySet[ModelPackageGroup]:
+    """`groups` with their newest package's version and status, in the same one query (the
+    groups list shows them; a query per group would grow with the team's registry)."""
+    newest = ModelPackage.objects.filter(group_id=OuterRef("pk")).order_by("-version")
+    return groups.annotate(
+        latest_version=Subquery(newest.values("version")[:1]),
+        latest_status=Subquery(newest.values("approval_status")[:1]),
+    )
+
+
+def package_lineage(package: ModelPackage) -> dict[str, Any]:
+    """Where the package came from, in order: input data → job → run → model artifact →
+    package → endpoints. Read from what registration copied, so it stays true when the job's
+    team deletes or renames things later (the copied fields never change)."""
+    job = package.source_job
+    run = package.source_run
+    return {
+        "input_data": list(package.input_data),
+        "job": None
+        if job is None
+        else {
+            "id": job.pk,
+            "name": job.name,
+            "status": job.status,
+            "training_image": package.training_image,
+            "image_digest": package.image_digest,
+            "hyperparameters": dict(package.hyperparameters),
+        },
+        "run": None
+        if run is None
+        else {"id": run.pk, "name": run.name, "experiment": run.experiment.name},
+        "artifact": {"uri": package.artifact_uri, "external": package.external},
+        "package": {
+            "group": package.group.name,
+            "version": package.version,
+            "approval_status": package.approval_status,
+        },
+        "endpoints": [],  # the endpoints app fills this in when it arrives
+    }

@@ -1,0 +1,1 @@
+"""Every change to model package groups and packages goes through these services."""

@@ -1,0 +1,179 @@
+"""The approval workflow: who may decide, how many must agree, and one result under races.
+
+Rules, in order:
+- only a member whose role allows Action.APPROVE_MODEL decides, with a comment;
+- by default never the package's author (separation of duties); the team can relax that,
+  and the relaxation is audited (studio.accounts.services.team_set_self_approval);
+- a decision must lead somewhere from the current status (PendingManualApproval → Approved |
+  Rejected, Approved ↔ Rejected);
+- approving takes `approvals_required` distinct approvals in the current round (the votes
+  are shown to the team); one rejection is enough to reject;
+- the package row is locked for the whole decision, so two approvers acting at the same
+  moment leave one consistent result, never a double transition or a lost vote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from registry.models import (
+    ALLOWED_APPROVALS,
+    ApprovalStatus,
+    ApprovalTransition,
+    ApprovalVote,
+    Decision,
+    ModelPackage,
+)
+from registry.services.registration import package_payload
+from studio.accounts.roles import Action
+from studio.accounts.services import require_permission
+from studio.audit.services import audit_record
+from studio.errors import Conflict, PermissionDenied, ValidationError
+from studio.events import publish_team_event
+
+Actor = AbstractBaseUser | AnonymousUser | None
+MAX_COMMENT = 2000
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    package: ModelPackage
+    changed: bool  # the status moved (else: a vote recorded, more approvals needed)
+    approvals: int  # approvals in the current round
+    required: int
+
+
+def package_decide(
+    *, package: ModelPackage, actor: Actor, decision: str, comment: str
+) -> DecisionResult:
+    if decision not in Decision.values:
+        raise ValidationError(
+            f"decision: expected one of {', '.join(Decision.values)}", field="decision"
+        )
+    comment = (comment or "").strip()
+    if not comment:
+        raise ValidationError("comment: every decision needs a reason", field="comment")
+    if len(comment) > MAX_COMMENT:
+        raise ValidationError(f"comment: at most {MAX_COMMENT} characters", field="comment")
+    team = package.group.team
+    require_permission(user=actor, team=team, action=Action.APPROVE_MODEL)
+    if not isinstance(actor, User):  # require_permission admits members only
+        raise PermissionDenied("sign in to decide")
+    with transaction.atomic():
+        locked = (
+            ModelPackage.objects.select_for_update()
+            .select_related("group__team")
+            .get(pk=package.pk)
+        )
+        team.refresh_from_db(fields=["allow_self_approval"])
+        if locked.created_by_id == actor.pk and not team.allow_self_approval:
+            raise PermissionDenied(
+                "you registered this package; another approver must decide (separation of duties)"
+            )
+        target = (
+            ApprovalStatus.APPROVED if decision == Decision.APPROVE else ApprovalStatus.REJECTED
+        )
+        if target not in ALLOWED_APPROVALS[locked.approval_status]:
+            raise Conflict(
+                f"{locked}: it is {locked.approval_status}; it cannot be {target.lower()} now",
+                field="decision",
+            )
+        if ApprovalVote.objects.filter(
+            package=locked, round=locked.approval_round, actor=actor
+        ).exists():
+            raise Conflict(f"{locked}: you have decided in this round already", field="decision")
+        ApprovalVote.objects.create(
+            package=locked,
+            round=locked.approval_round,
+            decision=decision,
+            comment=comment,
+            actor=actor,
+        )
+        approvals = ApprovalVote.objects.filter(
+            package=locked, round=locked.approval_round, decision=Decision.APPROVE
+        ).count()
+        required = locked.group.approvals_required
+        if decision == Decision.APPROVE and approvals < required:
+            audit_record(
+                actor=actor,
+                action="model_package.approval_vote",
+                target=locked,
+                team=team,
+                details={
+                    "decision": decision,
+                    "comment": comment,
+                    "approvals": approvals,
+                    "required": required,
+                },
+            )
+            _publish(locked, actor, comment, approvals, required)
+            return DecisionResult(locked, changed=False, approvals=approvals, required=required)
+        _transition(locked, target, actor, comment)
+        _publish(locked, actor, comment, approvals, required)
+    return DecisionResult(locked, changed=True, approvals=approvals, required=required)
+
+
+def _transition(package: ModelPackage, target: str, actor: User, comment: str) -> None:
+    previous = package.approval_status
+    updated = ModelPackage.objects.filter(pk=package.pk, approval_status=previous).update(
+        approval_status=target,
+        approval_round=F("approval_round") + 1,
+        status_changed_at=timezone.now(),
+    )
+    if updated != 1:  # impossible under the row lock; guard against a future caller without it
+        raise Conflict(f"{package}: its status changed concurrently", field="decision")
+    package.refresh_from_db()
+    ApprovalTransition.objects.create(
+        package=package,
+        from_status=previous,
+        to_status=target,
+        comment=comment,
+        actor_name=actor.get_username(),
+    )
+    audit_record(
+        actor=actor,
+        action="model_package.approved"
+        if target == ApprovalStatus.APPROVED
+        else "model_package.rejected",
+        target=package,
+        team=package.group.team,
+        details={"from": previous, "to": target, "comment": comment},
+    )
+
+
+def _publish(
+    package: ModelPackage, actor: User, comment: str, approvals: int, required: int
+) -> None:
+    data: dict[str, Any] = {
+        **package_payload(package),
+        "actor": actor.get_username(),
+        "comment": comment,
+        "approvals": approvals,
+        "approvals_required": required,
+    }
+    publish_team_event(
+        team_id=package.group.team_id,
+        team_slug=package.group.team.slug,
+        event="model_package.approval",
+        data=data,
+    )
+
+
+def package_is_deployable(package: ModelPackage) -> bool:
+    """The policy other apps obey: only Approved packages are deployed or used for batch
+    transform (endpoints and transform jobs ask here, never look at the status themselves)."""
+    return package.approval_status == ApprovalStatus.APPROVED
+
+
+def package_require_deployable(package: ModelPackage) -> None:
+    if not package_is_deployable(package):
+        raise ValidationError(
+            f"model: {package} is {package.approval_status}; only Approved packages can be deployed",
+            field="model",
+        )

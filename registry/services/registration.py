@@ -1,0 +1,260 @@
+"""Creating groups and registering model packages, with their lineage."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from experiments.models import MetricSummary
+from jobs.frameworks import framework_image
+from jobs.models import Job, JobStatus
+from jobs.runtime import get_runtime
+from jobs.services.submission import team_prefix
+from registry.models import ApprovalStatus, ApprovalTransition, ModelPackage, ModelPackageGroup
+from studio.accounts.models import Team
+from studio.accounts.roles import Action
+from studio.accounts.services import require_permission
+from studio.artifacts import get_store
+from studio.artifacts.errors import ArtifactStoreError
+from studio.audit.services import audit_record
+from studio.errors import NotFound, StudioloError, ValidationError
+from studio.events import publish_team_event
+
+Actor = AbstractBaseUser | AnonymousUser | None
+GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
+MAX_APPROVALS_REQUIRED = 10
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How the package is served: a framework (its image) or an image, and the handler."""
+
+    framework: str = ""
+    image: str = ""
+    entry_point: str = ""
+    content_types: Sequence[str] = ("text/csv", "application/json")
+    response_types: Sequence[str] = ("application/json", "text/csv")
+
+
+@dataclass(frozen=True)
+class ExternalArtifact:
+    artifact_uri: str
+    metrics: Mapping[str, object] = field(default_factory=dict)
+
+
+def group_create(
+    *, team: Team, name: str, actor: Actor, description: str = "", approvals_required: int = 1
+) -> ModelPackageGroup:
+    require_permission(user=actor, team=team, action=Action.REGISTER_MODEL)
+    if not GROUP_NAME.match(name):
+        raise ValidationError(
+            "name: 1-63 letters, digits and hyphens, starting and ending with a letter or digit",
+            field="name",
+        )
+    if not 1 <= approvals_required <= MAX_APPROVALS_REQUIRED:
+        raise ValidationError(
+            f"approvals_required: between 1 and {MAX_APPROVALS_REQUIRED}",
+            field="approvals_required",
+        )
+    try:
+        with transaction.atomic():
+            group = ModelPackageGroup.objects.create(
+                team=team,
+                name=name,
+                description=description,
+                approvals_required=approvals_required,
+                created_by=actor if isinstance(actor, User) else None,
+            )
+            audit_record(
+                actor=actor,
+                action="model_group.created",
+                target=group,
+                team=team,
+                details={"approvals_required": approvals_required},
+            )
+    except IntegrityError as exc:
+        raise ValidationError(
+            f"name: a model group named {name!r} exists already", field="name"
+        ) from exc
+    return group
+
+
+def package_register_from_job(
+    *,
+    group: ModelPackageGroup,
+    job: Job,
+    actor: Actor,
+    inference: InferenceSpec,
+    description: str = "",
+) -> ModelPackage:
+    """Register a completed job's model, copying its lineage: job, run, hyperparameters,
+    input data, training image and its digest, and the run's final metrics."""
+    require_permission(user=actor, team=group.team, action=Action.REGISTER_MODEL)
+    if job.team_id != group.team_id:
+        raise NotFound(f"job {job.pk} not found", field="job")
+    if job.status != JobStatus.COMPLETED or not job.model_artifact_uri:
+        raise ValidationError(
+            f"job: {job.name} is {job.status}; only a Completed job with a model can be registered",
+            field="job",
+        )
+    metrics: dict[str, Any] = {}
+    if job.run_id is not None:
+        metrics = {s.key: s.last_value for s in MetricSummary.objects.filter(run_id=job.run_id)}
+    return _register(
+        group=group,
+        actor=actor,
+        inference=inference,
+        description=description,
+        artifact_uri=job.model_artifact_uri,
+        lineage={
+            "external": False,
+            "source_job": job,
+            "source_run_id": job.run_id,
+            "hyperparameters": dict(job.hyperparameters),
+            "input_data": [{"name": c["name"], "uri": c["uri"]} for c in job.input_channels],
+            "training_image": job.image,
+            "image_digest": _digest(job.image),
+            "metrics": metrics,
+        },
+    )
+
+
+def package_register_external(
+    *,
+    group: ModelPackageGroup,
+    actor: Actor,
+    artifact: ExternalArtifact,
+    inference: InferenceSpec,
+    description: str = "",
+) -> ModelPackage:
+    """Register a model.tar.gz that did not come from a Studiolo job (marked external)."""
+    require_permission(user=actor, team=group.team, action=Action.REGISTER_MODEL)
+    store = get_store()
+    try:
+        key = store.key_from_uri(artifact.artifact_uri)
+    except ArtifactStoreError as exc:
+        raise ValidationError(f"artifact_uri: {exc.message}", field="artifact_uri") from exc
+    if not key.startswith(team_prefix(group.team)) or not store.exists(key):
+        raise ValidationError(
+            f"artifact_uri: {artifact.artifact_uri} does not exist", field="artifact_uri"
+        )
+    if not key.endswith(".tar.gz"):
+        raise ValidationError("artifact_uri: a model is a .tar.gz archive", field="artifact_uri")
+    return _register(
+        group=group,
+        actor=actor,
+        inference=inference,
+        description=description,
+        artifact_uri=store.uri(key),
+        lineage={"external": True, "metrics": _metrics(artifact.metrics)},
+    )
+
+
+def _metrics(raw: Mapping[str, object]) -> dict[str, float]:
+    """An uploaded evaluation report: {name: number}."""
+    if not isinstance(raw, Mapping) or len(raw) > 100:
+        raise ValidationError("metrics: an object of at most 100 name -> number", field="metrics")
+    result: dict[str, float] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not 1 <= len(name) <= 250:
+            raise ValidationError("metrics: names are 1-250 characters", field="metrics")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError(f"metrics.{name}: expected a number", field=f"metrics.{name}")
+        result[name] = float(value)
+    return result
+
+
+def _inference_image(inference: InferenceSpec) -> tuple[str, str]:
+    if bool(inference.framework) == bool(inference.image):
+        raise ValidationError("image: give either an inference image or a framework", field="image")
+    image = framework_image(inference.framework) if inference.framework else inference.image
+    if not get_runtime().image_exists(image):
+        field_name = "framework" if inference.framework else "image"
+        raise ValidationError(
+            f"{field_name}: image {image!r} does not exist on the container engine",
+            field=field_name,
+        )
+    for name, values in (
+        ("content_types", inference.content_types),
+        ("response_types", inference.response_types),
+    ):
+        if isinstance(values, str) or not all(isinstance(v, str) and "/" in v for v in values):
+            raise ValidationError(f"{name}: a list of media types like text/csv", field=name)
+    return image, inference.framework
+
+
+def _digest(image: str) -> str:
+    try:
+        return get_runtime().image_digest(image)
+    except StudioloError:
+        return ""  # the image is gone from the engine; the name stays in the lineage
+
+
+def _register(
+    *,
+    group: ModelPackageGroup,
+    actor: Actor,
+    inference: InferenceSpec,
+    description: str,
+    artifact_uri: str,
+    lineage: dict[str, Any],
+) -> ModelPackage:
+    image, framework = _inference_image(inference)
+    with transaction.atomic():
+        # The group row lock serialises version numbers: two registrations never share one.
+        ModelPackageGroup.objects.select_for_update().filter(pk=group.pk).first()
+        version = (group.packages.aggregate(v=Max("version"))["v"] or 0) + 1
+        package = ModelPackage.objects.create(
+            group=group,
+            version=version,
+            description=description,
+            created_by=actor if isinstance(actor, User) else None,
+            artifact_uri=artifact_uri,
+            image=image,
+            framework=framework,
+            entry_point=inference.entry_point,
+            content_types=list(inference.content_types),
+            response_types=list(inference.response_types),
+            **lineage,
+        )
+        ApprovalTransition.objects.create(
+            package=package,
+            from_status=ApprovalStatus.PENDING,
+            to_status=ApprovalStatus.PENDING,
+            comment="Registered",
+            actor_name=actor.get_username() if isinstance(actor, User) else "system",
+        )
+        audit_record(
+            actor=actor,
+            action="model_package.created",
+            target=package,
+            team=group.team,
+            details={
+                "artifact_uri": artifact_uri,
+                "external": package.external,
+                "job": package.source_job_id,
+            },
+        )
+        publish_team_event(
+            team_id=group.team_id,
+            team_slug=group.team.slug,
+            event="model_package.created",
+            data=package_payload(package),
+        )
+    return package
+
+
+def package_payload(package: ModelPackage) -> dict[str, Any]:
+    return {
+        "id": package.pk,
+        "group": package.group.name,
+        "version": package.version,
+        "approval_status": package.approval_status,
+        "created_by": package.created_by.get_username() if package.created_by else None,
+    }
