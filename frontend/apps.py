@@ -7,4 +7,6 @@ class FrontendConfig(AppConfig):
     name = "frontend"
 
     def ready(self) -> None:
-        from frontend import dashboard  # noqa: F401 - registers the studio's own dashboard cards
+        # Importing these registers their dashboard cards (studio and jobs cards in
+        # `dashboard`, the review inbox card in `models_views`).
+        from frontend import dashboard, models_views  # noqa: F401

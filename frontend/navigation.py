@@ -31,7 +31,18 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Dashboard", "dashboard", "dashboard"),
     NavItem("Experiments", "experiments", None),
     NavItem("Jobs", "jobs", "jobs", section=("jobs", "job-new", "job-detail")),
-    NavItem("Models", "models", None),
+    NavItem(
+        "Models",
+        "models",
+        "models",
+        section=(
+            "models",
+            "model-review",
+            "model-register",
+            "model-group",
+            "model-package",
+        ),
+    ),
     NavItem("Endpoints", "endpoints", None),
     NavItem("Audit", "audit", "audit"),
     NavItem(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import jobs_views, views
+from frontend import jobs_views, models_views, views
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
@@ -22,4 +22,15 @@ urlpatterns = [
     path("jobs/new/", jobs_views.job_new, name="job-new"),
     path("jobs/<int:job_id>/", jobs_views.job_detail, name="job-detail"),
     path("jobs/<int:job_id>/stop/", jobs_views.job_stop_view, name="job-stop"),
+    path("models/", models_views.model_list, name="models"),
+    # Outside /models/<name>/: any of those names could be a group's.
+    path("reviews/", models_views.model_review, name="model-review"),
+    path("jobs/<int:job_id>/register-model/", models_views.model_register, name="model-register"),
+    path("models/<str:name>/", models_views.model_group, name="model-group"),
+    path("models/<str:name>/<int:version>/", models_views.model_package, name="model-package"),
+    path(
+        "models/<str:name>/<int:version>/decide/",
+        models_views.model_package_decide,
+        name="model-package-decide",
+    ),
 ]

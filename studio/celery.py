@@ -11,7 +11,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 app = Celery("studiolo")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
-    ["studio", "studio.accounts", "studio.audit", "jobs", "registry", "experiments", "endpoints"]
+    [
+        "studio",
+        "studio.accounts",
+        "studio.audit",
+        "studio.webhooks",
+        "jobs",
+        "registry",
+        "experiments",
+        "endpoints",
+    ]
 )
 
 

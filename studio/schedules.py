@@ -9,4 +9,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "worker-heartbeat": {"task": "studio.heartbeat", "schedule": 10.0, "options": {"expires": 10}},
     # No job stuck InProgress, no container left behind (jobs/reconcile.py).
     "jobs-reconcile": {"task": "jobs.reconcile", "schedule": 15.0, "options": {"expires": 15}},
+    # Webhook deliveries whose task message was lost (Redis restarted) are sent again.
+    "webhooks-resend-due": {
+        "task": "webhooks.resend_due",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
 }

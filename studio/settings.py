@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "channels",
     "studio.accounts",
     "studio.audit",
+    "studio.webhooks",
     "experiments",
     "jobs",
     "registry",

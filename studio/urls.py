@@ -15,7 +15,9 @@ class SchemaApi(StudioAPIView, SpectacularAPIView):
 api_v1 = [
     path("", include("studio.accounts.api.urls")),
     path("", include("studio.audit.api.urls")),
+    path("", include("studio.webhooks.api.urls")),
     path("", include("jobs.api.urls")),
+    path("", include("registry.api.urls")),
     path("artifacts", ArtifactListApi.as_view(), name="api-artifacts"),
     path("artifacts/<path:key>", ArtifactUploadApi.as_view(), name="api-artifact"),
     path("schema/", SchemaApi.as_view(), name="api-schema"),

@@ -28,6 +28,7 @@ from jobs.models import (
 from studio.audit.services import audit_record
 from studio.errors import Conflict
 from studio.events import publish_team_event
+from studio.webhooks.services import webhooks_emit
 
 Actor = AbstractBaseUser | AnonymousUser | None
 SYSTEM = "system"
@@ -110,6 +111,11 @@ def job_transition(
         if status in TERMINAL_STATUSES and job.run_id is not None and job.run is not None:
             run_end(run=job.run, status=RUN_STATUS_FOR[status])
         if status != current:
+            webhooks_emit(
+                team=job.team,
+                event_type="job.status_changed",
+                payload={**job_status_payload(job), "from": current},
+            )
             audit_record(
                 actor=actor,
                 action=f"job.{status.lower()}",

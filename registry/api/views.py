@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -33,7 +33,7 @@ INBOX_LIMIT = 200
 
 
 class GroupPagination(CursorPagination):
-    ordering = ("name", "id")
+    ordering = "name"  # unique within the team the list is filtered to
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -131,10 +131,11 @@ class DecisionSerializer(serializers.Serializer[Any]):
     package = PackageDetailSerializer()
     changed = serializers.BooleanField()
     approvals = serializers.IntegerField()
-    required = serializers.IntegerField()
+    # DRF pops declared fields off the class, so this name does not shadow Field.required.
+    required = serializers.IntegerField()  # type: ignore[assignment]
 
 
-def _packages(queryset: Any) -> Any:
+def _packages(queryset: QuerySet[ModelPackage]) -> QuerySet[ModelPackage]:
     return queryset.select_related("group__team", "created_by", "source_job").prefetch_related(
         Prefetch("votes", queryset=ApprovalVote.objects.select_related("actor"))
     )

@@ -36,6 +36,7 @@ from studio.accounts.services import require_permission
 from studio.audit.services import audit_record
 from studio.errors import Conflict, PermissionDenied, ValidationError
 from studio.events import publish_team_event
+from studio.webhooks.services import webhooks_emit
 
 Actor = AbstractBaseUser | AnonymousUser | None
 MAX_COMMENT = 2000
@@ -135,6 +136,16 @@ def _transition(package: ModelPackage, target: str, actor: User, comment: str) -
         to_status=target,
         comment=comment,
         actor_name=actor.get_username(),
+    )
+    webhooks_emit(
+        team=package.group.team,
+        event_type="model_package.approval_changed",
+        payload={
+            **package_payload(package),
+            "from": previous,
+            "actor": actor.get_username(),
+            "comment": comment,
+        },
     )
     audit_record(
         actor=actor,

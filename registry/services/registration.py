@@ -25,6 +25,7 @@ from studio.artifacts.errors import ArtifactStoreError
 from studio.audit.services import audit_record
 from studio.errors import NotFound, StudioloError, ValidationError
 from studio.events import publish_team_event
+from studio.webhooks.services import webhooks_emit
 
 Actor = AbstractBaseUser | AnonymousUser | None
 GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
@@ -246,6 +247,9 @@ def _register(
             team_slug=group.team.slug,
             event="model_package.created",
             data=package_payload(package),
+        )
+        webhooks_emit(
+            team=group.team, event_type="model_package.created", payload=package_payload(package)
         )
     return package
 

@@ -298,3 +298,31 @@ def test_two_approvers_at_the_same_moment_leave_one_consistent_result() -> None:
     for earlier, later in zip(moves, moves[1:], strict=False):
         assert later.from_status == earlier.to_status
     assert package.approval_round == 1 + len(moves)
+
+
+@pytest.mark.django_db
+def test_approval_changes_go_out_to_subscribed_webhooks() -> None:
+    from studio.webhooks.models import WebhookDelivery
+    from studio.webhooks.services import webhook_create
+
+    team = make_team()
+    admin = make_user(team, role="admin")
+    webhook_create(
+        team=team,
+        actor=admin,
+        url="http://127.0.0.1:9/hook",
+        events=["model_package.approval_changed"],
+    )
+    package = register(team, make_user(team))
+    assert not WebhookDelivery.objects.exists()  # created: not subscribed
+    package_decide(
+        package=package,
+        actor=make_user(team, role="approver"),
+        decision="approve",
+        comment="ship it",
+    )
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.event_type == "model_package.approval_changed"
+    assert delivery.payload["approval_status"] == "Approved"
+    assert delivery.payload["from"] == "PendingManualApproval"
+    assert delivery.payload["comment"] == "ship it"

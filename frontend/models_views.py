@@ -1,0 +1,406 @@
+"""The model registry pages: groups, a group's versions (table and chart), a package's page
+(lineage, metrics, approval history, the decision form), the reviewer's inbox, and the
+register-from-job form.
+
+Like every UI view: parse, call the registry services and selectors, render. Service errors
+become field errors or messages, never a 500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from django import forms
+from django.contrib import messages
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from frontend.dashboard import DashboardCard, dashboard_card
+from frontend.forms import add_service_error
+from frontend.registry_charts import VersionMetrics, metric_names, versions_metric_figure
+from frontend.teams import current_team, user_memberships
+from frontend.views import AuthedRequest
+from jobs.frameworks import FRAMEWORK_IMAGES
+from jobs.models import Job, JobStatus
+from jobs.selectors import job_for_user
+from registry import selectors
+from registry.models import ApprovalStatus, ApprovalVote, ModelPackage, ModelPackageGroup
+from registry.services.approval import package_decide
+from registry.services.registration import (
+    MAX_APPROVALS_REQUIRED,
+    InferenceSpec,
+    group_create,
+    package_register_from_job,
+)
+from studio.accounts.models import Team
+from studio.accounts.roles import Action, role_allows
+from studio.errors import NotFound, StudioloError
+
+APPROVAL_COLOURS: dict[str, str] = {
+    ApprovalStatus.PENDING: "cyan",
+    ApprovalStatus.APPROVED: "green",
+    ApprovalStatus.REJECTED: "red",
+}
+APPROVAL_LABELS: dict[str, str] = {value: str(label) for value, label in ApprovalStatus.choices}
+NEW_GROUP = "__new__"
+
+
+def approval_colour(status: str) -> str:
+    return APPROVAL_COLOURS.get(status, "gray")
+
+
+def _allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
+    if team is None:
+        return False
+    return any(
+        m.team_id == team.pk and role_allows(m.role, action) for m in user_memberships(request)
+    )
+
+
+def _current_votes(package: ModelPackage) -> list[ApprovalVote]:
+    return [
+        vote
+        for vote in package.votes.select_related("actor").order_by("at", "id")
+        if vote.round == package.approval_round
+    ]
+
+
+# --- groups ------------------------------------------------------------------------------
+
+
+@require_GET
+def model_list(request: AuthedRequest) -> HttpResponse:
+    team = current_team(request)
+    groups: list[ModelPackageGroup] = []
+    if team is not None:
+        groups = list(
+            selectors.groups_with_latest(
+                selectors.groups_for_user(request.user).filter(team=team)
+            ).order_by("name")
+        )
+    return render(
+        request,
+        "frontend/models/list.html",
+        {
+            "rows": [
+                {
+                    "group": group,
+                    "colour": approval_colour(group.latest_status or ""),  # type: ignore[attr-defined]
+                    "label": APPROVAL_LABELS.get(group.latest_status or "", ""),  # type: ignore[attr-defined]
+                }
+                for group in groups
+            ],
+        },
+    )
+
+
+@require_GET
+def model_group(request: AuthedRequest, name: str) -> HttpResponse:
+    team = current_team(request)
+    if team is None:
+        raise Http404("no team")
+    try:
+        group = selectors.group_for_user(request.user, team=team.slug, name=name)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    packages = list(
+        group.packages.select_related("created_by").prefetch_related("votes").order_by("-version")
+    )
+    versions = [VersionMetrics(p.version, p.approval_status, p.metrics) for p in packages]
+    names = metric_names(versions)
+    rows = []
+    for package in packages:
+        approvals = sum(
+            1
+            for vote in package.votes.all()
+            if vote.round == package.approval_round and vote.decision == "approve"
+        )
+        rows.append(
+            {
+                "package": package,
+                "colour": approval_colour(package.approval_status),
+                "approvals": approvals,
+                "metrics": [package.metrics.get(metric) for metric in names],
+            }
+        )
+    return render(
+        request,
+        "frontend/models/group.html",
+        {
+            "group": group,
+            "rows": rows,
+            "metric_names": names,
+            "figures": {metric: versions_metric_figure(versions, metric) for metric in names},
+        },
+    )
+
+
+# --- one package -------------------------------------------------------------------------
+
+
+def _package_or_404(request: AuthedRequest, name: str, version: int) -> ModelPackage:
+    team = current_team(request)
+    if team is None:
+        raise Http404("no team")
+    try:
+        package = selectors.package_for_user(
+            request.user, team=team.slug, group=name, version=version
+        )
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    return package
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    kind: str  # data, job, run, artifact, package, endpoints
+    title: str
+    lines: tuple[str, ...]
+    href: str | None = None
+    empty: bool = False
+
+
+def _chain(lineage: dict[str, Any]) -> list[ChainLink]:
+    job = lineage["job"]
+    run = lineage["run"]
+    data = tuple(f"{c['name']}: {c['uri']}" for c in lineage["input_data"])
+    return [
+        ChainLink("data", "Input data", data or ("none recorded",), empty=not data),
+        ChainLink(
+            "job",
+            "Training job",
+            (job["name"], job["training_image"]) if job else ("external artifact",),
+            href=reverse("job-detail", args=[job["id"]]) if job else None,
+            empty=job is None,
+        ),
+        ChainLink(
+            "run",
+            "Run",
+            (f"{run['experiment']} / {run['name']}",) if run else ("none",),
+            empty=run is None,
+        ),
+        ChainLink(
+            "artifact",
+            "Model artifact",
+            (lineage["artifact"]["uri"].rsplit("/", 1)[-1], lineage["artifact"]["uri"]),
+        ),
+        ChainLink(
+            "package",
+            "Package",
+            (f"{lineage['package']['group']} v{lineage['package']['version']}",),
+        ),
+        ChainLink("endpoints", "Endpoints", ("none yet",), empty=True),
+    ]
+
+
+@require_GET
+def model_package(request: AuthedRequest, name: str, version: int) -> HttpResponse:
+    package = _package_or_404(request, name, version)
+    team = package.group.team
+    lineage = selectors.package_lineage(package)
+    votes = _current_votes(package)
+    return render(
+        request,
+        "frontend/models/package.html",
+        {
+            "package": package,
+            "group": package.group,
+            "colour": approval_colour(package.approval_status),
+            "chain": _chain(lineage),
+            "lineage": lineage,
+            "votes": votes,
+            "approvals": sum(1 for v in votes if v.decision == "approve"),
+            "transitions": [
+                {"row": t, "colour": approval_colour(t.to_status)}
+                for t in package.transitions.all()
+            ],
+            "may_decide": selectors.package_may_decide(request.user, package),
+            "is_author": package.created_by_id == request.user.pk,
+            "can_approve_role": _allows(request, team, Action.APPROVE_MODEL),
+            "live_config": {
+                "package": package.pk,
+                "api": reverse(
+                    "api-model-package",
+                    kwargs={"team": team.slug, "name": package.group.name, "version": version},
+                ),
+                "colours": APPROVAL_COLOURS,
+                "labels": APPROVAL_LABELS,
+            },
+        },
+    )
+
+
+@require_POST
+def model_package_decide(request: AuthedRequest, name: str, version: int) -> HttpResponse:
+    package = _package_or_404(request, name, version)
+    decision = request.POST.get("decision", "")
+    try:
+        result = package_decide(
+            package=package,
+            actor=request.user,
+            decision=decision,
+            comment=request.POST.get("comment", ""),
+        )
+    except StudioloError as error:
+        messages.error(request, error.message)
+    else:
+        if result.changed:
+            messages.success(
+                request, f"{package} is now {APPROVAL_LABELS[result.package.approval_status]}."
+            )
+        else:
+            messages.success(
+                request,
+                f"Your approval is recorded: {result.approvals} of {result.required}.",
+            )
+    return redirect("model-package", name=name, version=version)
+
+
+# --- the reviewer's inbox ----------------------------------------------------------------
+
+
+@require_GET
+def model_review(request: AuthedRequest) -> HttpResponse:
+    packages = list(selectors.packages_awaiting_review(request.user)[:200])
+    return render(
+        request,
+        "frontend/models/review.html",
+        {
+            "packages": packages,
+            "live_config": {"api": reverse("api-model-packages-awaiting-review")},
+        },
+    )
+
+
+@dashboard_card(order=40)
+def review_card(team: Team, user: Any) -> DashboardCard | None:
+    """Shown to those who may approve in the team: the packages waiting for their decision."""
+    role = team.memberships.filter(user_id=user.pk).values_list("role", flat=True).first()
+    if role is None or not role_allows(role, Action.APPROVE_MODEL):
+        return None
+    pending = selectors.packages_awaiting_review(user).filter(group__team=team).count()
+    return DashboardCard(
+        key="models-review",
+        label="Waiting for my review",
+        value=pending,
+        href=reverse("model-review"),
+        hint="model packages to approve or reject",
+    )
+
+
+# --- register from a job -----------------------------------------------------------------
+
+
+class RegisterForm(forms.Form):
+    group = forms.ChoiceField(label="Model group")
+    new_group = forms.CharField(
+        label="New group name",
+        required=False,
+        max_length=63,
+        help_text="Letters, digits and hyphens; used when “New group…” is chosen.",
+    )
+    approvals_required = forms.IntegerField(
+        label="Approvals required",
+        min_value=1,
+        max_value=MAX_APPROVALS_REQUIRED,
+        initial=1,
+        required=False,
+        help_text="For a new group: distinct approvals each version needs.",
+    )
+    framework = forms.ChoiceField(label="Framework", required=False)
+    image = forms.CharField(
+        label="Inference image",
+        required=False,
+        help_text="Instead of a framework: an image that serves the model.",
+    )
+    entry_point = forms.CharField(
+        label="Entry point",
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "inference.py"}),
+    )
+    description = forms.CharField(
+        label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args: Any, groups: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(name, name) for name in groups] + [(NEW_GROUP, "New group…")]
+        group_field = cast(forms.ChoiceField, self.fields["group"])
+        group_field.choices = choices
+        group_field.initial = groups[0] if groups else NEW_GROUP
+        cast(forms.ChoiceField, self.fields["framework"]).choices = [
+            ("", "— an image instead —")
+        ] + [(name, name) for name in sorted(FRAMEWORK_IMAGES)]
+        self.fields["framework"].initial = "sklearn" if "sklearn" in FRAMEWORK_IMAGES else ""
+
+
+@require_http_methods(["GET", "POST"])
+def model_register(request: AuthedRequest, job_id: int) -> HttpResponse:
+    try:
+        job = job_for_user(request.user, job_id)
+    except NotFound as exc:  # another team's job is no different from no job
+        raise Http404(exc.message) from exc
+    team = job.team
+    groups = list(
+        ModelPackageGroup.objects.filter(team=team).order_by("name").values_list("name", flat=True)
+    )
+    status = 200
+    form = RegisterForm(request.POST or None, groups=groups)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                package = _register(request, job, form)
+            except StudioloError as error:
+                if error.field == "name":  # the new group's name
+                    form.add_error("new_group", error.message)
+                else:
+                    add_service_error(form, error)
+                status = error.status
+            else:
+                messages.success(request, f"Registered {package} for review.")
+                return redirect("model-package", name=package.group.name, version=package.version)
+        else:
+            status = 400
+    return render(
+        request,
+        "frontend/models/register.html",
+        {
+            "form": form,
+            "job": job,
+            "can_register": _allows(request, team, Action.REGISTER_MODEL)
+            and job.status == JobStatus.COMPLETED,
+        },
+        status=status,
+    )
+
+
+def _register(request: AuthedRequest, job: Job, form: RegisterForm) -> ModelPackage:
+    data = form.cleaned_data
+    # One transaction: a refused registration does not leave a new, empty group behind.
+    with transaction.atomic():
+        if data["group"] == NEW_GROUP:
+            group = group_create(
+                team=job.team,
+                name=(data["new_group"] or "").strip(),
+                actor=request.user,
+                approvals_required=data["approvals_required"] or 1,
+            )
+        else:
+            group = ModelPackageGroup.objects.select_related("team").get(
+                team=job.team, name=data["group"]
+            )
+        return package_register_from_job(
+            group=group,
+            job=job,
+            actor=request.user,
+            inference=InferenceSpec(
+                framework=data["framework"] or "",
+                image=(data["image"] or "").strip(),
+                entry_point=(data["entry_point"] or "").strip(),
+            ),
+            description=data["description"] or "",
+        )
