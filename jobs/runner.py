@@ -308,6 +308,7 @@ class JobRunner:
             network=job.enable_network,
             labels=job_labels(job),
             user=user,
+            hostname="algo-1",  # resourceconfig.json's current_host, as on SageMaker
         )
 
     # --- running -----------------------------------------------------------------------------

@@ -72,6 +72,7 @@ class ContainerSpec:
     ports: Mapping[int, int | None] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     user: str | None = None  # None: the image's default user
+    hostname: str | None = None  # e.g. "algo-1", as SageMaker names training hosts
 
 
 @dataclass(frozen=True)

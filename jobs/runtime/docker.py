@@ -243,6 +243,7 @@ class DockerRuntime(Runtime):
                 entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
                 environment=dict(spec.env),
                 working_dir=spec.workdir,
+                hostname=spec.hostname,
                 user=spec.user,
                 labels={**spec.labels, LABEL_MANAGED: "true"},
                 ports=[(port, "tcp") for port in spec.ports],

@@ -44,6 +44,7 @@ SKLEARN_TRAIN = textwrap.dedent(
         print(f"epoch={epoch} train_accuracy={model.score(X, y):.4f};", flush=True)
     joblib.dump(model, os.path.join(args.model_dir, "model.joblib"))
     print("hosts", os.environ["SM_HOSTS"], "hps", os.environ["SM_HPS"])
+    import socket; print("hostname", socket.gethostname())
     """
 )
 
@@ -137,6 +138,7 @@ def test_sklearn_script_mode_job_completes_with_model_and_metrics(
     assert "model.joblib" in model_members(job)
     text = log_text(job)
     assert 'hosts ["algo-1"]' in text
+    assert "hostname algo-1" in text
     assert '"C":0.5' in text
     assert '"max_iter":200' in text
     accuracy = list(MetricPoint.objects.filter(run=job.run, key="train:accuracy").order_by("step"))
