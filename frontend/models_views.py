@@ -13,7 +13,6 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -33,8 +32,8 @@ from registry.services.approval import package_decide
 from registry.services.registration import (
     MAX_APPROVALS_REQUIRED,
     InferenceSpec,
-    group_create,
     package_register_from_job,
+    package_register_from_job_in_new_group,
 )
 from studio.accounts.models import Team
 from studio.accounts.roles import Action, role_allows
@@ -380,27 +379,23 @@ def model_register(request: AuthedRequest, job_id: int) -> HttpResponse:
 
 def _register(request: AuthedRequest, job: Job, form: RegisterForm) -> ModelPackage:
     data = form.cleaned_data
-    # One transaction: a refused registration does not leave a new, empty group behind.
-    with transaction.atomic():
-        if data["group"] == NEW_GROUP:
-            group = group_create(
-                team=job.team,
-                name=(data["new_group"] or "").strip(),
-                actor=request.user,
-                approvals_required=data["approvals_required"] or 1,
-            )
-        else:
-            group = ModelPackageGroup.objects.select_related("team").get(
-                team=job.team, name=data["group"]
-            )
-        return package_register_from_job(
-            group=group,
+    inference = InferenceSpec(
+        framework=data["framework"] or "",
+        image=(data["image"] or "").strip(),
+        entry_point=(data["entry_point"] or "").strip(),
+    )
+    description = data["description"] or ""
+    if data["group"] == NEW_GROUP:
+        return package_register_from_job_in_new_group(
+            team=job.team,
+            group_name=(data["new_group"] or "").strip(),
+            approvals_required=data["approvals_required"] or 1,
             job=job,
             actor=request.user,
-            inference=InferenceSpec(
-                framework=data["framework"] or "",
-                image=(data["image"] or "").strip(),
-                entry_point=(data["entry_point"] or "").strip(),
-            ),
-            description=data["description"] or "",
+            inference=inference,
+            description=description,
         )
+    group = selectors.group_for_user(request.user, team=job.team.slug, name=data["group"])
+    return package_register_from_job(
+        group=group, job=job, actor=request.user, inference=inference, description=description
+    )

@@ -262,3 +262,24 @@ def package_payload(package: ModelPackage) -> dict[str, Any]:
         "approval_status": package.approval_status,
         "created_by": package.created_by.get_username() if package.created_by else None,
     }
+
+
+def package_register_from_job_in_new_group(
+    *,
+    team: Team,
+    group_name: str,
+    approvals_required: int,
+    job: Job,
+    actor: Actor,
+    inference: InferenceSpec,
+    description: str = "",
+) -> ModelPackage:
+    """Create a group and register the job's model as its first version, in one transaction:
+    a refused registration leaves no new, empty group behind."""
+    with transaction.atomic():
+        group = group_create(
+            team=team, name=group_name, actor=actor, approvals_required=approvals_required
+        )
+        return package_register_from_job(
+            group=group, job=job, actor=actor, inference=inference, description=description
+        )

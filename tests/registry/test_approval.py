@@ -326,3 +326,26 @@ def test_approval_changes_go_out_to_subscribed_webhooks() -> None:
     assert delivery.payload["approval_status"] == "Approved"
     assert delivery.payload["from"] == "PendingManualApproval"
     assert delivery.payload["comment"] == "ship it"
+
+
+@pytest.mark.django_db
+def test_a_refused_registration_into_a_new_group_leaves_no_group_behind() -> None:
+    from jobs.models import Job
+    from registry.services.registration import package_register_from_job_in_new_group
+
+    team = make_team()
+    author = make_user(team)
+    job = Job.objects.create(
+        team=team, name="unfinished", image="x", output_path="x", instance_type="ml.local.small"
+    )
+    with pytest.raises(ValidationError) as error:
+        package_register_from_job_in_new_group(
+            team=team,
+            group_name="fresh",
+            approvals_required=1,
+            job=job,
+            actor=author,
+            inference=InferenceSpec(framework="sklearn"),
+        )
+    assert error.value.field == "job"
+    assert not ModelPackageGroup.objects.filter(name="fresh").exists()
