@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from studiolo_toolkit.errors import ExecuteUserScriptError
 from studiolo_toolkit.process import OutputTail, exit_status
-from studiolo_toolkit.serving import main as serve_main
 
 
 def test_the_tail_keeps_only_the_last_lines_across_chunk_boundaries() -> None:
@@ -60,10 +57,3 @@ def test_a_long_error_is_trimmed_from_the_front_to_fit_a_failure_reason() -> Non
     )
     assert 'ValueError: the real cause"\nCommand "python train.py' in message
     assert message.endswith('", exit code: 1')
-
-
-def test_serve_says_plainly_that_serving_is_not_implemented_yet() -> None:
-    with pytest.raises(SystemExit) as exited:
-        serve_main()
-
-    assert "serving is not implemented" in str(exited.value.code)
