@@ -9,7 +9,7 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from registry.models import ApprovalStatus, ModelPackage, ModelPackageGroup
 from studio.accounts.models import Membership
-from studio.accounts.roles import MINIMUM_ROLE, ROLE_ORDER, Action, role_allows
+from studio.accounts.roles import MINIMUM_ROLE, ROLE_ORDER, Action
 from studio.accounts.selectors import teams_for_user
 from studio.errors import NotFound
 
@@ -74,22 +74,11 @@ def packages_awaiting_review(user: AbstractBaseUser | AnonymousUser) -> QuerySet
 
 
 def package_may_decide(user: AbstractBaseUser | AnonymousUser, package: ModelPackage) -> bool:
-    """Whether the UI should offer `user` the Approve/Reject buttons on `package`: the same
-    rules `package_decide` enforces (role, separation of duties, one vote per round), asked
-    without raising. The service stays the authority; this only avoids offering a refusal."""
-    if not user.is_authenticated:
-        return False
-    team = package.group.team
-    role = (
-        Membership.objects.filter(team_id=team.pk, user_id=user.pk)
-        .values_list("role", flat=True)
-        .first()
-    )
-    if role is None or not role_allows(role, Action.APPROVE_MODEL):
-        return False
-    if package.created_by_id == user.pk and not team.allow_self_approval:
-        return False
-    return not package.votes.filter(round=package.approval_round, actor_id=user.pk).exists()
+    """Whether the UI should offer `user` the Approve/Reject buttons on `package` (the
+    approval service's own rules, asked without raising)."""
+    from registry.services.approval import decision_refusal
+
+    return decision_refusal(package=package, actor=user) is None
 
 
 def groups_with_latest(groups: QuerySet[ModelPackageGroup]) -> QuerySet[ModelPackageGroup]:

@@ -34,7 +34,7 @@ from registry.services.registration import package_payload
 from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
 from studio.audit.services import audit_record
-from studio.errors import Conflict, PermissionDenied, ValidationError
+from studio.errors import Conflict, PermissionDenied, StudioloError, ValidationError
 from studio.events import publish_team_event
 from studio.webhooks.services import webhooks_emit
 
@@ -62,8 +62,9 @@ def package_decide(
         raise ValidationError("comment: every decision needs a reason", field="comment")
     if len(comment) > MAX_COMMENT:
         raise ValidationError(f"comment: at most {MAX_COMMENT} characters", field="comment")
-    team = package.group.team
-    require_permission(user=actor, team=team, action=Action.APPROVE_MODEL)
+    # The role, before taking a lock; the caller's `package` may be stale, so the rules that
+    # read its state are applied below, to the locked row.
+    require_permission(user=actor, team=package.group.team, action=Action.APPROVE_MODEL)
     if not isinstance(actor, User):  # require_permission admits members only
         raise PermissionDenied("sign in to decide")
     with transaction.atomic():
@@ -72,11 +73,9 @@ def package_decide(
             .select_related("group__team")
             .get(pk=package.pk)
         )
-        team.refresh_from_db(fields=["allow_self_approval"])
-        if locked.created_by_id == actor.pk and not team.allow_self_approval:
-            raise PermissionDenied(
-                "you registered this package; another approver must decide (separation of duties)"
-            )
+        refusal = decision_refusal(package=locked, actor=actor)
+        if refusal is not None:
+            raise refusal
         target = (
             ApprovalStatus.APPROVED if decision == Decision.APPROVE else ApprovalStatus.REJECTED
         )
@@ -85,10 +84,6 @@ def package_decide(
                 f"{locked}: it is {locked.approval_status}; it cannot be {target.lower()} now",
                 field="decision",
             )
-        if ApprovalVote.objects.filter(
-            package=locked, round=locked.approval_round, actor=actor
-        ).exists():
-            raise Conflict(f"{locked}: you have decided in this round already", field="decision")
         ApprovalVote.objects.create(
             package=locked,
             round=locked.approval_round,
@@ -105,7 +100,7 @@ def package_decide(
                 actor=actor,
                 action="model_package.approval_vote",
                 target=locked,
-                team=team,
+                team=locked.group.team,
                 details={
                     "decision": decision,
                     "comment": comment,
@@ -118,6 +113,29 @@ def package_decide(
         _transition(locked, target, actor, comment)
         _publish(locked, actor, comment, approvals, required)
     return DecisionResult(locked, changed=True, approvals=approvals, required=required)
+
+
+def decision_refusal(*, package: ModelPackage, actor: Actor) -> StudioloError | None:
+    """Why `actor` may not decide on `package` now, or None when they may: the role, the
+    separation of duties, one vote per round. The one statement of these rules:
+    `package_decide` raises the answer, the UI asks it which buttons to offer."""
+    team = package.group.team
+    try:
+        require_permission(user=actor, team=team, action=Action.APPROVE_MODEL)
+    except StudioloError as refusal:
+        return refusal
+    if package.created_by_id == actor.pk and not team.allow_self_approval:  # type: ignore[union-attr]
+        return PermissionDenied(
+            "you registered this package; another approver must decide (separation of duties)"
+        )
+    voted = ApprovalVote.objects.filter(
+        package=package,
+        round=package.approval_round,
+        actor_id=actor.pk,  # type: ignore[union-attr]
+    ).exists()
+    if voted:
+        return Conflict(f"{package}: you have decided in this round already", field="decision")
+    return None
 
 
 def _transition(package: ModelPackage, target: str, actor: User, comment: str) -> None:
