@@ -49,10 +49,17 @@ class SecondaryStatus(models.TextChoices):
     STOPPED = "Stopped", "Stopped"
     MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded", "Max runtime exceeded"
     INTERRUPTED = "Interrupted", "Interrupted"
+    # Batch transform: the model's serving container answers the job's requests.
+    TRANSFORMING = "Transforming", "Transforming"
+
+
+# The phase the job's runtime limit counts (`training_started_at` .. `training_ended_at`).
+RUNNING_PHASES = frozenset({SecondaryStatus.TRAINING, SecondaryStatus.TRANSFORMING})
 
 
 class JobKind(models.TextChoices):
-    TRAINING = "training", "Training"
+    TRAINING = "training", "Training"  # runs the image's `train` under /opt/ml
+    TRANSFORM = "transform", "Batch transform"  # the model's `serve`, fed the input's records
 
 
 class Job(models.Model):
@@ -78,6 +85,11 @@ class Job(models.Model):
     )  # [{name, uri, content_type, input_mode}]
     output_path = models.CharField(max_length=1024)
     metric_definitions = models.JSONField(default=list, blank=True)  # [{name, regex}]
+    # Batch transform only: the model, the input and how it is split, batched and assembled
+    # (`jobs.services.transform.TransformSettings`, as a dict). `image`, `environment` and
+    # `output_path` above hold the serving image, the request's environment and the
+    # S3OutputPath.
+    transform = models.JSONField(default=dict, blank=True)
 
     # Where and how long.
     instance_type = models.CharField(max_length=64)
@@ -113,6 +125,12 @@ class Job(models.Model):
         "experiments.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="job"
     )
     log_line_count = models.PositiveIntegerField(default=0)
+    # Batch transform progress (written by its runner through job_progress). For SplitType
+    # None a record is a whole input object.
+    records_done = models.PositiveBigIntegerField(default=0)
+    records_total = models.PositiveBigIntegerField(default=0)
+    files_done = models.PositiveIntegerField(default=0)
+    files_total = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -38,7 +38,7 @@ from jobs.contract import (
 from jobs.frameworks import is_framework_image
 from jobs.instance_types import instance_type_get
 from jobs.logs import LogWriter
-from jobs.models import TERMINAL_STATUSES, Job, JobLogLine, JobStatus, SecondaryStatus
+from jobs.models import TERMINAL_STATUSES, Job, JobKind, JobLogLine, JobStatus, SecondaryStatus
 from jobs.runtime import get_runtime
 from jobs.runtime.base import (
     LABEL_INSTANCE,
@@ -129,7 +129,12 @@ def run_job(job_id: int) -> None:
         log.info("job %s is driven by another worker; nothing to do", job.name)
         return
     try:
-        JobRunner(job, lease).run()
+        if job.kind == JobKind.TRANSFORM:
+            from jobs.transform.runner import TransformRunner  # it builds on this module
+
+            TransformRunner(job, lease).run()
+        else:
+            JobRunner(job, lease).run()
     except LeaseLost:
         log.warning("job %s: lease lost to another worker; letting go", job.name)
         return
@@ -147,6 +152,7 @@ class JobRunner:
         self.writer: LogWriter | None = None
         self._stop_sent = threading.Event()
         self._done = threading.Event()
+        self._lease_lost = threading.Event()  # set by the watchdog
 
     # --- the whole lifecycle ---------------------------------------------------------------
 
@@ -353,6 +359,7 @@ class JobRunner:
                 if time.monotonic() - last_renew >= LEASE_RENEW_EVERY:
                     if not self.lease.acquire():
                         log.warning("job %s: lease taken by another worker", self.job.pk)
+                        self._lease_lost.set()
                         return
                     last_renew = time.monotonic()
                 job = Job.objects.only("status", "training_started_at", "max_runtime_seconds").get(

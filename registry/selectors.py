@@ -118,5 +118,20 @@ def package_lineage(package: ModelPackage) -> dict[str, Any]:
             "version": package.version,
             "approval_status": package.approval_status,
         },
-        "endpoints": [],  # the endpoints app fills this in when it arrives
+        "endpoints": _serving_endpoints(package),
     }
+
+
+def _serving_endpoints(package: ModelPackage) -> list[dict[str, Any]]:
+    """The endpoints whose current config serves the package (the last link of the chain)."""
+    from endpoints.models import Endpoint  # the endpoints app depends on the registry
+
+    return [
+        {"name": name, "status": status}
+        for name, status in Endpoint.objects.filter(
+            team_id=package.group.team_id, config__variants__model__package=package
+        )
+        .distinct()
+        .order_by("name")
+        .values_list("name", "status")
+    ]

@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, Channels for websockets."""
+"""ASGI entry point: the data plane for invocations, Django for the rest of HTTP, Channels
+for websockets."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from endpoints.gateway import lifespan, with_data_plane  # noqa: E402
 from studio.accounts.websocket import TokenAuthMiddlewareStack, origin_checked  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # POST /endpoints/<name>/invocations never reaches Django (no middleware on the
+        # prediction path); every other HTTP request goes to Django unchanged.
+        "http": with_data_plane(django_asgi_app),
         "websocket": origin_checked(TokenAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "lifespan": lifespan,
     }
 )

@@ -76,6 +76,18 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "120",
         "Seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker uses 120).",
     ),
+    "ENDPOINT_STARTUP_TIMEOUT_SECONDS": (
+        "240",
+        "How long a new endpoint instance may take to answer `/ping` before the endpoint (or the update) fails (SageMaker allows 4 minutes).",
+    ),
+    "ENDPOINT_INVOCATION_TIMEOUT_SECONDS": (
+        "60",
+        "Data plane: how long an invocation may wait for the model's answer before it gets 504 (SageMaker's limit is 60 s).",
+    ),
+    "ENDPOINT_HEALTH_CHECK_SECONDS": (
+        "5",
+        "How often every endpoint instance is checked (container alive, `/ping` answers); a failing instance is replaced.",
+    ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
 }
@@ -104,6 +116,9 @@ class Config:
     instance_types: dict[str, dict[str, float]]
     jobs_work_dir: Path
     job_stop_grace_seconds: int
+    endpoint_startup_timeout_seconds: int
+    endpoint_invocation_timeout_seconds: int
+    endpoint_health_check_seconds: int
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -299,6 +314,23 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         jobs_work_dir=_absolute_path("JOBS_WORK_DIR", env.get("JOBS_WORK_DIR"), home / "work"),
         job_stop_grace_seconds=_int(
             "JOB_STOP_GRACE_SECONDS", env.get("JOB_STOP_GRACE_SECONDS"), 120, 0, 3600
+        ),
+        endpoint_startup_timeout_seconds=_int(
+            "ENDPOINT_STARTUP_TIMEOUT_SECONDS",
+            env.get("ENDPOINT_STARTUP_TIMEOUT_SECONDS"),
+            240,
+            1,
+            3600,
+        ),
+        endpoint_invocation_timeout_seconds=_int(
+            "ENDPOINT_INVOCATION_TIMEOUT_SECONDS",
+            env.get("ENDPOINT_INVOCATION_TIMEOUT_SECONDS"),
+            60,
+            1,
+            3600,
+        ),
+        endpoint_health_check_seconds=_int(
+            "ENDPOINT_HEALTH_CHECK_SECONDS", env.get("ENDPOINT_HEALTH_CHECK_SECONDS"), 5, 1, 3600
         ),
     )
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Lets `/readyz`-style checks and `studiolo doctor` tell that a worker is consuming.
     "worker-heartbeat": {"task": "studio.heartbeat", "schedule": 10.0, "options": {"expires": 10}},
     # No job stuck InProgress, no container left behind (jobs/reconcile.py).
     "jobs-reconcile": {"task": "jobs.reconcile", "schedule": 15.0, "options": {"expires": 15}},
+    # Every endpoint instance alive and answering /ping; failing ones replaced.
+    "endpoints-check": {
+        "task": "endpoints.check",
+        "schedule": float(settings.ENDPOINT_HEALTH_CHECK_SECONDS),
+        "options": {"expires": float(settings.ENDPOINT_HEALTH_CHECK_SECONDS), "queue": "endpoints"},
+    },
     # Webhook deliveries whose task message was lost (Redis restarted) are sent again.
     "webhooks-resend-due": {
         "task": "webhooks.resend_due",

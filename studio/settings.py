@@ -140,6 +140,9 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
 # Jobs go to one queue per instance type (added by the jobs app); everything else here.
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Endpoint operations have a queue of their own, so a long deployment never delays the
+# heartbeat or webhooks (every `studiolo worker` consumes it).
+CELERY_TASK_ROUTES = {"endpoints.*": {"queue": "endpoints"}}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -158,6 +161,9 @@ RUNTIME = CONFIG.runtime
 INSTANCE_TYPES = CONFIG.instance_types
 JOBS_WORK_DIR = CONFIG.jobs_work_dir
 JOB_STOP_GRACE_SECONDS = CONFIG.job_stop_grace_seconds
+ENDPOINT_STARTUP_TIMEOUT_SECONDS = CONFIG.endpoint_startup_timeout_seconds
+ENDPOINT_INVOCATION_TIMEOUT_SECONDS = CONFIG.endpoint_invocation_timeout_seconds
+ENDPOINT_HEALTH_CHECK_SECONDS = CONFIG.endpoint_health_check_seconds
 
 LOGGING = {
     "version": 1,

@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("studio.webhooks.api.urls")),
     path("", include("jobs.api.urls")),
     path("", include("registry.api.urls")),
+    path("", include("endpoints.api.urls")),
     path("artifacts", ArtifactListApi.as_view(), name="api-artifacts"),
     path("artifacts/<path:key>", ArtifactUploadApi.as_view(), name="api-artifact"),
     path("schema/", SchemaApi.as_view(), name="api-schema"),

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import component_missing, free_port
+from tests.workers import runtime_name, use_runtime, worker  # noqa: F401 - fixtures for every test
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -44,3 +44,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
     **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
     "global_keyprefix": _RUN_PREFIX + ":",
 }
+
+# A model that will never answer /ping fails its endpoint in seconds, not minutes.
+ENDPOINT_STARTUP_TIMEOUT_SECONDS = 30

@@ -1,4 +1,5 @@
-"""REST for jobs: create, list, describe, stop, logs (paged and as a download)."""
+"""REST for jobs: create (training, batch transform), list, describe, stop, logs (paged and
+as a download)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs import selectors
-from jobs.models import JobStatus
+from jobs.models import JobKind, JobStatus
 from jobs.services.lifecycle import job_stop
 from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinition, job_create
+from jobs.services.transform import TransformRequest, transform_job_create
+from studio.accounts.models import Team
 from studio.accounts.selectors import default_team_for_user, team_for_user
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
@@ -27,6 +30,15 @@ class TransitionSerializer(serializers.Serializer[Any]):
     message = serializers.CharField()
     actor = serializers.CharField(source="actor_name")
     at = serializers.DateTimeField()
+
+
+class ProgressSerializer(serializers.Serializer[Any]):
+    """Batch transform progress; a record is a line (SplitType Line) or an object (None)."""
+
+    records_done = serializers.IntegerField()
+    records_total = serializers.IntegerField()
+    files_done = serializers.IntegerField()
+    files_total = serializers.IntegerField()
 
 
 class JobSerializer(serializers.Serializer[Any]):
@@ -49,6 +61,10 @@ class JobSerializer(serializers.Serializer[Any]):
     enable_network = serializers.BooleanField()
     container_entrypoint = serializers.ListField(child=serializers.CharField(), allow_null=True)
     container_arguments = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    # Batch transform jobs: the request (model, input, splitting, batching, output) and what
+    # the runner settled on (`effective`); {} for other kinds.
+    transform = serializers.DictField()
+    progress = ProgressSerializer(source="*")
     status = serializers.CharField()
     secondary_status = serializers.CharField()
     status_message = serializers.CharField()
@@ -112,6 +128,7 @@ class JobListApi(StudioAPIView):
     class FilterSerializer(serializers.Serializer[Any]):
         team = serializers.CharField(required=False)
         status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
+        kind = serializers.ChoiceField(choices=JobKind.choices, required=False)
         name = serializers.CharField(required=False)
 
     @extend_schema(
@@ -125,6 +142,8 @@ class JobListApi(StudioAPIView):
             jobs = jobs.filter(team__slug=team)
         if job_status := params.validated_data.get("status"):
             jobs = jobs.filter(status=job_status)
+        if kind := params.validated_data.get("kind"):
+            jobs = jobs.filter(kind=kind)
         if name := params.validated_data.get("name"):
             jobs = jobs.filter(name__icontains=name)
         paginator = CursorPagination()
@@ -138,14 +157,7 @@ class JobListApi(StudioAPIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        team_slug = values.pop("team", None)
-        team = (
-            team_for_user(request.user, team_slug)
-            if team_slug
-            else default_team_for_user(request.user)
-        )
-        if team is None:
-            raise ValidationError("team: you are not a member of any team", field="team")
+        team = _team(request, values.pop("team", None))
         job = job_create(
             team=team,
             actor=request.user,
@@ -158,6 +170,60 @@ class JobListApi(StudioAPIView):
                 channels=[ChannelRequest(**c) for c in values["input_channels"]],
                 metric_definitions=[MetricDefinition(**m) for m in values["metric_definitions"]],
             ),
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+def _team(request: Request, slug: str | None) -> Team:
+    team = team_for_user(request.user, slug) if slug else default_team_for_user(request.user)
+    if team is None:
+        raise ValidationError("team: you are not a member of any team", field="team")
+    return team
+
+
+class TransformJobCreateApi(StudioAPIView):
+    """SageMaker's CreateTransformJob; the job is then read, stopped and followed through
+    /api/v1/jobs/<id> like any other."""
+
+    class InputSerializer(serializers.Serializer[Any]):
+        # Choices are checked by the service, which names the field in its 400 answer.
+        team = serializers.CharField(required=False)
+        name = serializers.CharField()
+        model = serializers.CharField(
+            help_text="GROUP/VERSION of an Approved package, or a model name"
+        )
+        input_uri = serializers.CharField(help_text="S3Uri of an S3Prefix (or one object)")
+        instance_type = serializers.CharField()
+        output_path = serializers.CharField(required=False, allow_blank=True, default="")
+        content_type = serializers.CharField(required=False, allow_blank=True, default="")
+        split_type = serializers.CharField(required=False, default="None")
+        compression_type = serializers.CharField(required=False, default="None")
+        batch_strategy = serializers.CharField(required=False, allow_blank=True, default="")
+        max_payload_mb = serializers.IntegerField(required=False, allow_null=True, default=None)
+        max_concurrent_transforms = serializers.IntegerField(
+            required=False, allow_null=True, default=None
+        )
+        accept = serializers.CharField(required=False, allow_blank=True, default="")
+        assemble_with = serializers.CharField(required=False, default="None")
+        environment = serializers.DictField(required=False, default=dict)
+        instance_count = serializers.IntegerField(required=False, default=1)
+        max_runtime_seconds = serializers.IntegerField(required=False, default=86400)
+        invocations_timeout_seconds = serializers.IntegerField(required=False, default=600)
+        invocations_max_retries = serializers.IntegerField(required=False, default=3)
+        experiment = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: JobSerializer},
+        operation_id="transform_jobs_create",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        team = _team(request, values.pop("team", None))
+        job = transform_job_create(
+            team=team, actor=request.user, request=TransformRequest(**values)
         )
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 

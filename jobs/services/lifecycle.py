@@ -19,8 +19,10 @@ from experiments.services import run_end
 from jobs.models import (
     ACTIVE_STATUSES,
     ALLOWED_TRANSITIONS,
+    RUNNING_PHASES,
     TERMINAL_STATUSES,
     Job,
+    JobKind,
     JobStatus,
     JobTransition,
     SecondaryStatus,
@@ -87,12 +89,10 @@ def job_transition(
             values["failure_reason"] = failure_reason[:FAILURE_REASON_LIMIT]
         if status in TERMINAL_STATUSES:
             values["ended_at"] = now
-        if secondary_status == SecondaryStatus.TRAINING and job.training_started_at is None:
+        # Training (or transforming) time, which MaxRuntimeInSeconds limits, starts once.
+        if secondary_status in RUNNING_PHASES and job.training_started_at is None:
             values["training_started_at"] = now
-        if (
-            job.secondary_status == SecondaryStatus.TRAINING
-            and secondary_status != SecondaryStatus.TRAINING
-        ):
+        if job.secondary_status in RUNNING_PHASES and secondary_status not in RUNNING_PHASES:
             values.setdefault("training_ended_at", now)
         # Compare-and-swap on the status we read (the row lock makes it certain on
         # PostgreSQL; on SQLite the IMMEDIATE transaction serialises writers).
@@ -153,6 +153,19 @@ def job_status_payload(job: Job, *, actor: str = SYSTEM) -> dict[str, Any]:
         "message": job.status_message,
         "failure_reason": job.failure_reason,
         "terminal": job.status in TERMINAL_STATUSES,
+        "progress": job_progress_payload(job),
+    }
+
+
+def job_progress_payload(job: Job) -> dict[str, int] | None:
+    """Records and files done of a batch transform (None for other kinds of job)."""
+    if job.kind != JobKind.TRANSFORM:
+        return None
+    return {
+        "records_done": job.records_done,
+        "records_total": job.records_total,
+        "files_done": job.files_done,
+        "files_total": job.files_total,
     }
 
 
@@ -181,10 +194,17 @@ def job_fail(
     )
 
 
-def job_progress(*, job_id: int, message: str) -> None:
-    """Update the status message alone (download progress...): no transition row, no audit."""
+PROGRESS_FIELDS = frozenset({"records_done", "records_total", "files_done", "files_total"})
+
+
+def job_progress(*, job_id: int, message: str, **counters: int) -> None:
+    """Update the status message (download progress...) and a transform's progress counters
+    (`PROGRESS_FIELDS`): no transition row, no audit."""
+    unknown = set(counters) - PROGRESS_FIELDS
+    if unknown:
+        raise ValueError(f"not progress counters: {', '.join(sorted(unknown))}")
     updated = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(
-        status_message=message[:512], updated_at=timezone.now()
+        status_message=message[:512], updated_at=timezone.now(), **counters
     )
     if updated:
         job = Job.objects.select_related("team").get(pk=job_id)

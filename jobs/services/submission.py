@@ -10,6 +10,7 @@ import re
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
@@ -17,7 +18,7 @@ from django.db import IntegrityError, transaction
 from experiments.services import experiment_get_or_create, run_create
 from jobs.frameworks import framework_image
 from jobs.instance_types import instance_type_get
-from jobs.models import Job, JobStatus, JobTransition, SecondaryStatus
+from jobs.models import Job, JobKind, JobStatus, JobTransition, SecondaryStatus
 from jobs.runtime import get_runtime
 from jobs.services.lifecycle import job_status_payload
 from studio.accounts.models import Team
@@ -88,7 +89,7 @@ def team_prefix(team: Team) -> str:
 def job_create(*, team: Team, actor: Actor, request: JobRequest) -> Job:
     require_permission(user=actor, team=team, action=Action.SUBMIT_JOB)
     store = get_store()
-    _check_name(team, request.name)
+    check_job_name(team, request.name)
     instance = instance_type_get(request.instance_type)
     if request.instance_count != 1:
         raise ValidationError(
@@ -108,67 +109,93 @@ def job_create(*, team: Team, actor: Actor, request: JobRequest) -> Job:
     channels = _channels(store, team, request.channels)
     output_path = _output_path(store, team, request.output_path)
 
+    return job_insert(
+        team=team,
+        actor=actor,
+        name=request.name,
+        experiment=request.experiment or DEFAULT_EXPERIMENT,
+        queue=instance.queue,
+        audit_details={"image": image, "instance_type": instance.name},
+        fields={
+            "kind": JobKind.TRAINING,
+            "image": image,
+            "framework": request.framework,
+            "entry_point": request.entry_point,
+            "source_uri": source_uri,
+            "hyperparameters": hyperparameters,
+            "environment": environment,
+            "container_entrypoint": entrypoint,
+            "container_arguments": arguments,
+            "input_channels": channels,
+            "output_path": output_path,
+            "metric_definitions": metrics,
+            "instance_type": instance.name,
+            "instance_count": request.instance_count,
+            "max_runtime_seconds": request.max_runtime_seconds,
+            "enable_network": request.enable_network,
+        },
+    )
+
+
+def job_insert(
+    *,
+    team: Team,
+    actor: Actor,
+    name: str,
+    experiment: str,
+    queue: str,
+    audit_details: dict[str, Any],
+    fields: dict[str, Any],
+) -> Job:
+    """Store a checked request as a Pending job with its run, audit it, and hand it to the
+    worker queue `queue` once the transaction commits. Every kind of job is made here."""
     with transaction.atomic():
-        experiment = experiment_get_or_create(
-            team=team, name=request.experiment or DEFAULT_EXPERIMENT, actor=actor
+        run = run_create(
+            experiment=experiment_get_or_create(team=team, name=experiment, actor=actor),
+            name=name,
+            actor=actor,
         )
-        run = run_create(experiment=experiment, name=request.name, actor=actor)
         try:
             with transaction.atomic():
                 job = Job.objects.create(
                     team=team,
-                    name=request.name,
+                    name=name,
                     created_by=actor if isinstance(actor, User) else None,
-                    image=image,
-                    framework=request.framework,
-                    entry_point=request.entry_point,
-                    source_uri=source_uri,
-                    hyperparameters=hyperparameters,
-                    environment=environment,
-                    container_entrypoint=entrypoint,
-                    container_arguments=arguments,
-                    input_channels=channels,
-                    output_path=output_path,
-                    metric_definitions=metrics,
-                    instance_type=instance.name,
-                    instance_count=request.instance_count,
-                    max_runtime_seconds=request.max_runtime_seconds,
-                    enable_network=request.enable_network,
                     run=run,
+                    **fields,
                 )
         except IntegrityError as exc:  # lost a race with a request using the same name
             raise ValidationError(
-                f"name: a job named {request.name!r} exists already", field="name"
+                f"name: a job named {name!r} exists already", field="name"
             ) from exc
+        actor_name = actor.get_username() if isinstance(actor, User) else "system"
         JobTransition.objects.create(
             job=job,
             status=JobStatus.PENDING,
             secondary_status=SecondaryStatus.STARTING,
             message="Job submitted",
-            actor_name=actor.get_username() if isinstance(actor, User) else "system",
+            actor_name=actor_name,
         )
         audit_record(
             actor=actor,
             action="job.created",
             target=job,
             team=team,
-            details={"image": image, "instance_type": instance.name},
+            details={"kind": job.kind, **audit_details},
         )
         publish_team_event(
             team_id=team.pk,
             team_slug=team.slug,
             event="job.status",
-            data=job_status_payload(
-                job, actor=actor.get_username() if isinstance(actor, User) else "system"
-            ),
+            data=job_status_payload(job, actor=actor_name),
         )
         from jobs.tasks import run_job  # tasks import services; import here, not at load
 
-        transaction.on_commit(lambda: run_job.apply_async(args=[job.pk], queue=instance.queue))
+        transaction.on_commit(lambda: run_job.apply_async(args=[job.pk], queue=queue))
     return job
 
 
-def _check_name(team: Team, name: str) -> None:
+def check_job_name(team: Team, name: str) -> None:
     if not JOB_NAME.match(name):
         raise ValidationError(
             "name: 1-63 letters, digits and hyphens, starting and ending with a letter or digit",
@@ -279,7 +306,7 @@ def _image(request: JobRequest) -> str:
     return image
 
 
-def _key_in_team(store: ArtifactStore, team: Team, uri: str, field_name: str) -> str:
+def key_in_team(store: ArtifactStore, team: Team, uri: str, field_name: str) -> str:
     try:
         key = store.key_from_uri(uri.rstrip("/"))
     except ArtifactStoreError as exc:
@@ -290,7 +317,7 @@ def _key_in_team(store: ArtifactStore, team: Team, uri: str, field_name: str) ->
     return key
 
 
-def _exists(store: ArtifactStore, key: str) -> bool:
+def prefix_or_object_exists(store: ArtifactStore, key: str) -> bool:
     """An object, or a prefix with at least one object below it."""
     if store.exists(key):
         return True
@@ -300,7 +327,7 @@ def _exists(store: ArtifactStore, key: str) -> bool:
 def _source(store: ArtifactStore, team: Team, request: JobRequest) -> str:
     if not request.source_uri:
         return ""
-    key = _key_in_team(store, team, request.source_uri, "source_uri")
+    key = key_in_team(store, team, request.source_uri, "source_uri")
     if store.exists(key):
         if not key.endswith((".tar.gz", ".tgz")):
             raise ValidationError(
@@ -311,7 +338,7 @@ def _source(store: ArtifactStore, team: Team, request: JobRequest) -> str:
                 f"entry_point: {request.entry_point!r} is not in the source archive",
                 field="entry_point",
             )
-    elif not _exists(store, key):
+    elif not prefix_or_object_exists(store, key):
         raise ValidationError(
             f"source_uri: {request.source_uri} does not exist", field="source_uri"
         )
@@ -349,8 +376,8 @@ def _channels(
             raise ValidationError(
                 f"{where}: input mode {channel.input_mode!r} is not supported (File)", field=where
             )
-        key = _key_in_team(store, team, channel.uri, where)
-        if not _exists(store, key):
+        key = key_in_team(store, team, channel.uri, where)
+        if not prefix_or_object_exists(store, key):
             raise ValidationError(f"{where}: {channel.uri} does not exist", field=where)
         names.add(channel.name)
         result.append(
@@ -367,5 +394,5 @@ def _channels(
 def _output_path(store: ArtifactStore, team: Team, raw: str) -> str:
     if not raw:
         return store.uri(team_prefix(team) + "jobs").rstrip("/")
-    key = _key_in_team(store, team, raw, "output_path")
+    key = key_in_team(store, team, raw, "output_path")
     return store.uri(key).rstrip("/")

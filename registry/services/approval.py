@@ -174,6 +174,13 @@ def _transition(package: ModelPackage, target: str, actor: User, comment: str) -
         team=package.group.team,
         details={"from": previous, "to": target, "comment": comment},
     )
+    if target == ApprovalStatus.REJECTED and previous == ApprovalStatus.APPROVED:
+        # The policy's other half: endpoints serving a package that is now rejected are
+        # marked and the team told, in this same transaction. Imported here because the
+        # endpoints app depends on the registry, not the other way round.
+        from endpoints.services.lifecycle import endpoints_flag_rejected_package
+
+        endpoints_flag_rejected_package(package=package, actor=actor, comment=comment)
 
 
 def _publish(

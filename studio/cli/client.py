@@ -55,6 +55,40 @@ class ApiClient:
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
 
+    def patch(self, path: str, json: Any = None) -> Any:
+        return self.request("PATCH", path, json=json)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        content: bytes | IO[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | float | None = None,
+    ) -> httpx.Response:
+        """Send one request and return the response whatever its status (an invocation's
+        answer, or a 404 that means "gone"); an unreachable studio is a CliError."""
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = timeout
+        try:
+            return self._http.request(
+                method, path, params=query, json=json, content=content, headers=headers, **extra
+            )
+        except httpx.TimeoutException as exc:
+            raise CliError(
+                f"{self.base_url} did not answer in time ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"cannot reach the studio at {self.base_url}: {exc or type(exc).__name__} "
+                "(is it running? set STUDIOLO_URL)"
+            ) from exc
+
     def request(
         self,
         method: str,
@@ -69,25 +103,19 @@ class ApiClient:
 
         `path` is relative to STUDIOLO_URL, or an absolute URL (a page's `next` link).
         """
-        query = {key: value for key, value in (params or {}).items() if value is not None}
-        extra: dict[str, Any] = {}
-        if content is not None:  # a raw body (uploads), streamed from the file
-            extra = {"content": content, "headers": {"Content-Type": "application/octet-stream"}}
-        if timeout is not None:
-            extra["timeout"] = timeout
-        try:
-            response = self._http.request(method, path, params=query, json=json, **extra)
-        except httpx.TimeoutException as exc:
-            raise CliError(
-                f"{self.base_url} did not answer in time ({type(exc).__name__})"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise CliError(
-                f"cannot reach the studio at {self.base_url}: {exc or type(exc).__name__} "
-                "(is it running? set STUDIOLO_URL)"
-            ) from exc
+        # A raw body (uploads) is streamed from the file.
+        headers = {"Content-Type": "application/octet-stream"} if content is not None else None
+        response = self.send(
+            method,
+            path,
+            params=params,
+            json=json,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+        )
         if response.is_error:
-            raise CliError(self._error_message(response))
+            raise CliError(self.error_message(response))
         if not response.content:
             return None
         try:
@@ -95,7 +123,9 @@ class ApiClient:
         except ValueError as exc:
             raise CliError(f"{method} {response.url}: the answer is not JSON") from exc
 
-    def _error_message(self, response: httpx.Response) -> str:
+    def error_message(self, response: httpx.Response) -> str:
+        """The studio's message from an error answer (`{"error": {"message"}}`), with a hint
+        about STUDIOLO_TOKEN on a 401; else the status line."""
         message = None
         try:
             body = response.json()

@@ -189,6 +189,12 @@ def summary(job: dict[str, Any]) -> int:
         note(f"Model artifacts: {job['model_artifact_uri']}")
     if job.get("output_artifact_uri"):
         note(f"Output artifacts: {job['output_artifact_uri']}")
+    progress = job.get("progress") or {}
+    if job.get("kind") == "transform" and progress:
+        note(
+            f"Transformed {progress['records_done']}/{progress['records_total']} records, "
+            f"{progress['files_done']}/{progress['files_total']} files into {job['output_path']}"
+        )
     return EXIT_CODES.get(status, 1)
 
 
@@ -197,7 +203,9 @@ def _durations(job: dict[str, Any]) -> str:
     training = duration(job.get("training_started_at"), job.get("training_ended_at"))
     parts = [f"{total} in total"] if total else []
     if training:
-        parts.append(f"{training} training")
+        parts.append(
+            f"{training} {'transforming' if job.get('kind') == 'transform' else 'training'}"
+        )
     return f" ({', '.join(parts)})" if parts else ""
 
 

@@ -42,7 +42,7 @@ NAME_LOOKUP_LIMIT = 10_000  # `?name=` matches substrings: read enough to find t
 # --- argument types ------------------------------------------------------------------------
 
 
-def _pair(flag: str, what: str) -> Callable[[str], tuple[str, str]]:
+def pair(flag: str, what: str) -> Callable[[str], tuple[str, str]]:
     def parse(raw: str) -> tuple[str, str]:
         key, sep, value = raw.partition("=")
         if not sep or not key:
@@ -53,7 +53,7 @@ def _pair(flag: str, what: str) -> Callable[[str], tuple[str, str]]:
     return parse
 
 
-def _positive(raw: str) -> int:
+def positive(raw: str) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
@@ -75,7 +75,7 @@ def _status(raw: str) -> str:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _team_default(client: JobClient) -> str:
+def team_default(client: JobClient) -> str:
     """The user's only team, or the first one listed by /api/v1/me (said on stderr)."""
     teams = client.get("/api/v1/me").get("teams", [])
     if not teams:
@@ -86,7 +86,7 @@ def _team_default(client: JobClient) -> str:
     return slug
 
 
-def _jobs_named(client: JobClient, name: str, team: str | None) -> list[dict[str, Any]]:
+def jobs_named(client: JobClient, name: str, team: str | None) -> list[dict[str, Any]]:
     found = client.paginate("/api/v1/jobs", {"name": name, "team": team}, limit=NAME_LOOKUP_LIMIT)
     return [job for job in found if job["name"] == name]
 
@@ -95,7 +95,7 @@ def job_resolve(client: JobClient, ref: str, team: str | None) -> int:
     """The id behind NAME_OR_ID: digits are an id, anything else an exact job name."""
     if ref.isdigit():
         return int(ref)
-    matches = _jobs_named(client, ref, team)
+    matches = jobs_named(client, ref, team)
     if not matches:
         where = f" in team {team}" if team else ""
         raise CliError(f"no job named {ref!r}{where}")
@@ -138,9 +138,9 @@ def train(args: argparse.Namespace) -> int:
     name = args.name or default_job_name(args.entry_point)
     check_job_name(name)
     with JobClient.from_env() as client:
-        team = args.team or _team_default(client)
+        team = args.team or team_default(client)
         # The source is uploaded under the job's name: never overwrite an existing job's.
-        if _jobs_named(client, name, team):
+        if jobs_named(client, name, team):
             raise CliError(f"a job named {name!r} exists already in team {team} (see --name)")
         source_uri = upload_source(client, source_dir, team=team, job_name=name)
         channels = [
@@ -188,14 +188,14 @@ def train(args: argparse.Namespace) -> int:
 
 
 def jobs_list(args: argparse.Namespace) -> int:
-    params = {"status": args.status, "team": args.team}
+    params = {"status": args.status, "team": args.team, "kind": args.kind}
     with JobClient.from_env() as client:
         jobs = client.paginate("/api/v1/jobs", params, limit=args.limit)
     if args.json:
         print_json(jobs)
         return 0
     print_table(
-        ["name", "team", "status", "secondary", "instance type", "created", "duration"],
+        ["name", "team", "status", "secondary", "instance type", "created", "duration", "kind"],
         [
             [
                 job["name"],
@@ -205,6 +205,7 @@ def jobs_list(args: argparse.Namespace) -> int:
                 job["instance_type"],
                 _short_time(job["created_at"]),
                 duration(job["created_at"], job["ended_at"]),
+                job["kind"],
             ]
             for job in jobs
         ],
@@ -229,6 +230,8 @@ def _describe_rows(job: dict[str, Any], base_url: str) -> list[tuple[str, str]]:
     ]
     if job["failure_reason"]:
         rows.append(("Failure reason", job["failure_reason"]))
+    if job.get("kind") == "transform":
+        return rows + _transform_rows(job)
     rows += [
         ("Image", image),
         ("Entry point", job["entry_point"] or "-"),
@@ -260,6 +263,44 @@ def _describe_rows(job: dict[str, Any], base_url: str) -> list[tuple[str, str]]:
         (f"Download {what}", base_url + link) for what, link in job.get("downloads", {}).items()
     ]
     return rows
+
+
+def _transform_rows(job: dict[str, Any]) -> list[tuple[str, str]]:
+    settings, progress = job["transform"], job["progress"]
+    used = settings.get("effective", {})
+
+    def setting(key: str, default: str = "-") -> str:
+        value = used.get(key) or settings.get(key)
+        origin = "" if settings.get(key) or key not in used else "  (from the container)"
+        return f"{value}{origin}" if value else default
+
+    return [
+        ("Kind", "batch transform"),
+        ("Model", f"{settings['model']}  ({settings['model_artifact_uri']})"),
+        ("Image", job["image"]),
+        ("Input", settings["input_uri"]),
+        ("Content type", settings["content_type"] or "-"),
+        ("Split type", settings["split_type"]),
+        ("Batch strategy", setting("batch_strategy")),
+        ("Max payload", f"{setting('max_payload_mb', '6')} MB"),
+        ("Max concurrent", setting("max_concurrent_transforms", "1")),
+        ("Accept", settings["accept"] or "-"),
+        ("Assemble with", settings["assemble_with"]),
+        ("Environment", _pairs_text(job["environment"])),
+        ("Output path", job["output_path"]),
+        (
+            "Progress",
+            f"{progress['records_done']}/{progress['records_total']} records, "
+            f"{progress['files_done']}/{progress['files_total']} files",
+        ),
+        ("Instance type", job["instance_type"]),
+        ("Max runtime", f"{job['max_runtime_seconds']} s"),
+        ("Created", f"{_short_time(job['created_at'])} by {job['created_by'] or '-'}"),
+        ("Transforming", _training_text(job)),
+        ("Ended", _short_time(job["ended_at"])),
+        ("Duration", duration(job["created_at"], job["ended_at"]) or "-"),
+        ("Log lines", str(job["log_line_count"])),
+    ]
 
 
 def _training_text(job: dict[str, Any]) -> str:
@@ -354,14 +395,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--hp",
         action="append",
-        type=_pair("--hp", "KEY=VALUE"),
+        type=pair("--hp", "KEY=VALUE"),
         metavar="KEY=VALUE",
         help="a hyperparameter, passed as the string typed (repeat)",
     )
     parser.add_argument(
         "--input",
         action="append",
-        type=_pair("--input", "CHANNEL=URI_OR_PATH"),
+        type=pair("--input", "CHANNEL=URI_OR_PATH"),
         metavar="CHANNEL=URI_OR_PATH",
         help="an input channel: a URI, or a local file or folder to upload (repeat)",
     )
@@ -374,17 +415,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--metric",
         action="append",
-        type=_pair("--metric", "NAME=REGEX"),
+        type=pair("--metric", "NAME=REGEX"),
         metavar="NAME=REGEX",
         help="a metric read from the log; the regex captures the value (repeat)",
     )
     parser.add_argument(
-        "--max-runtime", type=_positive, metavar="SECONDS", help="stop the job after this long"
+        "--max-runtime", type=positive, metavar="SECONDS", help="stop the job after this long"
     )
     parser.add_argument(
         "--env",
         action="append",
-        type=_pair("--env", "KEY=VALUE"),
+        type=pair("--env", "KEY=VALUE"),
         metavar="KEY=VALUE",
         help="an environment variable of the container (repeat)",
     )
@@ -411,7 +452,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = jobs_commands.add_parser("list", help="jobs you may see, newest first")
     parser.add_argument("--status", type=_status, help=f"only this status ({', '.join(STATUSES)})")
     parser.add_argument("--team", help="only jobs of this team")
-    parser.add_argument("--limit", type=_positive, default=50, help="at most N jobs (default 50)")
+    parser.add_argument("--kind", choices=("training", "transform"), help="only jobs of this kind")
+    parser.add_argument("--limit", type=positive, default=50, help="at most N jobs (default 50)")
     parser.add_argument("--json", action="store_true", help="print the jobs as JSON")
     parser.set_defaults(func=jobs_list)
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from studio.cli import admin, doctor, jobs, models, remote, server, up
+from studio.cli import admin, doctor, endpoints, jobs, models, remote, server, transform, up
 from studio.cli.common import CliError
 from studio.config import ConfigError
 from studio.errors import StudioloError
@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(commands)
     remote.register(commands)
     jobs.register(commands)
+    transform.register(commands)
     models.register(commands)
+    endpoints.register(commands)
     return parser
 
 

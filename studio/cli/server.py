@@ -34,7 +34,9 @@ def web_argv(config: Config, host: str, port: int) -> list[str]:
         "--host", host,
         "--port", str(port),
         "--no-access-log",
-        "--lifespan", "off",
+        # On: the data plane writes its last invocation counters at lifespan shutdown (uvicorn
+        # re-raises SIGTERM once stopped, so atexit handlers never run).
+        "--lifespan", "on",
         "--log-level", config.log_level.lower(),
         # Open websockets would otherwise hold a SIGTERM until the grace period runs out.
         "--timeout-graceful-shutdown", "5",
@@ -43,12 +45,13 @@ def web_argv(config: Config, host: str, port: int) -> list[str]:
 
 def worker_queues() -> list[str]:
     """Every queue of the studio: Celery's default queue (where beat sends the heartbeat and
-    every task that names no queue) and one per instance type for jobs."""
+    every task that names no queue), the endpoints' queue, and one per instance type for jobs."""
     from django.conf import settings
 
+    from endpoints.tasks import QUEUE as ENDPOINTS_QUEUE
     from jobs.instance_types import job_queues
 
-    return list(dict.fromkeys([settings.CELERY_TASK_DEFAULT_QUEUE, *job_queues()]))
+    return list(dict.fromkeys([settings.CELERY_TASK_DEFAULT_QUEUE, ENDPOINTS_QUEUE, *job_queues()]))
 
 
 def worker_argv(config: Config, queues: list[str], concurrency: int) -> list[str]:

@@ -18,6 +18,7 @@ EVENT_TYPES: set[str] = {
     "model_package.created",
     "model_package.approval_changed",
     "endpoint.status_changed",
+    "endpoint.model_rejected",
     "job.status_changed",
 }
 

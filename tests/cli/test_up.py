@@ -181,7 +181,7 @@ def test_up_serves_a_working_studio_and_stops_leaving_no_process(
     assert "uvicorn" in names
     assert "redis-server" in names
     assert names.count("celery") >= 4  # beat, the worker and its two pool processes
-    assert "-Q default,jobs." in names  # the default queue and one per instance type
+    assert "-Q default,endpoints,jobs." in names  # default, endpoints, one per instance type
 
     up.process.send_signal(signal.SIGINT)
     assert up.process.wait(timeout=30) == 0

@@ -55,6 +55,15 @@ body, kind = default_output_fn(np.array([1, 0]), "application/x-npy")
 assert kind == "application/x-npy" and np.load(io.BytesIO(body)).tolist() == [1, 0]
 assert default_output_fn(np.array([[1.5, 2]]), "text/csv")[0] == b"1.5,2.0\\n"
 assert default_output_fn(np.int64(3), "application/json")[0] == b"3"
+from studiolo_toolkit.handlers import BaseInferenceToolkitError
+for bad, kind, words in ((b"1,abc\\n", "text/csv", "'abc' is not a number"), (b"{", "application/json", "not valid JSON")):
+    try:
+        default_input_fn(bad, kind)
+    except BaseInferenceToolkitError as error:
+        assert error.status_code == 400 and words in error.message, error.message
+    else:
+        raise AssertionError(f"{bad!r} was accepted")
+assert np.isnan(default_input_fn(b"1,,nan\\n", "text/csv")).sum() == 2  # missing values are data
 print("defaults ok")
 """
 

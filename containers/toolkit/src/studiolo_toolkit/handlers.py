@@ -131,7 +131,10 @@ def default_input_fn(input_data: bytes | str, content_type: str | None) -> Any:
         return np.load(io.BytesIO(raw), allow_pickle=False)
     text = input_data.decode("utf-8") if isinstance(input_data, bytes) else input_data
     if kind == JSON:
-        payload = json.loads(text)
+        try:
+            payload = json.loads(text)
+        except ValueError as error:
+            raise BaseInferenceToolkitError(400, f"the body is not valid JSON: {error}") from None
         if isinstance(payload, dict) and "instances" in payload:
             payload = payload["instances"]
         try:
@@ -140,10 +143,26 @@ def default_input_fn(input_data: bytes | str, content_type: str | None) -> Any:
             return np.array(payload)
     lines = [line for line in text.splitlines() if line.strip()]
     array = np.genfromtxt(io.StringIO(text), delimiter=",", dtype=np.float32)
+    if np.isnan(array).any():
+        _check_csv_numbers(lines)  # NaN from "nan" or an empty cell is data; from "abc" an error
     if array.ndim < 2:
         # One row "1,2,3" -> (1, 3); one column "1\n2\n3" -> (3, 1).
         array = array.reshape(1, -1) if len(lines) <= 1 else array.reshape(-1, 1)
     return array
+
+
+def _check_csv_numbers(lines: list[str]) -> None:
+    for number, line in enumerate(lines, start=1):
+        for cell in line.split(","):
+            cell = cell.strip()
+            if cell == "":
+                continue
+            try:
+                float(cell)
+            except ValueError:
+                raise BaseInferenceToolkitError(
+                    400, f"text/csv: row {number}: {cell[:40]!r} is not a number"
+                ) from None
 
 
 def default_predict_fn(data: Any, model: Any) -> Any:

@@ -1,0 +1,185 @@
+"""Reads of endpoints, configs and models, scoped to the reader's teams; traffic series."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Model, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from endpoints.metrics import histogram_merge, percentile
+from endpoints.models import (
+    Endpoint,
+    EndpointConfig,
+    EndpointEvent,
+    EndpointInstance,
+    InstanceStatus,
+    InvocationStat,
+    ProductionVariant,
+    ServingModel,
+)
+from studio.accounts.models import Team
+from studio.accounts.selectors import default_team_for_user, team_for_user, teams_for_user
+from studio.errors import NotFound, ValidationError
+
+User = AbstractBaseUser | AnonymousUser
+M = TypeVar("M", bound=Model)
+EVENTS_SHOWN = 100
+
+
+def team_or_default(user: User, slug: str | None) -> Team:
+    """The named team (the user must belong to it), else the user's first team."""
+    if slug:
+        return team_for_user(user, slug)
+    team = default_team_for_user(user)
+    if team is None:
+        raise ValidationError("team: you are not a member of any team", field="team")
+    return team
+
+
+def _one_by_name[M: Model](queryset: QuerySet[M], *, name: str, team: str | None, what: str) -> M:
+    """Names are unique per team: look among the user's teams, and ask for the team only
+    when the name is ambiguous."""
+    if team:
+        queryset = queryset.filter(team__slug=team)
+    found = list(queryset.filter(name=name)[:2])
+    if not found:
+        raise NotFound(f"{what} {name!r} not found", field="name")
+    if len(found) > 1:
+        raise ValidationError(
+            f"team: several of your teams have an {what} named {name!r}; say which team",
+            field="team",
+        )
+    return found[0]
+
+
+def variants_queryset() -> QuerySet[ProductionVariant]:
+    return ProductionVariant.objects.select_related("model__package__group").order_by("id")
+
+
+def endpoints_for_user(user: User) -> QuerySet[Endpoint]:
+    return (
+        Endpoint.objects.filter(team__in=teams_for_user(user))
+        .select_related("team", "config", "pending_config", "created_by")
+        .annotate(
+            instance_count=Count("instances", distinct=True),
+            healthy_count=Count(
+                "instances",
+                filter=Q(instances__status=InstanceStatus.HEALTHY),
+                distinct=True,
+            ),
+        )
+    )
+
+
+def endpoint_for_user(user: User, name: str, *, team: str | None = None) -> Endpoint:
+    queryset = endpoints_for_user(user).prefetch_related(
+        Prefetch("config__variants", queryset=variants_queryset()),
+        Prefetch("pending_config__variants", queryset=variants_queryset()),
+        Prefetch("instances", queryset=EndpointInstance.objects.order_by("id")),
+    )
+    return _one_by_name(queryset, name=name, team=team, what="endpoint")
+
+
+def endpoint_events(endpoint: Endpoint, limit: int = EVENTS_SHOWN) -> list[EndpointEvent]:
+    """The latest events, oldest first."""
+    latest = list(EndpointEvent.objects.filter(endpoint=endpoint).order_by("-at", "-id")[:limit])
+    return latest[::-1]
+
+
+def configs_for_user(user: User) -> QuerySet[EndpointConfig]:
+    return (
+        EndpointConfig.objects.filter(team__in=teams_for_user(user))
+        .select_related("team", "created_by")
+        .prefetch_related(Prefetch("variants", queryset=variants_queryset()))
+    )
+
+
+def config_for_user(user: User, name: str, *, team: str | None = None) -> EndpointConfig:
+    return _one_by_name(configs_for_user(user), name=name, team=team, what="endpoint config")
+
+
+def models_for_user(user: User) -> QuerySet[ServingModel]:
+    return ServingModel.objects.filter(team__in=teams_for_user(user)).select_related(
+        "team", "package__group", "created_by"
+    )
+
+
+def model_for_user(user: User, name: str, *, team: str | None = None) -> ServingModel:
+    return _one_by_name(models_for_user(user), name=name, team=team, what="model")
+
+
+def endpoints_serving_package_for_user(user: User, package_id: int) -> QuerySet[Endpoint]:
+    """For a package's lineage: the endpoints whose current config serves it."""
+    return (
+        endpoints_for_user(user).filter(config__variants__model__package_id=package_id).distinct()
+    )
+
+
+def endpoint_traffic(
+    endpoint: Endpoint,
+    *,
+    minutes: int = 60,
+    bucket_seconds: int = 60,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Per variant, per time bucket: invocations, 4xx, 5xx and latency percentiles (p50, p90,
+    p99 from the merged histograms, max exact). Buckets without traffic are left out."""
+    now = now or timezone.now()
+    since = now - timedelta(minutes=minutes)
+    rows = InvocationStat.objects.filter(endpoint=endpoint, bucket_start__gte=since).values_list(
+        "variant_name",
+        "bucket_start",
+        "count",
+        "errors_4xx",
+        "errors_5xx",
+        "latency_sum_ms",
+        "latency_max_ms",
+        "latency_histogram",
+    )
+    grouped: dict[str, dict[datetime, dict[str, Any]]] = defaultdict(dict)
+    totals = {"count": 0, "errors_4xx": 0, "errors_5xx": 0}
+    for variant, start, count, e4, e5, lat_sum, lat_max, histogram in rows:
+        epoch = int(start.timestamp())
+        bucket = datetime.fromtimestamp(epoch - epoch % bucket_seconds, tz=start.tzinfo)
+        point = grouped[variant].setdefault(
+            bucket,
+            {"count": 0, "errors_4xx": 0, "errors_5xx": 0, "sum": 0.0, "max": 0.0, "hist": {}},
+        )
+        point["count"] += count
+        point["errors_4xx"] += e4
+        point["errors_5xx"] += e5
+        point["sum"] += lat_sum
+        point["max"] = max(point["max"], lat_max)
+        point["hist"] = histogram_merge(point["hist"], histogram)
+        totals["count"] += count
+        totals["errors_4xx"] += e4
+        totals["errors_5xx"] += e5
+    variants: dict[str, list[dict[str, Any]]] = {}
+    for variant, points in sorted(grouped.items()):
+        series = []
+        for bucket in sorted(points):
+            point = points[bucket]
+            series.append(
+                {
+                    "at": bucket.isoformat(),
+                    "count": point["count"],
+                    "errors_4xx": point["errors_4xx"],
+                    "errors_5xx": point["errors_5xx"],
+                    "mean_ms": point["sum"] / point["count"] if point["count"] else None,
+                    "p50_ms": percentile(point["hist"], 50),
+                    "p90_ms": percentile(point["hist"], 90),
+                    "p99_ms": percentile(point["hist"], 99),
+                    "max_ms": point["max"],
+                }
+            )
+        variants[variant] = series
+    return {
+        "since": since.isoformat(),
+        "bucket_seconds": bucket_seconds,
+        "totals": totals,
+        "variants": variants,
+    }

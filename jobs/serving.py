@@ -1,0 +1,244 @@
+"""Serving containers: what endpoints and batch transform jobs both run.
+
+A serving container is the model's image started with the command `serve` (contract section
+2.1): the unpacked `model.tar.gz` at `/opt/ml/model`, port 8080 published on 127.0.0.1 only,
+the instance type's CPU and memory limits. It is ready when `GET /ping` answers 200.
+
+The model archive is downloaded and unpacked once per artifact into a shared folder under
+`JOBS_WORK_DIR/serving/` (mounted read-only into Docker containers), so ten instances of one
+model cost one download.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import http.client
+import math
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from jobs.frameworks import is_framework_image
+from jobs.instance_types import instance_type_get
+from jobs.runtime.base import ContainerSpec, Mount, Runtime
+from studio.artifacts import get_store
+from studio.errors import StudioloError, ValidationError
+
+SERVING_PORT = 8080
+PING_TIMEOUT = 2.0  # SageMaker's per-request /ping timeout
+CONTAINER_UID = 1000  # the `studiolo` user of the framework images
+LAST_LINES = 20  # log lines quoted in the failure reason of a container that would not start
+LOAD_ERROR_SECONDS = 1.0  # /ping answering 500 this long: the model failed to load
+
+
+class ServingStartFailed(StudioloError):
+    """The container exited or never answered /ping; the message quotes its last log lines."""
+
+
+@dataclass(frozen=True)
+class ServingSource:
+    """What to serve: an image, a model archive and the environment the model asks for."""
+
+    image: str
+    artifact_uri: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    program: str = ""  # the package's entry point (SAGEMAKER_PROGRAM), if it names one
+
+
+def staged_model_root(artifact_uri: str) -> Path:
+    digest = hashlib.sha256(artifact_uri.encode()).hexdigest()[:24]
+    return Path(settings.JOBS_WORK_DIR) / "serving" / digest
+
+
+def stage_model(artifact_uri: str) -> Path:
+    """Download and unpack the model archive once; returns a folder holding `model/`.
+
+    Safe against concurrent callers (several instances starting at once, in one worker or in
+    several): a file lock serialises them and the folder appears complete or not at all.
+    """
+    root = staged_model_root(artifact_uri)
+    if (root / "model").is_dir():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(root.parent / f"{root.name}.lock"):
+        if (root / "model").is_dir():
+            return root
+        store = get_store()
+        key = store.key_from_uri(artifact_uri)
+        if not store.exists(key):
+            raise ValidationError(
+                f"model: the model artifact {artifact_uri} does not exist", field="model"
+            )
+        scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+        try:
+            model_dir = scratch / "model"
+            model_dir.mkdir()
+            with store.open(key) as stream:
+                try:
+                    with tarfile.open(fileobj=stream, mode="r|*") as archive:
+                        # "data" refuses absolute paths, "..", devices and links out of the tree.
+                        archive.extractall(model_dir, filter="data")
+                except tarfile.TarError as exc:
+                    raise ValidationError(
+                        f"model: {artifact_uri} is not a readable model.tar.gz ({exc})",
+                        field="model",
+                    ) from exc
+            _readable_by_all(scratch)
+            os.replace(scratch, root)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return root
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _readable_by_all(root: Path) -> None:
+    """Serving containers of framework images run as an unprivileged user: the unpacked model
+    must be readable (and its folders searchable) by it, whatever modes the archive held."""
+    for folder, _dirs, files in os.walk(root):
+        os.chmod(folder, 0o755)  # noqa: S103 - the model is not secret from its own container
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode | 0o444)
+
+
+def serving_container_spec(
+    source: ServingSource,
+    *,
+    runtime: Runtime,
+    name: str,
+    instance_type: str,
+    labels: Mapping[str, str],
+    model_root: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> ContainerSpec:
+    instance = instance_type_get(instance_type)
+    env = {
+        # One worker per CPU the instance type grants (the toolkit would count the host's).
+        "SAGEMAKER_MODEL_SERVER_WORKERS": str(max(1, math.ceil(instance.cpus))),
+        "PYTHONUNBUFFERED": "1",
+        **({"SAGEMAKER_PROGRAM": source.program} if source.program else {}),
+        **source.environment,
+        **(extra_env or {}),
+    }
+    user = None
+    if runtime.isolated:
+        # The model is shared by every instance: read-only, where the runtime can say so.
+        mounts = (Mount(model_root / "model", "/opt/ml/model", read_only=True),)
+        if is_framework_image(source.image) and os.geteuid() == 0:
+            user = f"{CONTAINER_UID}:{CONTAINER_UID}"
+    else:
+        mounts = (Mount(model_root, "/opt/ml"),)
+    return ContainerSpec(
+        name=name,
+        image=source.image,
+        command=["serve"],
+        env=env,
+        mounts=mounts,
+        cpus=instance.cpus,
+        memory_bytes=instance.memory_bytes,
+        gpus=instance.gpus,
+        network=True,
+        ports={SERVING_PORT: None},
+        labels=labels,
+        user=user,
+    )
+
+
+def ping_status(host: str, port: int, timeout: float = PING_TIMEOUT) -> int | None:
+    """The status `GET /ping` answers with, or None when nothing answers in time."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", "/ping")
+        response = connection.getresponse()
+        response.read()
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+    return response.status
+
+
+def ping(host: str, port: int, timeout: float = PING_TIMEOUT) -> bool:
+    """True when the server answers `GET /ping` with 200 within the timeout."""
+    return ping_status(host, port, timeout) == 200
+
+
+def last_log_lines(runtime: Runtime, container_id: str, count: int = LAST_LINES) -> str:
+    data = bytearray()
+    with contextlib.suppress(StudioloError):
+        for chunk in runtime.logs(container_id, follow=False):
+            data += chunk.data
+    lines = [
+        line
+        for line in data.decode("utf-8", errors="replace").rstrip("\n").splitlines()
+        if '"GET /ping"' not in line  # the access log of our own polling says nothing
+    ]
+    return "\n".join(lines[-count:])
+
+
+def wait_until_ready(
+    runtime: Runtime,
+    container_id: str,
+    *,
+    host: str,
+    port: int,
+    timeout: float,
+) -> None:
+    """Poll /ping until it answers 200. Raises ServingStartFailed (with the container's last
+    log lines) if the container exits first, if /ping keeps answering 500 (the model failed to
+    load: the toolkit reports that for good; 503 means "still loading" and is waited for), or
+    if the timeout passes."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    errors_since: float | None = None
+    while True:
+        status = ping_status(
+            host, port, timeout=min(PING_TIMEOUT, max(0.1, deadline - time.monotonic()))
+        )
+        if status == 200:
+            return
+        now = time.monotonic()
+        errors_since = (errors_since or now) if status == 500 else None
+        state = runtime.inspect(container_id)
+        if not state.running:
+            lines = last_log_lines(runtime, container_id)
+            why = state.error or (
+                "killed: out of memory" if state.oom_killed else f"exit code {state.exit_code}"
+            )
+            raise ServingStartFailed(
+                f"the serving container exited before answering /ping ({why})"
+                + (f"; last log lines:\n{lines}" if lines else "")
+            )
+        if errors_since is not None and now - errors_since >= LOAD_ERROR_SECONDS:
+            lines = last_log_lines(runtime, container_id)
+            raise ServingStartFailed(
+                "the model failed to load (GET /ping answers 500)"
+                + (f"; last log lines:\n{lines}" if lines else "")
+            )
+        if now >= deadline:
+            lines = last_log_lines(runtime, container_id)
+            raise ServingStartFailed(
+                f"the serving container did not answer /ping within {timeout:.0f} s"
+                + (f"; last log lines:\n{lines}" if lines else "")
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)

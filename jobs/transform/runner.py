@@ -1,0 +1,630 @@
+"""A batch transform job on a worker, from Pending to a final state.
+
+It shares the training runner's lease, watchdog (lease renewal, stop requests,
+MaxRuntimeInSeconds), transitions and log; what happens in between differs:
+
+1. Starting: take the job, open its log.
+2. Downloading: stage the model (once per artifact, shared with endpoints), check that its
+   package is still Approved, download the input objects into the job's work folder and
+   count their records (the progress total).
+3. Start the model's serving container (`serve`, the batch environment variables, the job's
+   labels and deterministic name, so reconciliation finds it); its output goes into the job's
+   log. A container that exits before answering /ping fails the job with its last lines.
+4. Transforming: each object, in key order, is split into requests, sent with
+   MaxConcurrentTransforms in flight, and the answers written in input order to
+   `<output path>/<path relative to the input prefix>.out`, once the whole object succeeded.
+   A failed request (after its retries) fails the job, naming the object and the records.
+5. Stop and remove the container, whatever happened, and the work folder.
+
+A worker that dies mid-transform: the next owner (after reconciliation) removes the old
+container and starts over from the first object; the outputs written already are written
+again, identically. A stop request or MaxRuntimeInSeconds ends the job Stopped; the objects
+finished by then stay in the output path, as on SageMaker.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, cast
+
+from django.conf import settings
+
+from jobs.logs import LogWriter
+from jobs.models import TERMINAL_STATUSES, Job, JobStatus, SecondaryStatus
+from jobs.runner import JobRunner, Lease, LeaseLost, container_name, job_labels, work_dir
+from jobs.runtime.base import ContainerNotFound
+from jobs.services.lifecycle import IllegalTransition, job_fail, job_progress
+from jobs.services.transform import MAX_CONCURRENCY_TIMES_PAYLOAD, MAX_PAYLOAD_MB, TransformSettings
+from jobs.serving import (
+    SERVING_PORT,
+    ServingSource,
+    ServingStartFailed,
+    last_log_lines,
+    serving_container_spec,
+    stage_model,
+    wait_until_ready,
+)
+from jobs.transform.client import (
+    InvocationFailed,
+    ModelClient,
+    ModelClientConfig,
+    execution_parameters,
+)
+from jobs.transform.records import MB, Batch, RecordTooLarge, assemble, batches, count_records
+from studio.artifacts import ArtifactStore, get_store
+from studio.errors import StudioloError, ValidationError
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"  # serving ports are published on the loopback interface only
+PROGRESS_EVERY = 0.5  # seconds between progress writes (and events) while transforming
+WAIT_SLICE = 0.5  # seconds between checks for a stop while a request is in flight
+SERVING_STOP_GRACE = 30.0  # SageMaker kills a serving container 30 s after SIGTERM
+DEFAULT_STRATEGY, DEFAULT_PAYLOAD_MB, DEFAULT_CONCURRENCY = "MultiRecord", 6, 1
+ENV_STRATEGY = {"SingleRecord": "SINGLE_RECORD", "MultiRecord": "MULTI_RECORD"}
+MESSAGES: dict[str, str] = {
+    SecondaryStatus.STARTING: "Preparing the instances for batch transform",
+    SecondaryStatus.DOWNLOADING: "Downloading the model and the input data",
+    SecondaryStatus.COMPLETED: "Transform job completed",
+    SecondaryStatus.STOPPED: "Transform job stopped",
+    SecondaryStatus.MAX_RUNTIME_EXCEEDED: "Job stopped because the maximum runtime was exceeded",
+}
+
+
+class _Interrupted(Exception):
+    """A stop request or MaxRuntimeInSeconds: the job ends Stopped."""
+
+
+@dataclass(frozen=True)
+class InputObject:
+    relative: str  # below the input prefix; the answers go to <output path>/<relative>.out
+    path: Path  # the downloaded copy
+    records: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the transform runs with: the request's values, else the container's
+    /execution-parameters, else SageMaker's defaults."""
+
+    strategy: str
+    max_payload_mb: int
+    concurrency: int
+
+
+class TransformRunner(JobRunner):
+    def __init__(self, job: Job, lease: Lease) -> None:
+        super().__init__(job, lease)
+        self.settings = cast(TransformSettings, job.transform)
+        self.model_root: Path | None = None
+        self.port: int | None = None
+        self._interrupted = threading.Event()  # a stop or the runtime limit
+        self._cancel = threading.Event()  # in-flight requests: give up, do not retry
+        self._log_thread: threading.Thread | None = None
+        self.records_done = self.records_total = self.files_done = self.files_total = 0
+        self._last_report = 0.0
+
+    def run(self) -> None:
+        watchdog = threading.Thread(
+            target=self._watch, name=f"job-{self.job.pk}-watch", daemon=True
+        )
+        watchdog.start()
+        try:
+            self._run()
+        except LeaseLost:
+            # Another worker drives the job now: leave its container and folder alone.
+            self._cancel.set()
+            self._close_log()
+            raise
+        finally:
+            self._done.set()
+            watchdog.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            if not self._begin():
+                return
+            objects = self._download()
+            self._start_serving()
+            self._transform(objects, self._plan())
+            self._end(self._completed)
+        except LeaseLost:
+            raise
+        except _Interrupted:
+            self._end(self._stopped)
+        except StudioloError as exc:
+            self._end_failed(exc.message)
+        except Exception as exc:
+            log.exception("job %s: platform failure", self.job.name)
+            self._end_failed(f"Platform error: {type(exc).__name__}: {exc}")
+
+    # --- the phases ---------------------------------------------------------------------------
+
+    def _begin(self) -> bool:
+        """Take the job (again, after a worker change); False when there is nothing to do."""
+        existing = self._find_container()
+        if existing is not None:
+            self.container_id = existing.id  # a previous attempt's: removed below or at the end
+        if self.job.status == JobStatus.STOPPING:
+            self._end(self._stopped)  # stopped while no worker drove it
+            return False
+        resumed = self.job.status == JobStatus.IN_PROGRESS
+        try:
+            self._move(
+                JobStatus.IN_PROGRESS,
+                SecondaryStatus.STARTING,
+                "Restarting the transform after a worker change"
+                if resumed
+                else MESSAGES[SecondaryStatus.STARTING],
+                runtime=self.runtime.name,
+                records_done=0,
+                files_done=0,
+            )
+        except IllegalTransition:
+            self.job.refresh_from_db()
+            if self.job.status == JobStatus.STOPPING:
+                self._end(self._stopped)
+            return False  # stopped (or failed) before it began
+        self.writer = LogWriter(self.job)
+        if resumed:
+            self.writer.system("Restarting the transform after a worker change")
+        if existing is not None:
+            self.writer.system("Removing the serving container of the previous attempt")
+            self._remove_container()
+        self.writer.system(
+            f"Starting batch transform job {self.job.name} on {self.job.instance_type} "
+            f"({self.runtime.name} runtime) with model {self.settings['model']}"
+        )
+        return True
+
+    def _download(self) -> list[InputObject]:
+        self._move(
+            JobStatus.IN_PROGRESS,
+            SecondaryStatus.DOWNLOADING,
+            MESSAGES[SecondaryStatus.DOWNLOADING],
+        )
+        writer = self._writer()
+        writer.system(f"Staging the model from {self.settings['model_artifact_uri']}")
+        self.model_root = stage_model(self.settings["model_artifact_uri"])
+        self._require_deployable()
+        self._check()
+        store = get_store()
+        listing = _list_inputs(store, store.key_from_uri(self.settings["input_uri"]))
+        if not listing:
+            raise ValidationError(
+                f"input_uri: {self.settings['input_uri']} holds no objects", field="input_uri"
+            )
+        folder = work_dir(self.job) / "input"
+        shutil.rmtree(folder, ignore_errors=True)
+        total = sum(size for _, _, size in listing)
+        done = 0
+        objects: list[InputObject] = []
+        for index, (key, relative, size) in enumerate(listing, start=1):
+            self._check()
+            target = folder / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with store.open(key) as source, target.open("wb") as sink:
+                shutil.copyfileobj(source, sink, 1024 * 1024)
+            done += size
+            self._report(
+                f"Downloading input data: {index}/{len(listing)} objects, "
+                f"{done / 1e6:.1f}/{total / 1e6:.1f} MB",
+                force=index == len(listing),
+            )
+            objects.append(
+                InputObject(relative, target, count_records(target, self.settings["split_type"]))
+            )
+        self.files_total = len(objects)
+        self.records_total = sum(o.records for o in objects)
+        writer.system(
+            f"Input {self.settings['input_uri']}: {self.files_total} objects, "
+            f"{self.records_total} records, {total / 1e6:.1f} MB"
+        )
+        return objects
+
+    def _require_deployable(self) -> None:
+        """The package may have been rejected since the job was submitted."""
+        from registry.models import ModelPackage
+        from registry.services.approval import package_require_deployable
+
+        package_id = self.settings["model_package_id"]
+        if package_id is None:
+            return
+        package = ModelPackage.objects.select_related("group").filter(pk=package_id).first()
+        if package is None:
+            raise ValidationError(
+                f"model: the model package {self.settings['model']} does not exist any more",
+                field="model",
+            )
+        package_require_deployable(package)
+
+    def _start_serving(self) -> None:
+        job, writer = self.job, self._writer()
+        if self.model_root is None:
+            raise RuntimeError("the model is not staged")
+        source = ServingSource(
+            image=job.image,
+            artifact_uri=self.settings["model_artifact_uri"],
+            environment={**self.settings["model_environment"], **job.environment},
+            program=self.settings["program"],
+        )
+        spec = serving_container_spec(
+            source,
+            runtime=self.runtime,
+            name=container_name(job),
+            instance_type=job.instance_type,
+            labels=job_labels(job),
+            model_root=self.model_root,
+            extra_env=self._batch_environment(source),
+        )
+        self._check()
+        writer.system(f"Starting the model's serving container ({job.image})")
+        state = self.runtime.start(spec)
+        self.container_id = state.id
+        self._follow_container_log(state.id, writer)
+        port = state.ports.get(SERVING_PORT)
+        try:
+            if state.error:
+                raise ServingStartFailed(f"the engine could not start the container: {state.error}")
+            if port is None:
+                raise ServingStartFailed("the container's serving port was not published")
+            wait_until_ready(
+                self.runtime,
+                state.id,
+                host=HOST,
+                port=port,
+                timeout=float(settings.ENDPOINT_STARTUP_TIMEOUT_SECONDS),
+            )
+        except ServingStartFailed as exc:
+            self._check()  # a stop request ends the container: not a failure of the model
+            raise ServingStartFailed(f"ClientError: {exc.message}") from exc
+        self.port = port
+        writer.system(f"The serving container answers /ping on {HOST}:{port}")
+
+    def _port(self) -> int:
+        if self.port is None:
+            raise RuntimeError("the serving container is not ready")
+        return self.port
+
+    def _batch_environment(self, source: ServingSource) -> dict[str, str]:
+        """Contract 2.1's batch variables, for the values the request set."""
+        env = {"SAGEMAKER_BATCH": "true", "STUDIOLO_JOB_ID": str(self.job.pk)}
+        if self.settings["max_payload_mb"]:
+            env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(self.settings["max_payload_mb"])
+        if self.settings["batch_strategy"]:
+            env["SAGEMAKER_BATCH_STRATEGY"] = ENV_STRATEGY[self.settings["batch_strategy"]]
+        if self.settings["max_concurrent_transforms"]:
+            env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(
+                self.settings["max_concurrent_transforms"]
+            )
+        if "SAGEMAKER_MODEL_SERVER_TIMEOUT" not in source.environment:
+            # The server's own limit must not cut the invocation timeout short.
+            env["SAGEMAKER_MODEL_SERVER_TIMEOUT"] = str(
+                self.settings["invocations_timeout_seconds"]
+            )
+        return env
+
+    def _plan(self) -> Plan:
+        s = self.settings
+        asked: dict[str, object] = {}
+        if not (s["batch_strategy"] and s["max_payload_mb"] and s["max_concurrent_transforms"]):
+            asked = execution_parameters(HOST, self._port())
+        strategy = s["batch_strategy"] or _strategy(asked.get("BatchStrategy")) or DEFAULT_STRATEGY
+        payload = (
+            s["max_payload_mb"]
+            or _bounded(asked.get("MaxPayloadInMB"), MAX_PAYLOAD_MB)
+            or DEFAULT_PAYLOAD_MB
+        )
+        concurrency = (
+            s["max_concurrent_transforms"]
+            or _bounded(asked.get("MaxConcurrentTransforms"), MAX_CONCURRENCY_TIMES_PAYLOAD)
+            or DEFAULT_CONCURRENCY
+        )
+        concurrency = max(1, min(concurrency, MAX_CONCURRENCY_TIMES_PAYLOAD // payload))
+        plan = Plan(strategy, payload, concurrency)
+        line = s["split_type"] == "Line"
+        effective: dict[str, object] = {
+            "batch_strategy": strategy if line else "",
+            "max_payload_mb": payload,
+            "max_concurrent_transforms": concurrency,
+        }
+        self.settings = {**s, "effective": effective}
+        Job.objects.filter(pk=self.job.pk).update(transform=self.settings)
+        self._writer().system(
+            f"SplitType {s['split_type']}"
+            + (f", BatchStrategy {strategy}" if line else "")
+            + f", MaxPayloadInMB {payload}, MaxConcurrentTransforms {concurrency}"
+            + (" (from the container's /execution-parameters)" if asked else "")
+        )
+        return plan
+
+    def _transform(self, objects: list[InputObject], plan: Plan) -> None:
+        self.records_done = self.files_done = 0
+        self._move(
+            JobStatus.IN_PROGRESS,
+            SecondaryStatus.TRANSFORMING,
+            self._progress_message(),
+            **self._progress(),
+            records_total=self.records_total,
+            files_total=self.files_total,
+        )
+        client = ModelClient(
+            HOST,
+            self._port(),
+            ModelClientConfig(
+                content_type=self.settings["content_type"],
+                accept=self.settings["accept"],
+                timeout=float(self.settings["invocations_timeout_seconds"]),
+                max_retries=self.settings["invocations_max_retries"],
+            ),
+            cancelled=self._cancel,
+        )
+        pool = ThreadPoolExecutor(plan.concurrency, thread_name_prefix=f"job-{self.job.pk}-call")
+        try:
+            store = get_store()
+            output_key = store.key_from_uri(self.job.output_path)
+            for item in objects:
+                self._transform_object(item, plan, client, pool, store, output_key)
+        finally:
+            self._cancel.set()  # requests still in flight (after a failure) stop retrying
+            pool.shutdown(wait=False, cancel_futures=True)
+            client.close()
+
+    def _transform_object(
+        self,
+        item: InputObject,
+        plan: Plan,
+        client: ModelClient,
+        pool: ThreadPoolExecutor,
+        store: ArtifactStore,
+        output_key: str,
+    ) -> None:
+        started = time.monotonic()
+        staged = work_dir(self.job) / "output" / (item.relative + ".out")
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        window: deque[tuple[Batch, Future[bytes]]] = deque()
+        requests = 0
+        with staged.open("wb") as out:
+            try:
+                for batch in batches(
+                    item.path,
+                    split_type=self.settings["split_type"],
+                    strategy=plan.strategy,
+                    max_bytes=plan.max_payload_mb * MB,
+                ):
+                    self._check()
+                    if len(window) >= plan.concurrency:
+                        self._collect(item, *window.popleft(), out)
+                    window.append((batch, pool.submit(client.invoke, batch.payload)))
+                    requests += 1
+                while window:
+                    self._collect(item, *window.popleft(), out)
+            except RecordTooLarge as exc:
+                raise RecordTooLarge(f"ClientError: {item.relative}: {exc.message}") from exc
+        key = f"{output_key}/{item.relative}.out"
+        with staged.open("rb") as stream:
+            store.put(key, stream, content_type=self.settings["accept"] or None)
+        staged.unlink()
+        self.files_done += 1
+        self._report(self._progress_message(), counters=self._progress(), force=True)
+        self._writer().system(
+            f"{item.relative}: {item.records} records in {requests} requests, "
+            f"{time.monotonic() - started:.1f} s -> {store.uri(key)}"
+        )
+
+    def _collect(
+        self, item: InputObject, batch: Batch, future: Future[bytes], out: IO[bytes]
+    ) -> None:
+        """The answer to the oldest request in flight, written in input order."""
+        while True:
+            try:
+                answer = future.result(timeout=WAIT_SLICE)
+                break
+            except TimeoutError:
+                self._check()
+            except InvocationFailed as exc:
+                self._check()  # a stop ends the container: its requests fail, the job does not
+                raise InvocationFailed(self._invocation_failure(item, batch, exc)) from exc
+        out.write(assemble(answer, self.settings["assemble_with"]))
+        self.records_done += batch.records
+        self._report(self._progress_message(), counters=self._progress())
+
+    def _invocation_failure(self, item: InputObject, batch: Batch, error: InvocationFailed) -> str:
+        where = item.relative
+        if self.settings["split_type"] == "Line":
+            last = batch.first_record + batch.records - 1
+            where += (
+                f", record {batch.first_record}"
+                if batch.records == 1
+                else f", records {batch.first_record}-{last}"
+            )
+        reason = f"ClientError: transforming {where}: {error.message}"
+        if self.container_id is not None and error.model_status is None:
+            try:
+                state = self.runtime.inspect(self.container_id)
+            except StudioloError:
+                return reason
+            if not state.running:
+                why = (
+                    "killed: out of memory" if state.oom_killed else f"exit code {state.exit_code}"
+                )
+                lines = last_log_lines(self.runtime, self.container_id, 10)
+                reason += f"\nThe serving container exited ({why})" + (
+                    f"; last log lines:\n{lines}" if lines else ""
+                )
+        return reason
+
+    # --- progress, stops and the end --------------------------------------------------------
+
+    def _progress(self) -> dict[str, int]:
+        return {"records_done": self.records_done, "files_done": self.files_done}
+
+    def _progress_message(self) -> str:
+        return (
+            f"Transforming input data: {self.records_done}/{self.records_total} records, "
+            f"{self.files_done}/{self.files_total} files"
+        )
+
+    def _report(
+        self, message: str, *, counters: dict[str, int] | None = None, force: bool = False
+    ) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_report < PROGRESS_EVERY:
+            return
+        self._last_report = now
+        job_progress(job_id=self.job.pk, message=message, **(counters or {}))
+
+    def _check(self) -> None:
+        if self._lease_lost.is_set():
+            raise LeaseLost()
+        if self._interrupted.is_set():
+            raise _Interrupted()
+
+    def _stop_container(self, reason: str) -> None:
+        """Called by the watchdog on a stop request or when the runtime limit passes: the
+        transform stops sending, and the container is stopped (which also ends a wait for
+        /ping)."""
+        self._stop_sent.set()
+        self._interrupted.set()
+        self._cancel.set()
+        if self.writer is not None:
+            self.writer.system(reason)
+        container_id = self.container_id
+        if container_id is not None:
+            threading.Thread(
+                target=self._stop_quietly, args=(container_id,), name="job-stop", daemon=True
+            ).start()
+
+    def _stop_quietly(self, container_id: str) -> None:
+        try:
+            self.runtime.stop(
+                container_id, min(SERVING_STOP_GRACE, settings.JOB_STOP_GRACE_SECONDS)
+            )
+        except StudioloError as exc:
+            log.warning("job %s: could not stop container %s: %s", self.job.pk, container_id, exc)
+
+    def _follow_container_log(self, container_id: str, writer: LogWriter) -> None:
+        def follow() -> None:
+            try:
+                for chunk in self.runtime.logs(container_id, follow=True):
+                    writer.feed(chunk.stream, chunk.data)
+            except Exception:
+                log.exception("job %s: following the serving container's log failed", self.job.pk)
+
+        self._log_thread = threading.Thread(
+            target=follow, name=f"job-{self.job.pk}-log", daemon=True
+        )
+        self._log_thread.start()
+
+    def _remove_container(self) -> None:
+        if self.container_id is None:
+            return
+        try:
+            self.runtime.remove(self.container_id)
+        except (ContainerNotFound, StudioloError):
+            log.warning("job %s: could not remove container %s", self.job.pk, self.container_id)
+        self.container_id = None
+
+    def _end(self, finish: Callable[[], object]) -> None:
+        """Stop the container (its last lines reach the log), close the log, remove the
+        container, then move the job to its final status: a finished job has nothing left
+        running. A worker that lost the job touches nothing."""
+        self._cancel.set()
+        if self.container_id is not None:
+            self._stop_quietly(self.container_id)
+        if self._log_thread is not None:
+            self._log_thread.join(timeout=15)
+        self._close_log()
+        if not self.lease.acquire():
+            raise LeaseLost()
+        self._remove_container()
+        try:
+            finish()
+        finally:
+            self._cleanup()
+
+    def _end_failed(self, reason: str) -> None:
+        if self._interrupted.is_set():
+            self._end(self._stopped)  # what failed was cut short by the stop itself
+        else:
+            self._end(
+                lambda: job_fail(
+                    job_id=self.job.pk,
+                    reason=reason,
+                    records_done=self.records_done,
+                    files_done=self.files_done,
+                )
+            )
+
+    def _completed(self) -> None:
+        self.job.refresh_from_db()
+        if self.job.status == JobStatus.IN_PROGRESS:
+            try:
+                self._move(
+                    JobStatus.COMPLETED,
+                    SecondaryStatus.COMPLETED,
+                    MESSAGES[SecondaryStatus.COMPLETED],
+                    **self._progress(),
+                )
+                return
+            except IllegalTransition:
+                self.job.refresh_from_db()  # stopped at the last moment
+        self._stopped()
+
+    def _stopped(self) -> None:
+        self.job.refresh_from_db()
+        if self.job.status in TERMINAL_STATUSES:
+            return
+        if self.job.status != JobStatus.STOPPING:
+            job_fail(job_id=self.job.pk, reason="Platform error: the transform was interrupted")
+            return
+        final = (
+            SecondaryStatus.MAX_RUNTIME_EXCEEDED
+            if self.job.secondary_status == SecondaryStatus.MAX_RUNTIME_EXCEEDED
+            else SecondaryStatus.STOPPED
+        )
+        self._move(
+            JobStatus.STOPPED,
+            final,
+            f"{MESSAGES[final]} ({self.records_done}/{self.records_total} records, "
+            f"{self.files_done}/{self.files_total} files done)",
+            **self._progress(),
+        )
+
+
+def _list_inputs(store: ArtifactStore, key: str) -> list[tuple[str, str, int]]:
+    """(key, path relative to the input prefix, size) of every input object, in key order.
+    An input URI naming one object is that object alone (relative path: its name)."""
+    if store.exists(key):
+        return [(key, PurePosixPath(key).name, store.stat(key).size)]
+    prefix = key.rstrip("/") + "/"
+    found = []
+    for info in store.list(prefix):
+        relative = info.key[len(prefix) :]
+        if not relative or relative.endswith("/"):
+            continue  # folder markers some S3 tools write
+        if ".." in PurePosixPath(relative).parts:
+            raise ValidationError(f"input_uri: unsafe object key {info.key!r}", field="input_uri")
+        found.append((info.key, relative, info.size))
+    return found
+
+
+def _strategy(value: object) -> str:
+    names = {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}
+    text = str(value or "")
+    return names.get(text.upper(), text if text in ENV_STRATEGY else "")
+
+
+def _bounded(value: object, maximum: int) -> int:
+    """A whole number from 1 to `maximum`, or 0 when the container said something else."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return value if 1 <= value <= maximum else 0
