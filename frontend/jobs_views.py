@@ -33,7 +33,15 @@ from frontend.jobs_forms import JobCreateForm, JobFilterForm
 from frontend.teams import current_membership, user_memberships
 from frontend.views import AuthedRequest
 from jobs.instance_types import instance_types
-from jobs.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus, SecondaryStatus
+from jobs.models import (
+    ACTIVE_STATUSES,
+    RUNNING_PHASES,
+    TERMINAL_STATUSES,
+    Job,
+    JobKind,
+    JobStatus,
+    SecondaryStatus,
+)
 from jobs.selectors import job_download_links, job_for_user, job_log_page, jobs_for_user
 from jobs.services.lifecycle import job_stop
 from jobs.services.submission import JOB_NAME, job_create
@@ -312,10 +320,11 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
             "instance": instance,
             "duration": format_duration(elapsed(job.created_at, job.ended_at, now)),
             "max_runtime": format_duration(timedelta(seconds=job.max_runtime_seconds)),
-            # Counts up on the page while the job trains.
+            # Counts up on the page while the job trains (or transforms).
             "training_since": job.training_started_at
-            if job.secondary_status == SecondaryStatus.TRAINING and not terminal
+            if job.secondary_status in RUNNING_PHASES and not terminal
             else None,
+            "is_transform": job.kind == JobKind.TRANSFORM,
             "training_time": format_duration(
                 elapsed(job.training_started_at, job.training_ended_at or job.ended_at, now)
             ),

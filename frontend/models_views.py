@@ -28,7 +28,7 @@ from jobs.models import Job, JobStatus
 from jobs.selectors import job_for_user
 from registry import selectors
 from registry.models import ApprovalStatus, ApprovalVote, ModelPackage, ModelPackageGroup
-from registry.services.approval import package_decide
+from registry.services.approval import package_decide, package_is_deployable
 from registry.services.registration import (
     MAX_APPROVALS_REQUIRED,
     InferenceSpec,
@@ -192,8 +192,23 @@ def _chain(lineage: dict[str, Any]) -> list[ChainLink]:
             "Package",
             (f"{lineage['package']['group']} v{lineage['package']['version']}",),
         ),
-        ChainLink("endpoints", "Endpoints", ("none yet",), empty=True),
+        _endpoints_link(lineage["endpoints"]),
     ]
+
+
+def _endpoints_link(endpoints: list[dict[str, Any]]) -> ChainLink:
+    """The chain's last link: the endpoints serving the package (one: its page; several:
+    the endpoints list)."""
+    if not endpoints:
+        return ChainLink("endpoints", "Endpoints", ("none yet",), empty=True)
+    return ChainLink(
+        "endpoints",
+        "Endpoints",
+        tuple(f"{e['name']} ({e['status']})" for e in endpoints),
+        href=reverse("endpoint-detail", args=[endpoints[0]["name"]])
+        if len(endpoints) == 1
+        else reverse("endpoints"),
+    )
 
 
 @require_GET
@@ -220,6 +235,8 @@ def model_package(request: AuthedRequest, name: str, version: int) -> HttpRespon
             "may_decide": selectors.package_may_decide(request.user, package),
             "is_author": package.created_by_id == request.user.pk,
             "can_approve_role": _allows(request, team, Action.APPROVE_MODEL),
+            # The registry's policy decides what may be served; the service asks it again.
+            "can_deploy": package_is_deployable(package) and _allows(request, team, Action.DEPLOY),
             "live_config": {
                 "package": package.pk,
                 "api": reverse(

@@ -41,9 +41,15 @@ NAV_ITEMS: tuple[NavItem, ...] = (
             "model-register",
             "model-group",
             "model-package",
+            "model-package-deploy",
         ),
     ),
-    NavItem("Endpoints", "endpoints", None),
+    NavItem(
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        section=("endpoints", "endpoint-detail"),
+    ),
     NavItem("Audit", "audit", "audit"),
     NavItem(
         "Settings", "settings", "settings-tokens", section=("settings-tokens", "settings-team")

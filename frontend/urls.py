@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import jobs_views, models_views, views
+from frontend import endpoints_views, jobs_views, models_views, views
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
@@ -32,5 +32,29 @@ urlpatterns = [
         "models/<str:name>/<int:version>/decide/",
         models_views.model_package_decide,
         name="model-package-decide",
+    ),
+    path(
+        "models/<str:name>/<int:version>/deploy/",
+        endpoints_views.model_package_deploy,
+        name="model-package-deploy",
+    ),
+    path("endpoints/", endpoints_views.endpoint_list, name="endpoints"),
+    # `/endpoints/<name>/invocations` (no trailing slash) is the data plane's, answered
+    # before Django (endpoints.gateway); these pages all end with a slash.
+    path("endpoints/<str:name>/", endpoints_views.endpoint_detail, name="endpoint-detail"),
+    path(
+        "endpoints/<str:name>/update/",
+        endpoints_views.endpoint_update_view,
+        name="endpoint-update",
+    ),
+    path(
+        "endpoints/<str:name>/delete/",
+        endpoints_views.endpoint_delete_view,
+        name="endpoint-delete",
+    ),
+    path(
+        "endpoints/<str:name>/try-token/",
+        endpoints_views.endpoint_try_token,
+        name="endpoint-try-token",
     ),
 ]

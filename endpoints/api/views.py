@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -13,10 +14,16 @@ from rest_framework.response import Response
 
 from endpoints import selectors
 from endpoints.models import Endpoint, EndpointConfig, EndpointInstance, ServingModel
-from endpoints.services.lifecycle import endpoint_create, endpoint_delete, endpoint_update
+from endpoints.services.lifecycle import (
+    endpoint_create,
+    endpoint_delete,
+    endpoint_update,
+    endpoint_update_package,
+)
 from endpoints.services.models import (
     VariantRequest,
     config_create,
+    config_create_for_model,
     model_create_from_image,
     model_create_from_package,
     model_for_package,
@@ -174,26 +181,15 @@ class ShortcutSerializer(serializers.Serializer[Any]):
 def _shortcut_config(
     request: Request, team: Team, endpoint_name: str, values: dict[str, Any]
 ) -> EndpointConfig:
-    model = _model_ref(request, team, values["model"], "model")
-    taken = set(
-        EndpointConfig.objects.filter(team=team, name__startswith=f"{endpoint_name}-").values_list(
-            "name", flat=True
-        )
-    )
-    number = 1
-    while f"{endpoint_name}-config-{number}"[:63] in taken:
-        number += 1
-    return config_create(
+    """For a model given by name (a package, `GROUP/VERSION`, goes through the services'
+    deploy/update shortcuts instead)."""
+    return config_create_for_model(
         team=team,
         actor=request.user,
-        name=f"{endpoint_name}-config-{number}"[:63],
-        variants=[
-            VariantRequest(
-                model=model,
-                instance_type=values["instance_type"],
-                instance_count=values["instance_count"],
-            )
-        ],
+        endpoint_name=endpoint_name,
+        model=_model_ref(request, team, values["model"], "model"),
+        instance_type=values["instance_type"],
+        instance_count=values["instance_count"],
     )
 
 
@@ -365,6 +361,10 @@ class EndpointListApi(StudioAPIView):
         return Response(EndpointDetailSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
 
+def _package_ref(values: dict[str, Any]) -> bool:
+    return bool(values.get("model")) and not values.get("config") and "/" in values["model"]
+
+
 def _config_from(request: Request, team: Team, values: dict[str, Any]) -> EndpointConfig:
     if bool(values.get("config")) == bool(values.get("model")):
         raise ValidationError(
@@ -397,8 +397,19 @@ class EndpointDetailApi(StudioAPIView):
         endpoint = selectors.endpoint_for_user(request.user, name, team=team_slug)
         data = self.UpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        config = _config_from(request, endpoint.team, {**data.validated_data, "name": name})
-        endpoint_update(endpoint=endpoint, actor=request.user, config=config)
+        values = {**data.validated_data, "name": name}
+        if _package_ref(values):
+            endpoint_update_package(
+                endpoint=endpoint,
+                actor=request.user,
+                package=package_from_ref(team=endpoint.team, ref=values["model"]),
+                instance_type=values["instance_type"],
+                instance_count=values["instance_count"],
+            )
+        else:
+            with transaction.atomic():
+                config = _config_from(request, endpoint.team, values)
+                endpoint_update(endpoint=endpoint, actor=request.user, config=config)
         endpoint = selectors.endpoint_for_user(request.user, name, team=endpoint.team.slug)
         return Response(EndpointDetailSerializer(endpoint).data)
 

@@ -23,7 +23,12 @@ from endpoints.models import (
     EndpointEvent,
     EndpointStatus,
 )
-from endpoints.services.models import check_name, config_require_deployable
+from endpoints.services.models import (
+    check_name,
+    config_create_for_model,
+    config_require_deployable,
+    model_for_package,
+)
 from registry.models import ModelPackage
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
@@ -221,6 +226,53 @@ def endpoint_delete(*, endpoint: Endpoint, actor: Actor) -> Endpoint:
         )
         _send("delete_endpoint", endpoint.pk)
     return endpoint
+
+
+def endpoint_deploy_package(
+    *,
+    team: Team,
+    actor: Actor,
+    name: str,
+    package: ModelPackage,
+    instance_type: str,
+    instance_count: int,
+) -> Endpoint:
+    """Deploy one package on N instances (model and config made on the way), all or
+    nothing: a refusal leaves no model or config behind."""
+    check_name(name)
+    with transaction.atomic():
+        model = model_for_package(team=team, actor=actor, package=package)
+        config = config_create_for_model(
+            team=team,
+            actor=actor,
+            endpoint_name=name,
+            model=model,
+            instance_type=instance_type,
+            instance_count=instance_count,
+        )
+        return endpoint_create(team=team, actor=actor, name=name, config=config)
+
+
+def endpoint_update_package(
+    *,
+    endpoint: Endpoint,
+    actor: Actor,
+    package: ModelPackage,
+    instance_type: str,
+    instance_count: int,
+) -> Endpoint:
+    """Roll the endpoint out to one package on N instances, all or nothing."""
+    with transaction.atomic():
+        model = model_for_package(team=endpoint.team, actor=actor, package=package)
+        config = config_create_for_model(
+            team=endpoint.team,
+            actor=actor,
+            endpoint_name=endpoint.name,
+            model=model,
+            instance_type=instance_type,
+            instance_count=instance_count,
+        )
+        return endpoint_update(endpoint=endpoint, actor=actor, config=config)
 
 
 def endpoints_serving_package(package: ModelPackage) -> list[Endpoint]:

@@ -294,3 +294,37 @@ def config_create(
 def config_require_deployable(config: EndpointConfig) -> None:
     for variant in config.variants.select_related("model__package__group"):
         model_require_deployable(variant.model)
+
+
+def next_config_name(*, team: Team, endpoint_name: str) -> str:
+    """`<endpoint>-config-<n>` with the first free n: how the shortcuts name their configs."""
+    prefix = f"{endpoint_name}-config-"
+    taken = set(
+        EndpointConfig.objects.filter(team=team, name__startswith=prefix).values_list(
+            "name", flat=True
+        )
+    )
+    number = 1
+    while f"{prefix}{number}"[:63] in taken:
+        number += 1
+    return f"{prefix}{number}"[:63]
+
+
+def config_create_for_model(
+    *,
+    team: Team,
+    actor: Actor,
+    endpoint_name: str,
+    model: ServingModel,
+    instance_type: str,
+    instance_count: int,
+) -> EndpointConfig:
+    """The shortcut behind `--model GROUP/VERSION --instances N`: one variant, AllTraffic."""
+    return config_create(
+        team=team,
+        actor=actor,
+        name=next_config_name(team=team, endpoint_name=endpoint_name),
+        variants=[
+            VariantRequest(model=model, instance_type=instance_type, instance_count=instance_count)
+        ],
+    )

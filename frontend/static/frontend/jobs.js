@@ -301,6 +301,19 @@
       state.textContent = value;
     }
 
+    // Batch transform: records (and files) done / total, from the status events.
+    function applyProgress(progress) {
+      var panel = root.querySelector("[data-progress]");
+      if (!panel || !progress) return;
+      ["records_done", "records_total", "files_done", "files_total"].forEach(function (key) {
+        var node = panel.querySelector("[data-" + key.replace("_", "-") + "]");
+        if (node) node.textContent = String(progress[key]);
+      });
+      var bar = panel.querySelector("[data-progress-bar]");
+      bar.max = Math.max(1, progress.records_total);
+      bar.value = progress.records_done;
+    }
+
     function applyStatus(status) {
       setBadge(document.querySelector(".page-header [data-status-badge]"), status.status, config);
       root.setAttribute("data-status", status.status);
@@ -311,8 +324,10 @@
       var message = document.querySelector("[data-job-message]");
       if (message) message.textContent = status.message ? " — " + status.message : "";
       appendTransition(status);
+      applyProgress(status.progress);
       var training = root.querySelector("[data-training-time]");
-      if (training && status.secondary_status === "Training") {
+      var running = status.secondary_status === "Training" || status.secondary_status === "Transforming";
+      if (training && running) {
         // Started now, as far as this page knows; a reload shows the server's start time.
         if (!training.hasAttribute("data-since")) {
           training.setAttribute("data-since", new Date().toISOString());

@@ -1,0 +1,439 @@
+"""The endpoint pages: the team's endpoints, an endpoint's page (variants, instances, events,
+traffic charts, the update form, Delete, the "try it" console), deploying an Approved package,
+and the dashboard card.
+
+Like every UI view: parse, call the endpoints services and selectors, render. Service errors
+become field errors or messages, never a 500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Prefetch
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from endpoints import selectors
+from endpoints.models import (
+    BUSY_STATUSES,
+    Endpoint,
+    EndpointStatus,
+    InstanceStatus,
+    ProductionVariant,
+)
+from endpoints.services.lifecycle import (
+    endpoint_delete,
+    endpoint_deploy_package,
+    endpoint_update_package,
+)
+from endpoints.services.models import (
+    package_from_ref,
+)
+from frontend.charts import invocations_figure, latency_figure
+from frontend.dashboard import DashboardCard, dashboard_card
+from frontend.endpoints_forms import DeployForm, UpdateForm, add_endpoint_error
+from frontend.models_views import APPROVAL_COLOURS, APPROVAL_LABELS
+from frontend.teams import current_team, user_memberships
+from frontend.views import AuthedRequest
+from registry.models import ModelPackage
+from registry.selectors import package_for_user, packages_for_user
+from registry.services.approval import package_is_deployable
+from studio.accounts.models import Team
+from studio.accounts.roles import Action, role_allows
+from studio.accounts.services import token_create
+from studio.errors import NotFound, StudioloError
+
+# Colours named as the stylesheet's `status-<colour>` (frontend/jobs_display.py's palette):
+# busy statuses pulse in blue/cyan/orange, serving is green, failed is red.
+STATUS_COLOURS: dict[str, str] = {
+    EndpointStatus.CREATING: "cyan",
+    EndpointStatus.IN_SERVICE: "green",
+    EndpointStatus.UPDATING: "blue",
+    EndpointStatus.FAILED: "red",
+    EndpointStatus.DELETING: "orange",
+}
+STATUS_LABELS: dict[str, str] = {value: str(label) for value, label in EndpointStatus.choices}
+INSTANCE_COLOURS: dict[str, str] = {
+    InstanceStatus.STARTING: "cyan",
+    InstanceStatus.HEALTHY: "green",
+    InstanceStatus.UNHEALTHY: "red",
+    InstanceStatus.DRAINING: "orange",
+}
+INSTANCE_LABELS: dict[str, str] = {value: str(label) for value, label in InstanceStatus.choices}
+
+# The "try it" console's token: long enough for a session of trying, short enough that a
+# token left in a closed tab is soon worthless. Named so the user recognises it in Settings.
+TRY_TOKEN_MINUTES = 15
+TRY_TOKEN_NAME = "try-it console"  # noqa: S105 - a label, not a secret
+PACKAGE_CHOICES = 200  # newest packages offered by the update form
+TRAFFIC_MINUTES = 60
+
+
+def status_colour(status: str) -> str:
+    return STATUS_COLOURS.get(status, "gray")
+
+
+def _allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
+    """Whether the user's role in `team` allows `action` (memberships cached on the request)."""
+    if team is None:
+        return False
+    return any(
+        m.team_id == team.pk and role_allows(m.role, action) for m in user_memberships(request)
+    )
+
+
+def _endpoint_or_404(request: AuthedRequest, name: str) -> Endpoint:
+    team = current_team(request)
+    if team is None:
+        raise Http404("no team")
+    try:
+        return selectors.endpoint_for_user(request.user, name, team=team.slug)
+    except NotFound as exc:  # another team's endpoint is no different from no endpoint
+        raise Http404(exc.message) from exc
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One variant's model as the pages show it: `churn/3` with its approval status."""
+
+    variant: ProductionVariant
+    ref: str | None  # GROUP/VERSION; None for an admin's image model
+    href: str | None
+    approval_status: str
+    approval_label: str
+    colour: str
+
+
+def _served(variant: ProductionVariant) -> ServedModel:
+    package = variant.model.package
+    if package is None:
+        return ServedModel(variant, None, None, "", "", "gray")
+    return ServedModel(
+        variant=variant,
+        ref=f"{package.group.name}/{package.version}",
+        href=reverse("model-package", args=[package.group.name, package.version]),
+        approval_status=package.approval_status,
+        approval_label=APPROVAL_LABELS.get(package.approval_status, package.approval_status),
+        colour=APPROVAL_COLOURS.get(package.approval_status, "gray"),
+    )
+
+
+def _vocabulary() -> dict[str, Any]:
+    """What endpoints.js needs to draw a status it hears about live like the server does."""
+    return {
+        "colours": STATUS_COLOURS,
+        "labels": STATUS_LABELS,
+        "instance_colours": INSTANCE_COLOURS,
+        "instance_labels": INSTANCE_LABELS,
+        "approval_colours": APPROVAL_COLOURS,
+        "approval_labels": APPROVAL_LABELS,
+        "busy": sorted(str(s) for s in BUSY_STATUSES),
+    }
+
+
+# --- list --------------------------------------------------------------------------------
+
+
+@require_GET
+def endpoint_list(request: AuthedRequest) -> HttpResponse:
+    team = current_team(request)
+    rows = []
+    if team is not None:
+        endpoints = (
+            selectors.endpoints_for_user(request.user)
+            .filter(team=team)
+            .prefetch_related(Prefetch("config__variants", queryset=selectors.variants_queryset()))
+            .order_by("name")
+        )
+        rows = [
+            {
+                "endpoint": endpoint,
+                "colour": status_colour(endpoint.status),
+                "served": [_served(v) for v in endpoint.config.variants.all()],
+            }
+            for endpoint in endpoints
+        ]
+    return render(
+        request,
+        "frontend/endpoints/list.html",
+        {
+            "rows": rows,
+            "live_config": {
+                **_vocabulary(),
+                "api": reverse("api-endpoints"),
+                "team": team.slug if team else "",
+            },
+        },
+    )
+
+
+# --- one endpoint ------------------------------------------------------------------------
+
+
+def _deployable_refs(request: AuthedRequest, team: Team) -> list[str]:
+    """GROUP/VERSION of the team's newest packages that the registry lets us deploy."""
+    packages = (
+        packages_for_user(request.user)
+        .filter(group__team=team)
+        .order_by("group__name", "-version")[:PACKAGE_CHOICES]
+    )
+    return [f"{p.group.name}/{p.version}" for p in packages if package_is_deployable(p)]
+
+
+def _update_initial(endpoint: Endpoint) -> dict[str, Any]:
+    variants = list(endpoint.config.variants.all())
+    if not variants:
+        return {}
+    first = variants[0]
+    package = first.model.package
+    return {
+        "model": f"{package.group.name}/{package.version}" if package else "",
+        "instance_type": first.instance_type,
+        "instance_count": first.instance_count,
+    }
+
+
+def _detail(
+    request: AuthedRequest,
+    endpoint: Endpoint,
+    *,
+    update_form: UpdateForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    team = endpoint.team
+    can_deploy = _allows(request, team, Action.DEPLOY)
+    # Nothing can be rolled out to an endpoint on its way out (the service would refuse).
+    if can_deploy and update_form is None and endpoint.status != EndpointStatus.DELETING:
+        update_form = UpdateForm(
+            initial=_update_initial(endpoint), packages=_deployable_refs(request, team)
+        )
+    now = timezone.now()
+    traffic = selectors.endpoint_traffic(endpoint, minutes=TRAFFIC_MINUTES, now=now)
+    instances = list(endpoint.instances.all())
+    events = selectors.endpoint_events(endpoint)
+    pending = list(endpoint.pending_config.variants.all()) if endpoint.pending_config else []
+    return render(
+        request,
+        "frontend/endpoints/detail.html",
+        {
+            "endpoint": endpoint,
+            "colour": status_colour(endpoint.status),
+            "served": [_served(v) for v in endpoint.config.variants.all()],
+            "pending_served": [_served(v) for v in pending],
+            "instances": [
+                {
+                    "row": instance,
+                    "colour": INSTANCE_COLOURS.get(instance.status, "gray"),
+                    "current": instance.config_id == endpoint.config_id,
+                }
+                for instance in instances
+            ],
+            "events": [
+                {"row": event, "colour": status_colour(event.to_status) if event.to_status else ""}
+                for event in events
+            ],
+            "traffic": traffic,
+            "charts": [
+                {
+                    "key": "invocations",
+                    "json_id": "figure-invocations",
+                    "title": "Invocations and errors",
+                    "figure": invocations_figure(traffic, until=now),
+                },
+                {
+                    "key": "latency",
+                    "json_id": "figure-latency",
+                    "title": "Latency p50 / p90 / p99 (ms)",
+                    "figure": latency_figure(traffic, until=now),
+                },
+            ],
+            "traffic_minutes": TRAFFIC_MINUTES,
+            "can_deploy": can_deploy,
+            "can_invoke": _allows(request, team, Action.INVOKE),
+            "update_form": update_form,
+            "invocation_path": f"/endpoints/{endpoint.name}/invocations",
+            "try_token_minutes": TRY_TOKEN_MINUTES,
+            "live_config": {
+                **_vocabulary(),
+                "endpoint": endpoint.pk,
+                "name": endpoint.name,
+                "team": team.slug,
+                "api": f"{reverse('api-endpoint', args=[endpoint.name])}?team={team.slug}",
+                "list": reverse("endpoints"),
+                "status": endpoint.status,
+            },
+        },
+        status=status,
+    )
+
+
+@require_GET
+def endpoint_detail(request: AuthedRequest, name: str) -> HttpResponse:
+    return _detail(request, _endpoint_or_404(request, name))
+
+
+@require_POST
+def endpoint_update_view(request: AuthedRequest, name: str) -> HttpResponse:
+    endpoint = _endpoint_or_404(request, name)
+    team = endpoint.team
+    form = UpdateForm(request.POST, packages=_deployable_refs(request, team))
+    if not form.is_valid():
+        return _detail(request, endpoint, update_form=form, status=400)
+    try:
+        package = package_from_ref(team=team, ref=form.cleaned_data["model"])
+        endpoint_update_package(  # all or nothing: a refusal leaves no model or config
+            endpoint=endpoint,
+            actor=request.user,
+            package=package,
+            instance_type=form.cleaned_data["instance_type"],
+            instance_count=form.cleaned_data["instance_count"],
+        )
+    except StudioloError as error:
+        add_endpoint_error(form, error)
+        return _detail(request, endpoint, update_form=form, status=error.status)
+    messages.success(
+        request, f"Updating “{endpoint.name}” to {package.group.name}/{package.version}."
+    )
+    return redirect("endpoint-detail", name=endpoint.name)
+
+
+@require_POST
+def endpoint_delete_view(request: AuthedRequest, name: str) -> HttpResponse:
+    endpoint = _endpoint_or_404(request, name)
+    try:
+        endpoint_delete(endpoint=endpoint, actor=request.user)
+    except StudioloError as error:
+        messages.error(request, error.message)
+        return redirect("endpoint-detail", name=endpoint.name)
+    messages.success(request, f"Deleting “{endpoint.name}”: its instances are being stopped.")
+    return redirect("endpoints")
+
+
+@never_cache
+@require_POST
+def endpoint_try_token(request: AuthedRequest, name: str) -> JsonResponse:
+    """A short-lived API token for the page's "try it" console, returned once.
+
+    The data plane takes bearer tokens only (no cookies, so no CSRF on the prediction path);
+    the console gets a token of the signed-in user that expires in TRY_TOKEN_MINUTES and then
+    calls the data plane like any client would. This view is a POST behind Django's CSRF check,
+    so another site cannot make a signed-in browser mint one.
+    """
+    endpoint = _endpoint_or_404(request, name)
+    if not _allows(request, endpoint.team, Action.INVOKE):
+        return JsonResponse(
+            {
+                "error": {
+                    "code": "permission_denied",
+                    "message": "your role does not allow invoking endpoints",
+                    "field": None,
+                }
+            },
+            status=403,
+        )
+    expires_at = timezone.now() + timedelta(minutes=TRY_TOKEN_MINUTES)
+    try:
+        _, secret = token_create(
+            user=request.user, name=TRY_TOKEN_NAME, expires_at=expires_at, actor=request.user
+        )
+    except StudioloError as error:
+        body = {"error": {"code": error.code, "message": error.message, "field": error.field}}
+        return JsonResponse(body, status=error.status)
+    return JsonResponse({"token": secret, "expires_at": expires_at.isoformat()})
+
+
+# --- deploy a package --------------------------------------------------------------------
+
+
+def _package_or_404(request: AuthedRequest, name: str, version: int) -> ModelPackage:
+    team = current_team(request)
+    if team is None:
+        raise Http404("no team")
+    try:
+        return package_for_user(request.user, team=team.slug, group=name, version=version)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+@require_http_methods(["GET", "POST"])
+def model_package_deploy(request: AuthedRequest, name: str, version: int) -> HttpResponse:
+    package = _package_or_404(request, name, version)
+    team = package.group.team
+    status = 200
+    if request.method == "POST":
+        form = DeployForm(request.POST)
+        if form.is_valid():
+            endpoint_name = form.cleaned_data["name"].strip()
+            try:
+                # All or nothing: a refused deployment leaves no model or config behind;
+                # the deploy task is sent when it commits.
+                endpoint = endpoint_deploy_package(
+                    team=team,
+                    actor=request.user,
+                    name=endpoint_name,
+                    package=package,
+                    instance_type=form.cleaned_data["instance_type"],
+                    instance_count=form.cleaned_data["instance_count"],
+                )
+            except StudioloError as error:
+                add_endpoint_error(form, error)
+                status = error.status
+            else:
+                messages.success(
+                    request,
+                    f"Deploying {package.group.name}/{package.version} to “{endpoint.name}”.",
+                )
+                return redirect("endpoint-detail", name=endpoint.name)
+        else:
+            status = 400
+    else:
+        form = DeployForm(initial={"name": f"{package.group.name}-v{package.version}"[:63]})
+    return render(
+        request,
+        "frontend/endpoints/deploy.html",
+        {
+            "form": form,
+            "package": package,
+            "group": package.group,
+            "deployable": package_is_deployable(package),
+            "can_deploy": _allows(request, team, Action.DEPLOY),
+            "approval_colour": APPROVAL_COLOURS.get(package.approval_status, "gray"),
+        },
+        status=status,
+    )
+
+
+# --- dashboard ---------------------------------------------------------------------------
+
+
+@dashboard_card(order=50)
+def endpoints_card(team: Team, user: Any) -> DashboardCard | None:
+    """Endpoints in service, and how many need attention (a served package was rejected,
+    or the endpoint failed). Hidden while the team has no endpoint."""
+    statuses = list(
+        selectors.endpoints_for_user(user)
+        .filter(team=team)
+        .values_list("status", "attention")
+        .order_by()
+    )
+    if not statuses:
+        return None
+    in_service = sum(1 for status, _ in statuses if status == EndpointStatus.IN_SERVICE)
+    attention = sum(1 for status, note in statuses if note or status == EndpointStatus.FAILED)
+    return DashboardCard(
+        key="endpoints",
+        label="Endpoints in service",
+        value=in_service,
+        href=reverse("endpoints"),
+        hint=f"{attention} need{'s' if attention == 1 else ''} attention"
+        if attention
+        else f"of {len(statuses)} endpoint{'s' if len(statuses) != 1 else ''}, none needs attention",
+    )
