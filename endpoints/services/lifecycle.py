@@ -91,7 +91,8 @@ def endpoint_transition(
     caller read the endpoint as `expect`); `fields` are written in the same UPDATE."""
     with transaction.atomic():
         endpoint = (
-            Endpoint.objects.select_for_update()
+            # of=self: PostgreSQL cannot lock the nullable side of the pending_config join.
+            Endpoint.objects.select_for_update(of=("self",))
             .select_related("team", "config", "pending_config")
             .get(pk=endpoint_id)
         )
