@@ -10,6 +10,11 @@ FRAMEWORK_IMAGES: dict[str, str] = {
 }
 
 
+# The unprivileged `studiolo` user of the framework images, which runtimes that can run jobs and
+# serving containers as another user use (the images themselves run as root, as on SageMaker).
+CONTAINER_UID = 1000
+
+
 def framework_image(framework: str) -> str:
     if framework not in FRAMEWORK_IMAGES:
         raise ValidationError(

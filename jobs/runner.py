@@ -35,7 +35,7 @@ from jobs.contract import (
     upload_file,
     write_config,
 )
-from jobs.frameworks import is_framework_image
+from jobs.frameworks import CONTAINER_UID, is_framework_image
 from jobs.instance_types import instance_type_get
 from jobs.logs import LogWriter
 from jobs.models import TERMINAL_STATUSES, Job, JobKind, JobLogLine, JobStatus, SecondaryStatus
@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 
 LEASE_RENEW_EVERY = 5.0
 WATCH_EVERY = 0.5
-CONTAINER_UID = 1000  # the `studiolo` user of the framework images
 MESSAGES: dict[str, str] = {
     SecondaryStatus.STARTING: "Preparing the instances for training",
     SecondaryStatus.DOWNLOADING: "Downloading input data",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from jobs.frameworks import is_framework_image
+from jobs.frameworks import CONTAINER_UID, is_framework_image
 from jobs.instance_types import instance_type_get
 from jobs.runtime.base import ContainerSpec, Mount, Runtime
 from studio.artifacts import get_store
@@ -35,7 +35,6 @@ from studio.errors import StudioloError, ValidationError
 
 SERVING_PORT = 8080
 PING_TIMEOUT = 2.0  # SageMaker's per-request /ping timeout
-CONTAINER_UID = 1000  # the `studiolo` user of the framework images
 LAST_LINES = 20  # log lines quoted in the failure reason of a container that would not start
 LOAD_ERROR_SECONDS = 1.0  # /ping answering 500 this long: the model failed to load
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -38,7 +37,7 @@ from django.utils import timezone
 from endpoints.models import Endpoint, EndpointInstance, InstanceStatus, ProductionVariant
 from studio.accounts.models import ApiToken, Membership
 from studio.accounts.roles import Action, role_allows
-from studio.accounts.services import token_authenticate
+from studio.accounts.services import token_authenticate, token_digest
 
 logger = logging.getLogger(__name__)
 
@@ -176,10 +175,6 @@ class Principal:
     user_id: int
     username: str
     teams: Mapping[int, TeamRole]  # team id -> the user's role there
-
-
-def token_digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _load_principal(secret: str) -> tuple[Principal | None, float | None]:

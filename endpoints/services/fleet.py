@@ -484,10 +484,14 @@ def check_endpoints() -> dict[str, int]:
     # Replace the instances just found unhealthy, and again those whose replacement failed
     # or whose task was lost (after a pause).
     retry_before = now - timedelta(seconds=30)
-    for instance_id in EndpointInstance.objects.filter(
-        status=InstanceStatus.UNHEALTHY, endpoint__status__in=SERVING_STATUSES
-    ).filter(Q(replacement_started_at__isnull=True) | Q(replacement_started_at__lt=retry_before)):
-        tasks.heal_instance.delay(instance_id.pk)
+    for instance_id in (
+        EndpointInstance.objects.filter(
+            status=InstanceStatus.UNHEALTHY, endpoint__status__in=SERVING_STATUSES
+        )
+        .filter(Q(replacement_started_at__isnull=True) | Q(replacement_started_at__lt=retry_before))
+        .values_list("pk", flat=True)
+    ):
+        tasks.heal_instance.delay(instance_id)
     counts["resumed"] = _resume_stuck(now)
     counts["orphans"] = _remove_orphans(runtime)
     return counts

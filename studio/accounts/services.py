@@ -27,7 +27,8 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
 
 
-def _digest(secret: str) -> str:
+def token_digest(secret: str) -> str:
+    """What is stored of a token secret (and what caches of tokens may key on)."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -206,7 +207,7 @@ def token_create(
             user=user,
             name=name,
             prefix=secret[: len(TOKEN_PREFIX) + 6],
-            digest=_digest(secret),
+            digest=token_digest(secret),
             expires_at=expires_at,
         )
         audit_record(
@@ -239,7 +240,7 @@ def token_authenticate(secret: str) -> User | None:
     """The user behind a bearer secret, or None for an unknown, revoked or expired token."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    token = ApiToken.objects.select_related("user").filter(digest=_digest(secret)).first()
+    token = ApiToken.objects.select_related("user").filter(digest=token_digest(secret)).first()
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
     now = timezone.now()
