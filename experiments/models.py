@@ -1,13 +1,21 @@
-"""Experiments, runs and their metric series. Every job records into a run.
+"""Experiments, runs and what runs record: parameters, tags, metric series and their summaries.
 
-The tracking features (search, MLflow API, charts) arrive with the experiments issue; this
-module holds what jobs need now: a run per job and metric points written in bulk.
+Times recorded by runs (start/end, metric timestamps) are integers of milliseconds since the
+epoch, as MLflow has them: what a client logs comes back exactly, and writing a metric point
+costs no datetime conversion. NaN metric values are stored as SQL NULL (SQLite has no NaN,
+and NULL keeps NaN out of comparisons and min/max on both databases); infinities are stored
+as such.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+
+
+class Lifecycle(models.TextChoices):
+    ACTIVE = "active", "Active"  # visible and writable
+    DELETED = "deleted", "Deleted"  # soft-deleted: hidden from default views, restorable
 
 
 class RunStatus(models.TextChoices):
@@ -17,14 +25,35 @@ class RunStatus(models.TextChoices):
     KILLED = "KILLED", "Killed"  # stopped by a person or a limit
 
 
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED})
+
+# Who may move a run where. Ended runs go back to RUNNING only when resumed explicitly
+# (MLflow's `start_run(run_id=...)` does exactly that); everything else is refused.
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.RUNNING: TERMINAL_RUN_STATUSES,
+    RunStatus.FINISHED: frozenset({RunStatus.RUNNING}),
+    RunStatus.FAILED: frozenset({RunStatus.RUNNING}),
+    RunStatus.KILLED: frozenset({RunStatus.RUNNING}),
+}
+
+
+class RunSource(models.TextChoices):
+    JOB = "job", "Job"  # created by a Studiolo job (Job.run points here)
+    EXTERNAL = "external", "External"  # code outside Studiolo: the REST API, the MLflow client
+
+
 class Experiment(models.Model):
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="experiments")
-    name = models.CharField(max_length=256)
+    # MLflow's limit. Names stay reserved while an experiment is soft-deleted, as in MLflow.
+    name = models.CharField(max_length=500)
     description = models.TextField(blank=True)
+    lifecycle = models.CharField(max_length=16, choices=Lifecycle.choices, default=Lifecycle.ACTIVE)
+    deleted_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
@@ -38,35 +67,94 @@ class Experiment(models.Model):
         return self.name
 
 
+class ExperimentTag(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "key"], name="experiment_tag_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value[:40]}"
+
+
 class Run(models.Model):
+    # The integer id stays the primary key (jobs and model packages point at it); `run_uuid`
+    # is the public id, 32 hex digits as MLflow's run ids are.
+    run_uuid = models.CharField(max_length=32, unique=True)
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs")
-    name = models.CharField(max_length=256)
+    name = models.CharField(max_length=250)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
-    started_at = models.DateTimeField(auto_now_add=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
+    start_time = models.BigIntegerField()  # ms since the epoch
+    end_time = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=RunSource.choices, default=RunSource.EXTERNAL)
+    lifecycle = models.CharField(max_length=16, choices=Lifecycle.choices, default=Lifecycle.ACTIVE)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Where the run's artifacts live in the artifact store (the store's own URI of the folder).
+    artifact_uri = models.CharField(max_length=1024, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
 
     class Meta:
-        ordering = ["-started_at"]
-        indexes = [models.Index(fields=["experiment", "-started_at"], name="run_experiment_time")]
+        ordering = ["-start_time", "-id"]
+        indexes = [
+            # Run tables and searches are "this experiment's runs, newest first".
+            models.Index(fields=["experiment", "-start_time"], name="run_experiment_start"),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
 
+class RunParam(models.Model):
+    """A parameter: written once. Logging the same value again is fine, another is refused."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params")
+    key = models.CharField(max_length=250)
+    # Not indexed: values run to 6,000 characters, past PostgreSQL's btree row limit. Filters
+    # on params reach them through the (run, key) index of the runs already narrowed down.
+    value = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key"], name="run_param_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value[:40]}"
+
+
+class RunTag(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key"], name="run_tag_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value[:40]}"
+
+
 class MetricPoint(models.Model):
-    """One value of one metric. Written only in bulk (`metrics_log_batch`)."""
+    """One value of one metric. Written only in bulk, as rows of plain tuples
+    (`experiments.services.logging`), never one ORM object per point."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=250)
-    value = models.FloatField()  # NaN and infinities are stored as such
+    value = models.FloatField(null=True)  # NULL is NaN; infinities are stored as such
     step = models.BigIntegerField(default=0)
-    timestamp = models.DateTimeField()
+    timestamp = models.BigIntegerField()  # ms since the epoch
 
     class Meta:
-        # History reads are "this run, this key, in step order": one index serves them.
+        # History reads are "this run, this key, in step order" (optionally a step range):
+        # one index serves them and the downsampling query.
         indexes = [models.Index(fields=["run", "key", "step"], name="metric_run_key_step")]
 
     def __str__(self) -> str:
@@ -74,20 +162,26 @@ class MetricPoint(models.Model):
 
 
 class MetricSummary(models.Model):
-    """Latest value per run and key, kept in step with the points, for fast run tables."""
+    """Per run and key: the latest value (MLflow's "latest": greatest step, then greatest
+    timestamp, then greatest value), min, max and count. Kept in the same transaction as the
+    points, so run tables, searches and orderings never read the points."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_summaries")
     key = models.CharField(max_length=250)
-    last_value = models.FloatField()
+    last_value = models.FloatField(null=True)  # NULL is NaN
     last_step = models.BigIntegerField()
-    last_timestamp = models.DateTimeField()
-    min_value = models.FloatField()
-    max_value = models.FloatField()
+    last_timestamp = models.BigIntegerField()  # ms since the epoch
+    min_value = models.FloatField(null=True)  # over non-NaN values; NULL when all were NaN
+    max_value = models.FloatField(null=True)
     count = models.BigIntegerField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["run", "key"], name="metric_summary_unique_run_key"),
+        ]
+        indexes = [
+            # Searches and orderings across runs on one metric ("metrics.acc > 0.9").
+            models.Index(fields=["key", "last_value"], name="metric_summary_key_value"),
         ]
 
     def __str__(self) -> str:

@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from experiments.selectors import metric_history
+from experiments.selectors import metric_series
 from frontend.charts import metric_figure
 from frontend.forms import encode_cursor
 from frontend.jobs_display import (
@@ -283,9 +283,7 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
             "json_id": f"figure-{index}",
             "figure": metric_figure(
                 definition["name"],
-                metric_history(run_id=job.run_id, key=definition["name"]).values_list(
-                    "step", "value"
-                )
+                metric_series(run_id=job.run_id, key=definition["name"])
                 if job.run_id is not None
                 else [],
             ),

@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("jobs.api.urls")),
     path("", include("registry.api.urls")),
     path("", include("endpoints.api.urls")),
+    path("", include("experiments.api.urls")),
     path("artifacts", ArtifactListApi.as_view(), name="api-artifacts"),
     path("artifacts/<path:key>", ArtifactUploadApi.as_view(), name="api-artifact"),
     path("schema/", SchemaApi.as_view(), name="api-schema"),
@@ -29,5 +30,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("api/v1/", include(api_v1)),
     path("artifacts/download", views.artifact_download, name="artifact-download"),
+    # MLflow's tracking REST API: /api/2.0/mlflow/..., /mlflow/<team>/api/2.0/mlflow/...
+    path("", include("experiments.mlflow.urls")),
     path("", include("frontend.urls")),
 ]

@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
 
+from experiments.models import RunSource
 from experiments.services import experiment_get_or_create, run_create
 from jobs.frameworks import framework_image
 from jobs.instance_types import instance_type_get
@@ -154,6 +155,7 @@ def job_insert(
             experiment=experiment_get_or_create(team=team, name=experiment, actor=actor),
             name=name,
             actor=actor,
+            source=RunSource.JOB,
         )
         try:
             with transaction.atomic():
