@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
+import hashlib
 import io
 import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -516,6 +519,114 @@ def timed_docker_run(argv: Sequence[str]) -> dict[str, Any]:
         "lines": (first + rest).count(b"\n"),
         "exit_code": process.returncode,
     }
+
+
+# --- mlflow, the peer ---------------------------------------------------------------------------
+
+
+def find_python(version: str, given: str | None) -> str:
+    """A Python `version` (major.minor) for the mlflow venv: --mlflow-python, else
+    pythonX.Y on PATH, else pyenv's newest X.Y."""
+    if given:
+        return given
+    found = shutil.which(f"python{version}")
+    if found:
+        return found
+    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates = sorted(
+        glob.glob(f"{root}/versions/{version}.*/bin/python3"),
+        key=lambda p: [int(x) for x in re.findall(r"\d+", Path(p).parent.parent.name)],
+    )
+    if not candidates:
+        raise SystemExit(f"no Python {version} for the mlflow venv: give one with --mlflow-python")
+    return candidates[-1]
+
+
+def mlflow_env(work_dir: Path, python: str, requirements: Sequence[str]) -> Path:
+    """A venv with `requirements`, reused while the Python and the requirements are the same."""
+    py_version = _run_text(python, "-c", "import platform; print(platform.python_version())")
+    key = hashlib.sha256("\n".join([python, py_version, *requirements]).encode()).hexdigest()[:12]
+    venv = work_dir / f"mlflow-py{py_version}-{key}"
+    ready = venv / "studiolo-bench-ready"
+    if ready.exists():
+        return venv
+    shutil.rmtree(venv, ignore_errors=True)
+    print(f"creating {venv} ({' '.join(requirements)}), a few minutes once", flush=True)
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    log = work_dir / "pip.log"
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", *requirements],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-15:])
+        raise SystemExit(
+            f"pip install {' '.join(requirements)} failed (log: {log}):\n{tail}\n"
+            "(benchmarks/serving.py: if mlflow cannot live with the image's scikit-learn, pass "
+            "--mlflow-sklearn VERSION.)"
+        )
+    ready.write_text("\n".join(requirements) + "\n")
+    return venv
+
+
+def wait_http_ok(url: str, timeout: float, alive: Any = None) -> float:
+    """Poll GET url until 200; seconds waited. `alive()` False aborts (the server died)."""
+    started = time.monotonic()
+    with httpx.Client(timeout=2.0) as http:
+        while time.monotonic() - started < timeout:
+            if alive is not None and not alive():
+                raise RuntimeError(f"{url}: the server exited before answering")
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get(url).status_code == 200:
+                    return time.monotonic() - started
+            time.sleep(0.1)
+    raise RuntimeError(f"{url}: no 200 within {timeout:g} s")
+
+
+class ServerProcess:
+    """A peer's server (`argv`) in its own process group, output to `log`; `start()` waits for
+    GET `health_url` to answer 200 (seconds waited), `stop()` ends the whole group."""
+
+    def __init__(self, argv: Sequence[str], log: Path, health_url: str, name: str) -> None:
+        self.argv = list(argv)
+        self.log = log
+        self.health_url = health_url
+        self.name = name
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        env = {**os.environ, "PATH": f"{Path(self.argv[0]).parent}:{os.environ['PATH']}"}
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        process = self.process
+        try:
+            return wait_http_ok(self.health_url, 180, alive=lambda: process.poll() is None)
+        except RuntimeError as exc:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
+            self.stop()
+            raise SystemExit(f"{self.name} did not start: {exc}\n{tail}") from None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.process = None
 
 
 # --- CPU time of the studio's processes ---------------------------------------------------------

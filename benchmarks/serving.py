@@ -23,15 +23,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import hashlib
 import io
 import json
 import math
-import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -47,13 +43,17 @@ from common import (
     IMAGE,
     TEAM,
     Client,
+    ServerProcess,
     Studio,
     add_studio_arguments,
+    find_python,
     free_port,
     loadavg,
     machine_facts,
     machine_markdown,
+    mlflow_env,
     secs,
+    wait_http_ok,
     write_results,
 )
 
@@ -183,20 +183,6 @@ def remove_studio_containers(home: Path) -> int:
     return len(ids)
 
 
-def wait_http_ok(url: str, timeout: float, alive: Any = None) -> float:
-    """Poll GET url until 200; seconds waited. `alive()` False aborts (the server died)."""
-    started = time.monotonic()
-    with httpx.Client(timeout=2.0) as http:
-        while time.monotonic() - started < timeout:
-            if alive is not None and not alive():
-                raise RuntimeError(f"{url}: the server exited before answering")
-            with contextlib.suppress(httpx.HTTPError):
-                if http.get(url).status_code == 200:
-                    return time.monotonic() - started
-            time.sleep(0.1)
-    raise RuntimeError(f"{url}: no 200 within {timeout:g} s")
-
-
 def predictions(response: httpx.Response) -> Any:
     """The prediction list of a JSON answer: `[0]` (SageMaker style) or mlflow's
     `{"predictions": [0]}`."""
@@ -235,56 +221,6 @@ def model_archive(model_dir: Path) -> bytes:
     return buffer.getvalue()
 
 
-def find_python(version: str, given: str | None) -> str:
-    """A Python `version` (major.minor) for the mlflow venv: --mlflow-python, else
-    pythonX.Y on PATH, else pyenv's newest X.Y."""
-    if given:
-        return given
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
-    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates = sorted(
-        glob.glob(f"{root}/versions/{version}.*/bin/python3"),
-        key=lambda p: [int(x) for x in re.findall(r"\d+", Path(p).parent.parent.name)],
-    )
-    if not candidates:
-        raise SystemExit(
-            f"no Python {version} for the mlflow venv (the image's version, so its pickle "
-            "loads): give one with --mlflow-python"
-        )
-    return candidates[-1]
-
-
-def mlflow_env(work_dir: Path, python: str, requirements: Sequence[str]) -> Path:
-    """A venv with `requirements`, reused while the Python and the requirements are the same."""
-    py_version = run(python, "-c", "import platform; print(platform.python_version())").strip()
-    key = hashlib.sha256("\n".join([python, py_version, *requirements]).encode()).hexdigest()[:12]
-    venv = work_dir / f"mlflow-py{py_version}-{key}"
-    ready = venv / "studiolo-bench-ready"
-    if ready.exists():
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    print(f"creating {venv} ({' '.join(requirements)}), a few minutes once", flush=True)
-    run(python, "-m", "venv", str(venv))
-    log = work_dir / "pip.log"
-    done = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", *requirements],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        check=False,
-    )
-    if done.returncode != 0:
-        tail = "\n".join(log.read_text().splitlines()[-15:])
-        raise SystemExit(
-            f"pip install {' '.join(requirements)} failed (log: {log}):\n{tail}\n"
-            "If mlflow cannot live with the image's scikit-learn, pass --mlflow-sklearn VERSION: "
-            "the estimator is then retrained in that venv with the same data, parameters and seed."
-        )
-    ready.write_text("\n".join(requirements) + "\n")
-    return venv
-
-
 # --- the servers ----------------------------------------------------------------------------
 
 
@@ -311,58 +247,46 @@ class DirectContainer:
         self.started = True
         return wait_http_ok(self.url + "/ping", 60)
 
+    def bridge_address(self) -> str:
+        """Its address on the engine's default bridge ("" when none)."""
+        return run(
+            "docker", "inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", DIRECT_NAME,
+            check=False,
+        ).strip().replace("<no value>", "")  # fmt: skip
+
     def stop(self) -> None:
         if self.started:
             run("docker", "rm", "-f", DIRECT_NAME, check=False)
             self.started = False
 
 
-class MlflowServer:
+class MlflowServer(ServerProcess):
     """(c) `mlflow models serve` in its own process group (uvicorn and its workers)."""
 
     def __init__(self, venv: Path, model: Path, workers: int, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.argv = [
-            str(venv / "bin" / "mlflow"), "models", "serve", "-m", str(model),
-            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(self.port),
-            "-w", str(workers),
-        ]  # fmt: skip
         self.workers = workers
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        env = {**os.environ, "PATH": f"{self.argv[0].rsplit('/', 1)[0]}:{os.environ['PATH']}"}
-        self.process = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
+        super().__init__(
+            [
+                str(venv / "bin" / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(model),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-w",
+                str(workers),
+            ],  # fmt: skip
+            log,
+            self.url + "/ping",
+            "mlflow models serve",
         )
-        process = self.process
-        try:
-            return wait_http_ok(self.url + "/ping", 180, alive=lambda: process.poll() is None)
-        except RuntimeError as exc:
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
-            self.stop()
-            raise SystemExit(f"mlflow models serve did not start: {exc}\n{tail}") from None
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self.process = None
 
 
 # --- the load ---------------------------------------------------------------------------------
@@ -704,6 +628,7 @@ class DataPlane:
 
 LABELS = {
     "direct": "(a) container direct",
+    "direct_bridge": "(a') container direct, bridge address",
     "data_plane": "(b) studio data plane",
     "mlflow_csv": "(c) mlflow serve, text/csv",
     "mlflow_json": "(c) mlflow serve, JSON `inputs`",
@@ -735,6 +660,12 @@ def compute(data: dict[str, Any], concurrency: Sequence[int]) -> None:
             entry["data_plane_minus_direct_p50_ms_rounds"] = [
                 round(y["p50_ms"] - x["p50_ms"], 3) for x, y in pairs
             ]
+            if "direct_bridge" in runs:
+                bridge = runs["direct_bridge"][c]
+                bridged = list(zip(bridge["rounds"], b["rounds"], strict=True))
+                entry["data_plane_minus_direct_bridge_p50_ms"] = round(
+                    statistics.median(y["p50_ms"] - x["p50_ms"] for x, y in bridged), 3
+                )
             entry["data_plane_minus_direct_p99_ms"] = round(
                 statistics.median(y["p99_ms"] - x["p99_ms"] for x, y in pairs), 3
             )
@@ -834,6 +765,17 @@ def markdown(data: dict[str, Any]) -> str:
         f"| (b) throughput at least 2x (c), (c) at its fastest (any variant) | {each('{:.2f}x', 'data_plane_over_mlflow_throughput')} | {verdict(t['throughput_at_least_2x_mlflow'])} |",
         f"| (b) throughput at least 2x (c), (c) with the same {s['workers']} workers (the issue's setting) | {each('{:.2f}x', 'data_plane_over_mlflow_same_workers_throughput')} | {verdict(t['throughput_at_least_2x_mlflow_same_workers'])} |",
         f"| create -> InService, one instance, under 5 s (every run) | {cti_text} | {verdict(t['create_to_inservice_under_5s'])} |",
+        "",
+        "(a) is the container as the studio publishes it (127.0.0.1, through the engine's port "
+        "proxy). (a') is the same container at its bridge address, the way the data plane itself "
+        "reaches instances: "
+        + (
+            each("{:+.3f} ms", "data_plane_minus_direct_bridge_p50_ms")
+            if all("data_plane_minus_direct_bridge_p50_ms" in r[c] for c in cs)
+            else "not measured"
+        )
+        + " at p50 for (b) over (a'), which no target names; reported so the gap without the "
+        "proxy is on record too.",
         "",
         "## Latency and throughput (median of the rounds)",
         "",
@@ -1044,6 +986,9 @@ def main() -> int:
         data["setup"]["direct_argv"] = direct.argv
         data["setup"]["direct_ready_seconds"] = round(direct.start(), 3)
         targets = [Target("direct", direct.url + "/invocations", row, csv)]
+        bridge = direct.bridge_address()
+        if bridge:  # (a'): the same container without the engine's port proxy
+            targets.append(Target("direct_bridge", f"http://{bridge}:8080/invocations", row, csv))
         # uvicorn --workers N leaves Nagle on (Kludex/uvicorn#3149): one worker as well.
         for count in sorted({workers, 1}, reverse=True):
             server = servers[count] = MlflowServer(
@@ -1073,8 +1018,8 @@ def main() -> int:
             got = ask(target.url, target.body, target.headers)
             if got != expected:
                 raise SystemExit(f"{target.key} predicts {got}, the model {expected}")
-        # (a) and (b) form a pair: their difference is taken round by round.
-        pair = [t for t in targets if t.key in ("direct", "data_plane")]
+        # (a), (a') and (b) form a unit: their differences are taken round by round.
+        pair = [t for t in targets if t.key in ("direct", "data_plane", "direct_bridge")]
         units = [pair, *([t] for t in targets if t not in pair)]
         data["runs"] = wrk.rounds(units, args.concurrency, args.rounds)
         for server in servers.values():

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from endpoints.uvicorn_protocol import UVICORN_HTTP
 from studio.cli.common import (
     CliError,
     config_load,
@@ -34,6 +35,8 @@ def web_argv(config: Config, host: str, port: int) -> list[str]:
         "--host", host,
         "--port", str(port),
         "--no-access-log",
+        # uvicorn's httptools protocol with the data plane's fast path for invocations.
+        "--http", UVICORN_HTTP,
         # On: the data plane writes its last invocation counters at lifespan shutdown (uvicorn
         # re-raises SIGTERM once stopped, so atexit handlers never run).
         "--lifespan", "on",

@@ -1,0 +1,113 @@
+"""The workload of benchmarks/tracking.py, run by the mlflow venv's Python against one server.
+
+The same code for MLflow's own server and for Studiolo: only MLFLOW_TRACKING_URI (and, for
+Studiolo, MLFLOW_TRACKING_TOKEN) differ. Prints one JSON object on its last line.
+
+Usage: python tracking_driver.py '{"runs": 200, "log_metric_points": 2000, ...}'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+import uuid
+
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
+
+def timed(action):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def main() -> None:
+    sizes = json.loads(sys.argv[1])
+    client = MlflowClient()
+    out: dict[str, object] = {}
+    experiment = client.create_experiment(f"bench-{uuid.uuid4().hex[:8]}")
+
+    # 1. Runs created per second, one create_run call each.
+    seconds, _ = timed(lambda: [client.create_run(experiment) for _ in range(sizes["runs"])])
+    out["runs_create"] = {"n": sizes["runs"], "seconds": seconds, "rate": sizes["runs"] / seconds}
+
+    # 2. log_metric: one call per point.
+    run = client.create_run(experiment).info.run_id
+    n = sizes["log_metric_points"]
+    seconds, _ = timed(
+        lambda: [client.log_metric(run, "loss", 1.0 / (i + 1), step=i) for i in range(n)]
+    )
+    out["log_metric"] = {"n": n, "seconds": seconds, "rate": n / seconds}
+
+    # 3. log_batch: 1,000 points a call, one metric key (which step 4 then reads back).
+    run = client.create_run(experiment).info.run_id
+    batches, per_batch = sizes["batches"], 1000
+    now = int(time.time() * 1000)
+    payloads = [
+        [
+            Metric("curve", math.sin((b * per_batch + i) / 500.0), now + b, b * per_batch + i)
+            for i in range(per_batch)
+        ]
+        for b in range(batches)
+    ]
+    seconds, _ = timed(lambda: [client.log_batch(run, metrics=p) for p in payloads])
+    points = batches * per_batch
+    out["log_batch"] = {"n": points, "calls": batches, "seconds": seconds, "rate": points / seconds}
+
+    # 4. The full history of that metric (client.get_metric_history pages through it).
+    fetches = []
+    count = 0
+    for _ in range(sizes["history_repeats"]):
+        seconds, history = timed(lambda: client.get_metric_history(run, "curve"))
+        fetches.append(seconds)
+        count = len(history)
+    if count != points:
+        raise SystemExit(f"get_metric_history returned {count} points, expected {points}")
+    out["history"] = {
+        "n": count,
+        "seconds": statistics.median(fetches),
+        "all_seconds": fetches,
+        "rate": count / statistics.median(fetches),
+    }
+
+    # 5. Search over runs filtered by a param.
+    search_experiment = client.create_experiment(f"bench-search-{uuid.uuid4().hex[:8]}")
+    values = ["0.1", "0.01", "0.001", "0.0001"]
+    setup_started = time.perf_counter()
+    for i in range(sizes["search_runs"]):
+        run_id = client.create_run(search_experiment).info.run_id
+        client.log_batch(
+            run_id,
+            metrics=[Metric("acc", (i % 97) / 97.0, now, 0)],
+            params=[Param("lr", values[i % len(values)]), Param("depth", str(i % 10))],
+        )
+    setup_seconds = time.perf_counter() - setup_started
+    searches = []
+    found = 0
+    for _ in range(sizes["search_repeats"]):
+        seconds, runs = timed(
+            lambda: client.search_runs(
+                [search_experiment], "params.lr = '0.01'", max_results=sizes["search_runs"]
+            )
+        )
+        searches.append(seconds)
+        found = len(runs)
+    expected = len(range(1, sizes["search_runs"], len(values)))
+    if found != expected:
+        raise SystemExit(f"search_runs found {found} runs, expected {expected}")
+    out["search"] = {
+        "runs": sizes["search_runs"],
+        "found": found,
+        "seconds": statistics.median(searches),
+        "all_seconds": searches,
+        "setup_seconds": setup_seconds,
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
