@@ -9,7 +9,6 @@ become field errors or messages, never a 500.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -48,7 +47,7 @@ from registry.selectors import package_for_user, packages_for_user
 from registry.services.approval import package_is_deployable
 from studio.accounts.models import Team
 from studio.accounts.roles import Action, role_allows
-from studio.accounts.services import token_create
+from studio.accounts.services import TRY_IT_TOKEN_MINUTES, try_token_create
 from studio.errors import NotFound, StudioloError
 
 # Colours named as the stylesheet's `status-<colour>` (frontend/jobs_display.py's palette):
@@ -69,10 +68,6 @@ INSTANCE_COLOURS: dict[str, str] = {
 }
 INSTANCE_LABELS: dict[str, str] = {value: str(label) for value, label in InstanceStatus.choices}
 
-# The "try it" console's token: long enough for a session of trying, short enough that a
-# token left in a closed tab is soon worthless. Named so the user recognises it in Settings.
-TRY_TOKEN_MINUTES = 15
-TRY_TOKEN_NAME = "try-it console"  # noqa: S105 - a label, not a secret
 PACKAGE_CHOICES = 200  # newest packages offered by the update form
 TRAFFIC_MINUTES = 60
 
@@ -201,6 +196,27 @@ def _update_initial(endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
+def _traffic_charts(endpoint: Endpoint) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The last TRAFFIC_MINUTES of traffic, and its two charts."""
+    now = timezone.now()
+    traffic = selectors.endpoint_traffic(endpoint, minutes=TRAFFIC_MINUTES, now=now)
+    charts = [
+        {
+            "key": "invocations",
+            "json_id": "figure-invocations",
+            "title": "Invocations and errors",
+            "figure": invocations_figure(traffic, until=now),
+        },
+        {
+            "key": "latency",
+            "json_id": "figure-latency",
+            "title": "Latency p50 / p90 / p99 (ms)",
+            "figure": latency_figure(traffic, until=now),
+        },
+    ]
+    return traffic, charts
+
+
 def _detail(
     request: AuthedRequest,
     endpoint: Endpoint,
@@ -215,8 +231,7 @@ def _detail(
         update_form = UpdateForm(
             initial=_update_initial(endpoint), packages=_deployable_refs(request, team)
         )
-    now = timezone.now()
-    traffic = selectors.endpoint_traffic(endpoint, minutes=TRAFFIC_MINUTES, now=now)
+    traffic, charts = _traffic_charts(endpoint)
     instances = list(endpoint.instances.all())
     events = selectors.endpoint_events(endpoint)
     pending = list(endpoint.pending_config.variants.all()) if endpoint.pending_config else []
@@ -241,32 +256,20 @@ def _detail(
                 for event in events
             ],
             "traffic": traffic,
-            "charts": [
-                {
-                    "key": "invocations",
-                    "json_id": "figure-invocations",
-                    "title": "Invocations and errors",
-                    "figure": invocations_figure(traffic, until=now),
-                },
-                {
-                    "key": "latency",
-                    "json_id": "figure-latency",
-                    "title": "Latency p50 / p90 / p99 (ms)",
-                    "figure": latency_figure(traffic, until=now),
-                },
-            ],
+            "charts": charts,
             "traffic_minutes": TRAFFIC_MINUTES,
             "can_deploy": can_deploy,
             "can_invoke": _allows(request, team, Action.INVOKE),
             "update_form": update_form,
             "invocation_path": f"/endpoints/{endpoint.name}/invocations",
-            "try_token_minutes": TRY_TOKEN_MINUTES,
+            "try_token_minutes": TRY_IT_TOKEN_MINUTES,
             "live_config": {
                 **_vocabulary(),
                 "endpoint": endpoint.pk,
                 "name": endpoint.name,
                 "team": team.slug,
                 "api": f"{reverse('api-endpoint', args=[endpoint.name])}?team={team.slug}",
+                "traffic": reverse("endpoint-traffic", args=[endpoint.name]),
                 "list": reverse("endpoints"),
                 "status": endpoint.status,
             },
@@ -278,6 +281,20 @@ def _detail(
 @require_GET
 def endpoint_detail(request: AuthedRequest, name: str) -> HttpResponse:
     return _detail(request, _endpoint_or_404(request, name))
+
+
+@never_cache
+@require_GET
+def endpoint_traffic_view(request: AuthedRequest, name: str) -> JsonResponse:
+    """The page's traffic figures and totals, drawn again by its script when the data plane
+    announces new statistics (`endpoint.traffic` on /ws/events)."""
+    traffic, charts = _traffic_charts(_endpoint_or_404(request, name))
+    return JsonResponse(
+        {
+            "totals": traffic["totals"],
+            "figures": {chart["key"]: chart["figure"] for chart in charts},
+        }
+    )
 
 
 @require_POST
@@ -323,9 +340,10 @@ def endpoint_try_token(request: AuthedRequest, name: str) -> JsonResponse:
     """A short-lived API token for the page's "try it" console, returned once.
 
     The data plane takes bearer tokens only (no cookies, so no CSRF on the prediction path);
-    the console gets a token of the signed-in user that expires in TRY_TOKEN_MINUTES and then
-    calls the data plane like any client would. This view is a POST behind Django's CSRF check,
-    so another site cannot make a signed-in browser mint one.
+    the console gets a token of the signed-in user that expires in TRY_IT_TOKEN_MINUTES and
+    then calls the data plane like any client would. This view is a POST behind Django's CSRF
+    check, so another site cannot make a signed-in browser mint one. Minting purges the user's
+    dead try-it tokens, so they do not pile up in Settings → API tokens.
     """
     endpoint = _endpoint_or_404(request, name)
     if not _allows(request, endpoint.team, Action.INVOKE):
@@ -339,15 +357,13 @@ def endpoint_try_token(request: AuthedRequest, name: str) -> JsonResponse:
             },
             status=403,
         )
-    expires_at = timezone.now() + timedelta(minutes=TRY_TOKEN_MINUTES)
     try:
-        _, secret = token_create(
-            user=request.user, name=TRY_TOKEN_NAME, expires_at=expires_at, actor=request.user
-        )
+        token, secret = try_token_create(user=request.user)
     except StudioloError as error:
         body = {"error": {"code": error.code, "message": error.message, "field": error.field}}
         return JsonResponse(body, status=error.status)
-    return JsonResponse({"token": secret, "expires_at": expires_at.isoformat()})
+    expires_at = token.expires_at.isoformat() if token.expires_at else None
+    return JsonResponse({"token": secret, "expires_at": expires_at})
 
 
 # --- deploy a package --------------------------------------------------------------------

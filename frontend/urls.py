@@ -53,6 +53,11 @@ urlpatterns = [
         name="endpoint-delete",
     ),
     path(
+        "endpoints/<str:name>/traffic/",
+        endpoints_views.endpoint_traffic_view,
+        name="endpoint-traffic",
+    ),
+    path(
         "endpoints/<str:name>/try-token/",
         endpoints_views.endpoint_try_token,
         name="endpoint-try-token",

@@ -4,6 +4,16 @@ A serving container is the model's image started with the command `serve` (contr
 2.1): the unpacked `model.tar.gz` at `/opt/ml/model`, port 8080 published on 127.0.0.1 only,
 the instance type's CPU and memory limits. It is ready when `GET /ping` answers 200.
 
+Where the studio reaches it (`serving_address`): by default the container is on the engine's
+default bridge with port 8080 published on 127.0.0.1, and the studio calls it at its bridge
+address, port 8080, when that bridge is one of this host's interfaces (a Linux engine on the
+same machine: the studio's own host routes there without a hop through the engine's port
+proxy, which costs about as much CPU per request as the whole data plane); otherwise at the
+published port, which only processes on the engine's host can use. A studio that runs in
+containers itself (compose) sets `ENDPOINT_NETWORK`: serving containers then join that Docker
+network, publish nothing, and are reached at their address on it, port 8080 (the studio's own
+containers join the same network).
+
 The model archive is downloaded and unpacked once per artifact into a shared folder under
 `JOBS_WORK_DIR/serving/` (mounted read-only into Docker containers), so ten instances of one
 model cost one download.
@@ -13,11 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import http.client
 import math
 import os
 import shutil
+import socket
 import tarfile
 import tempfile
 import time
@@ -29,11 +41,13 @@ from django.conf import settings
 
 from jobs.frameworks import CONTAINER_UID, is_framework_image
 from jobs.instance_types import instance_type_get
-from jobs.runtime.base import ContainerSpec, Mount, Runtime
+from jobs.runtime.base import ContainerSpec, ContainerState, Mount, Runtime
 from studio.artifacts import get_store
 from studio.errors import StudioloError, ValidationError
 
 SERVING_PORT = 8080
+DEFAULT_BRIDGE = "bridge"  # the engine's default network, where serving containers go by default
+LOOPBACK = "127.0.0.1"  # where published serving ports are bound: never another interface
 PING_TIMEOUT = 2.0  # SageMaker's per-request /ping timeout
 LAST_LINES = 20  # log lines quoted in the failure reason of a container that would not start
 LOAD_ERROR_SECONDS = 1.0  # /ping answering 500 this long: the model failed to load
@@ -138,6 +152,7 @@ def serving_container_spec(
         **source.environment,
         **(extra_env or {}),
     }
+    network = serving_network(runtime)
     user = None
     if runtime.isolated:
         # The model is shared by every instance: read-only, where the runtime can say so.
@@ -156,10 +171,52 @@ def serving_container_spec(
         memory_bytes=instance.memory_bytes,
         gpus=instance.gpus,
         network=True,
-        ports={SERVING_PORT: None},
+        network_name=network or None,
+        # On a named network the container is reached at its own address: nothing published.
+        ports={} if network else {SERVING_PORT: None},
         labels=labels,
         user=user,
     )
+
+
+def serving_network(runtime: Runtime) -> str:
+    """The Docker network serving containers join ("" for none: publish on 127.0.0.1). The
+    process runtime's servers are local processes: always reached on 127.0.0.1."""
+    return str(settings.ENDPOINT_NETWORK) if runtime.isolated else ""
+
+
+def serving_address(state: ContainerState, network: str) -> tuple[str, int] | None:
+    """Where the studio reaches a serving container: its address on `network`, port 8080,
+    when it is attached there; without a network, its address on the default bridge, port
+    8080, when that bridge is attached to this host; else its port published on 127.0.0.1;
+    None when it has neither (not running, or not started as a serving container).
+
+    A container started before `ENDPOINT_NETWORK` changed keeps being reached the way it was
+    started, so changing the setting never cuts off running instances."""
+    if network and state.addresses.get(network):
+        return state.addresses[network], SERVING_PORT
+    if not network:
+        address, gateway = state.addresses.get(DEFAULT_BRIDGE), state.gateways.get(DEFAULT_BRIDGE)
+        if address and gateway and is_local_address(gateway):
+            return address, SERVING_PORT
+    port = state.ports.get(SERVING_PORT)
+    if port is not None:
+        return LOOPBACK, port
+    return None
+
+
+@functools.cache
+def is_local_address(ip: str) -> bool:
+    """True when `ip` is an address of one of this host's interfaces (binding to it succeeds;
+    nothing is sent). A bridge network whose gateway is local is attached to this host, so
+    its containers' addresses are reached directly."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((ip, 0))
+        except OSError:
+            return False
+    return True
 
 
 def ping_status(host: str, port: int, timeout: float = PING_TIMEOUT) -> int | None:

@@ -88,6 +88,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "5",
         "How often every endpoint instance is checked (container alive, `/ping` answers); a failing instance is replaced.",
     ),
+    "ENDPOINT_NETWORK": (
+        "unset",
+        "Docker network that serving containers (endpoints, batch transform) join, for a studio that runs in containers itself: the studio reaches them at their address on it, port 8080, and nothing is published. Unset: serving containers are on the engine's default bridge with port 8080 published on the host's 127.0.0.1 only, and the studio calls them at their bridge address when that bridge is on this host (no hop through the engine's port proxy), else at the published port. Compose sets `studiolo-serving`.",
+    ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
 }
@@ -119,6 +123,7 @@ class Config:
     endpoint_startup_timeout_seconds: int
     endpoint_invocation_timeout_seconds: int
     endpoint_health_check_seconds: int
+    endpoint_network: str
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -332,6 +337,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         endpoint_health_check_seconds=_int(
             "ENDPOINT_HEALTH_CHECK_SECONDS", env.get("ENDPOINT_HEALTH_CHECK_SECONDS"), 5, 1, 3600
         ),
+        endpoint_network=_network("ENDPOINT_NETWORK", env.get("ENDPOINT_NETWORK")),
     )
 
 
@@ -344,6 +350,19 @@ def _int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
         raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def _network(name: str, raw: str | None) -> str:
+    """A user-defined Docker network's name, or "" (unset). `host` (the container would serve
+    on every interface of the machine), `none` and `container:<id>` are refused."""
+    value = (raw or "").strip()
+    if not value:
+        return ""
+    if value in ("host", "none") or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", value):
+        raise ConfigError(
+            f"{name}: expected the name of a user-defined Docker network, got {value!r}"
+        )
     return value
 
 

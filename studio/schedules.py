@@ -17,6 +17,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": float(settings.ENDPOINT_HEALTH_CHECK_SECONDS),
         "options": {"expires": float(settings.ENDPOINT_HEALTH_CHECK_SECONDS), "queue": "endpoints"},
     },
+    # The try-it console's expired tokens are deleted rather than left to pile up in
+    # Settings (they are hidden from the lists as soon as they expire).
+    "accounts-purge-try-tokens": {
+        "task": "accounts.purge_try_tokens",
+        "schedule": 600.0,
+        "options": {"expires": 600},
+    },
     # Webhook deliveries whose task message was lost (Redis restarted) are sent again.
     "webhooks-resend-due": {
         "task": "webhooks.resend_due",

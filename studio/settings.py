@@ -107,7 +107,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "studio.api.schema.StudioAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "studio.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "studio.api.exceptions.exception_handler",
@@ -164,6 +164,7 @@ JOB_STOP_GRACE_SECONDS = CONFIG.job_stop_grace_seconds
 ENDPOINT_STARTUP_TIMEOUT_SECONDS = CONFIG.endpoint_startup_timeout_seconds
 ENDPOINT_INVOCATION_TIMEOUT_SECONDS = CONFIG.endpoint_invocation_timeout_seconds
 ENDPOINT_HEALTH_CHECK_SECONDS = CONFIG.endpoint_health_check_seconds
+ENDPOINT_NETWORK = CONFIG.endpoint_network
 
 LOGGING = {
     "version": 1,

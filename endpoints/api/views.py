@@ -144,6 +144,36 @@ class EndpointDetailSerializer(EndpointSerializer):
         return list(EventSerializer(selectors.endpoint_events(endpoint), many=True).data)
 
 
+class TrafficTotalsSerializer(serializers.Serializer[Any]):
+    count = serializers.IntegerField()
+    errors_4xx = serializers.IntegerField()
+    errors_5xx = serializers.IntegerField()
+
+
+class TrafficPointSerializer(TrafficTotalsSerializer):
+    """One variant's time bucket (`selectors.endpoint_traffic`); latencies from the merged
+    histograms, None without requests."""
+
+    at = serializers.DateTimeField()
+    mean_ms = serializers.FloatField(allow_null=True)
+    p50_ms = serializers.FloatField(allow_null=True)
+    p90_ms = serializers.FloatField(allow_null=True)
+    p99_ms = serializers.FloatField(allow_null=True)
+    max_ms = serializers.FloatField()
+
+
+class TrafficSerializer(serializers.Serializer[Any]):
+    """The schema of the traffic answer (the view returns the selector's dict as it is)."""
+
+    since = serializers.DateTimeField()
+    bucket_seconds = serializers.IntegerField()
+    totals = TrafficTotalsSerializer()
+    variants = serializers.DictField(
+        child=serializers.ListField(child=TrafficPointSerializer()),
+        help_text="per variant name, its buckets with traffic, oldest first",
+    )
+
+
 # --- input helpers ----------------------------------------------------------------------------
 
 
@@ -432,7 +462,9 @@ class EndpointTrafficApi(StudioAPIView):
             required=False, default=60, min_value=10, max_value=86400
         )
 
-    @extend_schema(parameters=[FilterSerializer], operation_id="endpoints_traffic")
+    @extend_schema(
+        parameters=[FilterSerializer], responses=TrafficSerializer, operation_id="endpoints_traffic"
+    )
     def get(self, request: Request, name: str) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)

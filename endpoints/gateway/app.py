@@ -4,20 +4,23 @@ The path of every prediction, so it is kept lean: no Django middleware, no DRF, 
 query on a warm cache (`directory`), the request forwarded over kept-alive connections
 (`upstream`), counters kept in memory (`stats`).
 
-What the client gets (errors in the studio's shape `{"error": {"code", "message", "field"}}`):
+What the client gets (errors in the studio's shape `{"error": {"code", "message", "field"}}`,
+and every error with `x-amzn-ErrorType: <SageMaker's code>`, from which boto3's
+sagemaker-runtime client raises the exception SageMaker would; see `errors`):
 
-| status | when |
-|---|---|
-| the container's | it answered: its status, body, `Content-Type` and custom attributes, plus `x-Amzn-Invoked-Production-Variant` (its 4xx/5xx too, untouched) |
-| 400 `invalid` | the endpoint is not `InService`/`Updating` (as SageMaker's ValidationError), an unknown `X-Amzn-SageMaker-Target-Variant`, a name found in several of the caller's teams without `X-Studiolo-Team`, an oversized custom-attributes or inference-id header |
-| 401 `not_authenticated` | no, unknown, expired or revoked bearer token |
-| 403 `permission_denied` | a member of the endpoint's team whose role may not invoke |
-| 404 `not_found` | no such endpoint in the caller's teams (another team's endpoint looks the same) |
-| 405 `method_not_allowed` | anything but POST |
-| 413 `payload_too_large` | a body over 6 MiB (refused on Content-Length, or as soon as reading passes it) |
-| 502 `bad_gateway` | the container broke the connection mid-answer, answered invalid HTTP, or over 6 MiB |
-| 503 `unavailable` | no healthy instance, or none of up to 3 tried accepted the request; the database unreachable on a cold cache |
-| 504 `timeout` | no answer within `ENDPOINT_INVOCATION_TIMEOUT_SECONDS` (never retried) |
+| status | x-amzn-ErrorType | when |
+|---|---|---|
+| the container's | `ModelError` on its 4xx/5xx | it answered: its status, body, `Content-Type` and custom attributes, plus `x-Amzn-Invoked-Production-Variant` (its 4xx/5xx too, body untouched) |
+| 400 `invalid` | `ValidationError` | the endpoint is not `InService`/`Updating` (as SageMaker's ValidationError), an unknown `X-Amzn-SageMaker-Target-Variant`, a name found in several of the caller's teams without `X-Studiolo-Team`, an oversized custom-attributes or inference-id header |
+| 401 `not_authenticated` | `MissingAuthenticationTokenException` (no token), `UnrecognizedClientException` | no, unknown, expired or revoked bearer token |
+| 403 `permission_denied` | `AccessDeniedException` | a member of the endpoint's team whose role may not invoke |
+| 404 `not_found` | `ValidationError` (SageMaker's answer for an unknown endpoint) | no such endpoint in the caller's teams (another team's endpoint looks the same) |
+| 405 `method_not_allowed` | `UnknownOperationException` | anything but POST |
+| 413 `payload_too_large` | `ValidationError` | a body over 6 MiB (refused on Content-Length, or as soon as reading passes it) |
+| 500 `error` | `InternalFailure` | a bug in the data plane (logged) |
+| 502 `bad_gateway` | `ModelError` | the container broke the connection mid-answer, answered invalid HTTP, or over 6 MiB |
+| 503 `unavailable` | `ServiceUnavailable` | no healthy instance, or none of up to 3 tried accepted the request; the database unreachable on a cold cache |
+| 504 `timeout` | `ModelError` (as SageMaker's "invocation timed out") | no answer within `ENDPOINT_INVOCATION_TIMEOUT_SECONDS` (never retried) |
 """
 
 from __future__ import annotations
@@ -26,15 +29,23 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
 
 from endpoints.gateway import balancer, directory
-from endpoints.gateway.errors import GatewayError, invalid, not_found, unavailable
+from endpoints.gateway.errors import (
+    ERROR_TYPE_HEADER,
+    MODEL_ERROR,
+    GatewayError,
+    invalid,
+    not_found,
+    unavailable,
+)
 from endpoints.gateway.stats import counters
 from endpoints.gateway.upstream import (
     BadResponse,
@@ -69,7 +80,7 @@ _FORWARDED = {
     b"x-amzn-sagemaker-custom-attributes": b"X-Amzn-SageMaker-Custom-Attributes",
     b"x-amzn-sagemaker-inference-id": b"X-Amzn-SageMaker-Inference-Id",
 }
-_JSON = (b"content-type", b"application/json")
+_MODEL_ERROR = (ERROR_TYPE_HEADER, MODEL_ERROR.encode())
 _VARIANT_HEADER = b"x-Amzn-Invoked-Production-Variant"
 _CUSTOM_ATTRIBUTES = b"X-Amzn-SageMaker-Custom-Attributes"
 
@@ -101,32 +112,56 @@ class DataPlane:
         self._pools: WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = WeakKeyDictionary()
 
     async def handle(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI face: the body read from `receive`, the answer sent as two messages."""
+        try:
+            status, headers, body = await self.respond(
+                name, scope["method"], scope["headers"], partial(_read_body, receive)
+            )
+        except _ClientGone:
+            return
+        headers.append((b"content-length", b"%d" % len(body)))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def respond(
+        self,
+        name: str,
+        method: str,
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        read_body: Callable[[], Awaitable[bytes]],
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The answer to one invocation (status, headers without Content-Length, body), the
+        studio's own errors included; its statistics recorded. `raw_headers` have lower-case
+        names (ASGI's form). Raises `_ClientGone` when the client left before its body came.
+        Shared by the ASGI face (`handle`) and uvicorn's fast path (`protocol`)."""
         started = time.perf_counter()
         outcome = _Outcome()
         headers: list[tuple[bytes, bytes]]
         try:
-            status, headers, body = await self._invoke(name, scope, receive, outcome)
+            status, headers, body = await self._invoke(
+                name, method, raw_headers, read_body, outcome
+            )
         except GatewayError as error:
-            status, headers, body = error.status, [_JSON, *error.headers], error.body()
+            status, headers, body = error.status, error.response_headers(), error.body()
         except _ClientGone:
-            return
+            raise
         except Exception:
             logger.exception("gateway: invocation of endpoint %r failed", name)
             failure = GatewayError(500, "error", "internal error in the studio's data plane")
-            status, headers, body = failure.status, [_JSON], failure.body()
-        headers.append((b"content-length", b"%d" % len(body)))
-        try:
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-        finally:
-            if outcome.endpoint_id is not None:
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                counters.record(outcome.endpoint_id, outcome.variant, status, elapsed_ms)
+            status, headers, body = failure.status, failure.response_headers(), failure.body()
+        if outcome.endpoint_id is not None:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            counters.record(outcome.endpoint_id, outcome.variant, status, elapsed_ms)
+        return status, headers, body
 
     async def _invoke(
-        self, name: str, scope: Scope, receive: Receive, outcome: _Outcome
+        self,
+        name: str,
+        method: str,
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        read_body: Callable[[], Awaitable[bytes]],
+        outcome: _Outcome,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        method = scope["method"]
         if method != "POST":
             raise GatewayError(
                 405,
@@ -134,7 +169,7 @@ class DataPlane:
                 f"method {method} is not allowed; invocations are POST",
                 headers=((b"allow", b"POST"),),
             )
-        request = _parse_headers(scope["headers"])
+        request = _parse_headers(raw_headers)
         principal = await _authenticate(request.authorization)
         route = await _resolve(name, principal, request.team)
         outcome.endpoint_id = route.endpoint_id
@@ -157,7 +192,7 @@ class DataPlane:
             which = f"variant {target.name!r} of endpoint" if target else "endpoint"
             raise unavailable(f"{which} {name!r} has no healthy instance right now")
 
-        body = await _read_body(receive)
+        body = await read_body()
         variant_name, response = await self._forward(name, route, target, request, body, outcome)
         headers = []
         if response.content_type is not None:
@@ -165,6 +200,8 @@ class DataPlane:
         if response.custom_attributes is not None:
             headers.append((_CUSTOM_ATTRIBUTES, response.custom_attributes))
         headers.append((_VARIANT_HEADER, variant_name.encode()))
+        if response.status >= 400:  # the model's own refusal or failure, body as it wrote it
+            headers.append(_MODEL_ERROR)
         return response.status, headers, response.body
 
     async def _forward(
@@ -226,7 +263,7 @@ class DataPlane:
         return pool
 
 
-def _parse_headers(raw: list[tuple[bytes, bytes]]) -> _Request:
+def _parse_headers(raw: Iterable[tuple[bytes, bytes]]) -> _Request:
     request = _Request()
     forwarded = []
     for name, value in raw:
@@ -264,13 +301,17 @@ async def _authenticate(authorization: bytes | None) -> directory.Principal:
         except Exception as error:
             raise _database_unavailable(error) from error
     if principal is None:
-        message = (
-            "authentication required: send Authorization: Bearer <API token>"
-            if authorization is None
-            else "invalid, expired or revoked API token"
-        )
+        if authorization is None:
+            message = "authentication required: send Authorization: Bearer <API token>"
+            error_type = "MissingAuthenticationTokenException"
+        else:
+            message, error_type = "invalid, expired or revoked API token", None
         raise GatewayError(
-            401, "not_authenticated", message, headers=((b"www-authenticate", b"Bearer"),)
+            401,
+            "not_authenticated",
+            message,
+            headers=((b"www-authenticate", b"Bearer"),),
+            error_type=error_type,
         )
     return principal
 
@@ -350,12 +391,16 @@ def _database_unavailable(error: Exception) -> GatewayError:
     return unavailable("the studio's database did not answer; try again")
 
 
+# The process's one data plane: the ASGI face and uvicorn's fast path share its pools.
+data_plane = DataPlane()
+
+
 def with_data_plane(inner: ASGIApp) -> ASGIApp:
     """`inner` (Django), with `POST /endpoints/<name>/invocations` answered by the data plane.
 
     Only that exact path is taken: `/endpoints/` and `/endpoints/<name>/` are UI pages.
     """
-    plane = DataPlane()
+    plane = data_plane
     match = INVOCATIONS_PATH.match
 
     async def router(scope: Scope, receive: Receive, send: Send) -> None:

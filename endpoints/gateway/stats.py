@@ -8,6 +8,10 @@ client got, the gateway's own errors included), latency sum, max and histogram
 processes count the same bucket, and a bucket flushed twice by one process simply has two rows;
 readers add them up. Recording is a dict update under an uncontended lock; the database is
 never touched on the request path.
+
+After each periodic flush, every endpoint that got rows is announced to its team
+(`endpoint.traffic` on `/ws/events`), so an open endpoint page redraws its traffic charts:
+at most one event per endpoint every FLUSH_INTERVAL_SECONDS, none while it has no traffic.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from endpoints.metrics import bucket_index, histogram_from_counts
 from endpoints.models import Endpoint, InvocationStat
+from studio.events import publish_team_event
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +38,15 @@ FLUSH_INTERVAL_SECONDS = 5.0
 RETRY_HORIZON_SECONDS = 300
 
 Key = tuple[int, str, int]  # endpoint id, variant name, bucket start (epoch seconds)
+TRAFFIC_EVENT = "endpoint.traffic"
+
+
+class _Owner(NamedTuple):
+    """What announcing an endpoint's new statistics needs."""
+
+    name: str
+    team_id: int
+    team_slug: str
 
 
 class _Counter:
@@ -84,19 +99,29 @@ class InvocationCounters:
         if self._thread is None:
             self._start()
 
-    def flush_now(self) -> int:
-        """Write every pending counter; returns the number of rows inserted."""
+    def flush_now(self, *, announce: bool = False) -> int:
+        """Write every pending counter; returns the number of rows inserted. With `announce`,
+        tell each endpoint's team that it has new statistics (the periodic flush does)."""
         with self._flush_lock:
             with self._lock:
                 pending, self._pending = self._pending, {}
             if not pending:
                 return 0
             try:
-                return _insert(pending)
+                inserted, written = _insert(pending)
             except DatabaseError:
                 logger.exception("gateway: writing invocation statistics failed; kept for later")
                 self._put_back(pending)
                 return 0
+        if announce:
+            for endpoint_id, owner in written.items():
+                publish_team_event(
+                    team_id=owner.team_id,
+                    team_slug=owner.team_slug,
+                    event=TRAFFIC_EVENT,
+                    data={"id": endpoint_id, "name": owner.name},
+                )
+        return inserted
 
     def stop(self) -> None:
         self._stop.set()
@@ -123,7 +148,7 @@ class InvocationCounters:
         stop = self._stop
         while not stop.wait(FLUSH_INTERVAL_SECONDS):
             try:
-                self.flush_now()
+                self.flush_now(announce=True)
             finally:
                 # This thread sleeps between flushes; it holds no connection meanwhile.
                 connection.close()
@@ -143,11 +168,15 @@ class InvocationCounters:
                     current.add(counter)
 
 
-def _insert(pending: dict[Key, _Counter]) -> int:
+def _insert(pending: dict[Key, _Counter]) -> tuple[int, dict[int, _Owner]]:
+    """Insert the rows; returns how many, and the endpoints that got rows."""
     # An endpoint deleted since its requests were counted takes its statistics with it.
-    alive = set(
-        Endpoint.objects.filter(id__in={key[0] for key in pending}).values_list("id", flat=True)
-    )
+    alive = {
+        pk: _Owner(name, team_id, team_slug)
+        for pk, name, team_id, team_slug in Endpoint.objects.filter(
+            id__in={key[0] for key in pending}
+        ).values_list("id", "name", "team_id", "team__slug")
+    }
     rows = [
         InvocationStat(
             endpoint_id=endpoint_id,
@@ -169,16 +198,17 @@ def _insert(pending: dict[Key, _Counter]) -> int:
     except IntegrityError:
         # An endpoint was deleted between the check and the insert: row by row, losing only that
         # endpoint's rows.
-        inserted = 0
+        inserted, written = 0, {}
         for row in rows:
             try:
                 with transaction.atomic():
                     row.save(force_insert=True)
-                inserted += 1
             except IntegrityError:
-                pass
-        return inserted
-    return len(rows)
+                continue
+            inserted += 1
+            written[row.endpoint_id] = alive[row.endpoint_id]
+        return inserted, written
+    return len(rows), {row.endpoint_id: alive[row.endpoint_id] for row in rows}
 
 
 counters = InvocationCounters()

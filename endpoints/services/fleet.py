@@ -9,7 +9,21 @@ Traffic safety, which the data plane relies on:
 - an update switches `Endpoint.config` in one transaction, then keeps the old instances
   running for DRAIN_SECONDS (longer than the data plane's routing cache) before stopping them;
 - an instance found dead or failing /ping goes UNHEALTHY (out of rotation) at once; its
-  replacement starts, becomes healthy, and only then is the dead one removed.
+  replacement starts, becomes healthy, and only then is the dead one removed;
+- the data plane sends a request to the address an instance row records (127.0.0.1:port, or
+  an IP on ENDPOINT_NETWORK), and the engine hands addresses out again once their container
+  is gone (after a restart of the engine, from the start of its range). So that requests
+  meant for one endpoint do not reach another endpoint's new container, a serving container
+  starts only once every instance taken out of rotation has been out longer than the data
+  plane's routing cache, and a new container's address at once retires any row still
+  claiming it in rotation (one the check has not found dead yet: its requests can reach the
+  new container until the routing cache expires, 1 s).
+
+The Docker engine going away (a restart of dockerd without live-restore stops every
+container) is not the instances' fault: while it does not answer, the check only pings the
+recorded addresses, instances that stop answering go UNHEALTHY (the endpoint stays InService,
+showing no healthy instance), and nothing is started, removed or resumed. Once the engine
+answers, the dead instances are replaced as usual.
 """
 
 from __future__ import annotations
@@ -25,7 +39,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from endpoints.models import (
@@ -50,10 +64,11 @@ from jobs.runtime.base import (
     Runtime,
 )
 from jobs.serving import (
-    SERVING_PORT,
     ServingStartFailed,
     ping,
+    serving_address,
     serving_container_spec,
+    serving_network,
     stage_model,
     wait_until_ready,
 )
@@ -70,6 +85,10 @@ DRAIN_SECONDS = 3.0
 STOP_GRACE_SECONDS = 30  # SageMaker: SIGTERM, then SIGKILL 30 s later
 FAILED_PINGS_BEFORE_REPLACING = 2  # one slow /ping is not a dead instance; a dead process is
 STUCK_MARGIN_SECONDS = 120  # a busy endpoint not moving for startup timeout + this is resumed
+# How long an instance taken out of rotation may still receive requests: the data plane's
+# routing cache (endpoints.gateway.directory.ROUTING_TTL_SECONDS, 1 s) plus the time a table
+# takes to load. No serving container starts before every such instance has been out this long.
+OUT_OF_ROTATION_SECONDS = 1.5
 
 
 def installation_tag() -> str:
@@ -104,12 +123,27 @@ def _start_instance(
 ) -> EndpointInstance:
     """Record the instance, then start its container (the row first, so that a container is
     never without a row: anything labelled with an unknown instance is an orphan)."""
+    instance = _new_instance(endpoint, config, variant)
+    _start_container(runtime, endpoint, variant, instance)
+    return instance
+
+
+def _new_instance(
+    endpoint: Endpoint, config: EndpointConfig, variant: ProductionVariant
+) -> EndpointInstance:
     instance = EndpointInstance.objects.create(
         endpoint=endpoint, config=config, variant_name=variant.name, status=InstanceStatus.STARTING
     )
     name = container_name(instance)
     EndpointInstance.objects.filter(pk=instance.pk).update(container_name=name)
     instance.container_name = name
+    return instance
+
+
+def _start_container(
+    runtime: Runtime, endpoint: Endpoint, variant: ProductionVariant, instance: EndpointInstance
+) -> None:
+    name = instance.container_name
     model_root = stage_model(variant.model.artifact_uri)
     spec = serving_container_spec(
         serving_source(variant.model),
@@ -124,15 +158,58 @@ def _start_instance(
             "STUDIOLO_INSTANCE": name,
         },
     )
+    _wait_until_out_of_rotation()
     state = runtime.start(spec)
-    port = state.ports.get(SERVING_PORT)
-    EndpointInstance.objects.filter(pk=instance.pk).update(container_id=state.id, port=port)
-    instance.container_id, instance.port = state.id, port
+    address = serving_address(state, serving_network(runtime))
+    host, port = address if address is not None else (instance.host, None)
+    EndpointInstance.objects.filter(pk=instance.pk).update(
+        container_id=state.id, host=host, port=port
+    )
+    instance.container_id, instance.host, instance.port = state.id, host, port
     if state.error:
         raise ServingStartFailed(f"the engine could not start the container: {state.error}")
-    if port is None:
-        raise ServingStartFailed("the container's serving port was not published")
-    return instance
+    if address is None:
+        raise ServingStartFailed("the container has no address the studio can reach")
+    _retire_stale_claims(instance)
+
+
+def _wait_until_out_of_rotation() -> None:
+    """Sleep until every instance taken out of rotation has been out for
+    OUT_OF_ROTATION_SECONDS: the container about to start may get its address (see the
+    module's docstring). Unhealthy rows keep the time they were taken out in last_check_at."""
+    horizon = timezone.now() - timedelta(seconds=OUT_OF_ROTATION_SECONDS)
+    latest: datetime | None = EndpointInstance.objects.filter(
+        status=InstanceStatus.UNHEALTHY, last_check_at__gt=horizon
+    ).aggregate(latest=Max("last_check_at"))["latest"]
+    if latest is not None:
+        time.sleep(max(0.0, (latest - horizon).total_seconds()))
+
+
+def _retire_stale_claims(instance: EndpointInstance) -> None:
+    """The engine just gave this address to `instance`'s container, so another row in rotation
+    at the same address is stale: its container is gone (the engine restarted and hands its
+    addresses out again) and the check has not noticed yet. Out of rotation at once."""
+    why = (
+        f"its address {instance.host}:{instance.port} was given to another container: "
+        "its own container is gone"
+    )
+    stale = (
+        EndpointInstance.objects.filter(
+            host=instance.host, port=instance.port, status=InstanceStatus.HEALTHY
+        )
+        .exclude(pk=instance.pk)
+        .select_related("endpoint__team")
+    )
+    for other in stale:
+        moved = EndpointInstance.objects.filter(pk=other.pk, status=InstanceStatus.HEALTHY).update(
+            status=InstanceStatus.UNHEALTHY, last_check_at=timezone.now(), message=why
+        )
+        if moved:
+            endpoint_event(
+                endpoint=other.endpoint,
+                message=f"Instance {other.container_name} is unhealthy ({why}); "
+                "taken out of rotation and being replaced",
+            )
 
 
 def _await_healthy(runtime: Runtime, started: Sequence[EndpointInstance]) -> None:
@@ -377,18 +454,24 @@ def heal_instance(instance_id: int) -> None:
     if variant is None:
         _remove_instances(runtime, [bad], 0)
         return
+    replacement = _new_instance(endpoint, endpoint.config, variant)
     try:
-        replacement = _start_instance(runtime, endpoint, endpoint.config, variant)
+        _start_container(runtime, endpoint, variant, replacement)
         _await_healthy(runtime, [replacement])
     except Exception as exc:
         reason = _failure(exc)
-        _remove_instances(
-            runtime,
-            EndpointInstance.objects.filter(
-                endpoint=endpoint, status=InstanceStatus.STARTING, variant_name=bad.variant_name
-            ),
-            0,
-        )
+        _remove_instances(runtime, EndpointInstance.objects.filter(pk=replacement.pk), 0)
+        engine_error = _engine_error(runtime)
+        if engine_error:
+            # Not the model's doing, and nothing can start until the engine is back: the
+            # check hands the replacement out again as soon as the engine answers.
+            EndpointInstance.objects.filter(pk=bad.pk).update(replacement_started_at=None)
+            endpoint_event(
+                endpoint=endpoint,
+                message=f"Replacing {bad.container_name} waits for the Docker engine "
+                f"({engine_error})",
+            )
+            return
         endpoint_event(
             endpoint=endpoint,
             message=f"Replacing {bad.container_name} failed (will retry): {reason}",
@@ -410,36 +493,71 @@ def heal_instance(instance_id: int) -> None:
 @dataclass(frozen=True)
 class Probe:
     instance_id: int
-    alive: bool
+    alive: bool  # False: its container is gone or exited (no second chance)
     answers: bool
     why: str
+    address: tuple[str, int] | None = None  # where it answered, if that moved
 
 
-def _probe(runtime: Runtime, instance: EndpointInstance) -> Probe:
+def _engine_error(runtime: Runtime) -> str:
+    """Why the runtime's engine does not answer, or "" when it does."""
     try:
-        state = runtime.inspect(instance.container_id)
-    except ContainerNotFound:
-        return Probe(instance.pk, False, False, "its container is gone")
+        runtime.ping()
     except StudioloError as exc:
-        return Probe(instance.pk, True, True, f"engine unreachable: {exc.message}")  # not its fault
-    if not state.running:
-        why = "killed: out of memory" if state.oom_killed else f"exit code {state.exit_code}"
-        return Probe(instance.pk, False, False, f"its container exited ({why})")
-    port = state.ports.get(SERVING_PORT, instance.port)
-    if port is None or not ping(instance.host, port):
-        return Probe(instance.pk, True, False, "it did not answer /ping")
-    return Probe(instance.pk, True, True, "")
+        return exc.message
+    return ""
+
+
+def _probe(runtime: Runtime, instance: EndpointInstance, engine_error: str) -> Probe:
+    recorded = (instance.host, instance.port) if instance.port is not None else None
+    address = recorded
+    if not engine_error:
+        try:
+            state = runtime.inspect(instance.container_id)
+        except ContainerNotFound:
+            return Probe(instance.pk, False, False, "its container is gone")
+        except StudioloError as exc:
+            engine_error = exc.message  # went away since the check began
+        else:
+            if not state.running:
+                why = (
+                    "killed: out of memory" if state.oom_killed else f"exit code {state.exit_code}"
+                )
+                return Probe(instance.pk, False, False, f"its container exited ({why})")
+            # Restarted by someone (or by a restart policy): the engine may have given it
+            # another address; the data plane must follow.
+            address = serving_address(state, serving_network(runtime)) or recorded
+    # Without the engine, the recorded address is all there is: nothing new can have
+    # taken it while the engine is away.
+    if address is None or not ping(*address):
+        why = "it did not answer /ping"
+        if engine_error:
+            why += f", and the Docker engine is unreachable ({engine_error})"
+        return Probe(instance.pk, True, False, why)
+    return Probe(instance.pk, True, True, "", address if address != recorded else None)
 
 
 def check_endpoints() -> dict[str, int]:
     """Every instance in rotation is alive and answers /ping; replace those that do not.
     Also resumes endpoint operations a dead worker left behind and removes orphaned
-    containers. Returns counts, for logs and tests."""
+    containers. Returns counts, for logs and tests.
+
+    While the engine does not answer, instances are only pinged (see the module's
+    docstring): those that stop answering go out of rotation, and nothing is started,
+    removed or resumed until the engine is back."""
     from endpoints import tasks
 
     close_old_connections()
     runtime = get_runtime()
-    counts = {"checked": 0, "unhealthy": 0, "resumed": 0, "orphans": 0}
+    engine_error = _engine_error(runtime)
+    counts = {
+        "checked": 0,
+        "unhealthy": 0,
+        "moved": 0,
+        "resumed": 0,
+        "orphans": 0,
+        "engine_unreachable": int(bool(engine_error)),
+    }
     instances = list(
         EndpointInstance.objects.filter(
             status=InstanceStatus.HEALTHY, endpoint__status__in=SERVING_STATUSES
@@ -447,7 +565,9 @@ def check_endpoints() -> dict[str, int]:
     )
     if instances:
         with ThreadPoolExecutor(max_workers=min(16, len(instances))) as pool:
-            probes = list(pool.map(_probe, [runtime] * len(instances), instances))
+            probes = list(
+                pool.map(lambda instance: _probe(runtime, instance, engine_error), instances)
+            )
     else:
         probes = []
     now = timezone.now()
@@ -456,9 +576,20 @@ def check_endpoints() -> dict[str, int]:
         counts["checked"] += 1
         instance = by_id[probe.instance_id]
         if probe.answers:
+            moved_to = probe.address
             EndpointInstance.objects.filter(pk=instance.pk).update(
-                last_check_at=now, consecutive_failures=0
+                last_check_at=now,
+                consecutive_failures=0,
+                **({"host": moved_to[0], "port": moved_to[1]} if moved_to else {}),
             )
+            if moved_to:
+                counts["moved"] += 1
+                endpoint_event(
+                    endpoint=instance.endpoint,
+                    message=f"Instance {instance.container_name} now answers at "
+                    f"{moved_to[0]}:{moved_to[1]} (was {instance.host}:{instance.port}); "
+                    "traffic follows",
+                )
             continue
         failures = instance.consecutive_failures + 1
         if probe.alive and failures < FAILED_PINGS_BEFORE_REPLACING:
@@ -476,11 +607,17 @@ def check_endpoints() -> dict[str, int]:
         )
         if moved:
             counts["unhealthy"] += 1
+            then = (
+                "it is replaced once the engine answers again" if engine_error else "being replaced"
+            )
             endpoint_event(
                 endpoint=instance.endpoint,
                 message=f"Instance {instance.container_name} is unhealthy ({probe.why}); "
-                "taken out of rotation and being replaced",
+                f"taken out of rotation, {then}",
             )
+    if engine_error:
+        log.warning("endpoint check: the container engine is unreachable: %s", engine_error)
+        return counts
     # Replace the instances just found unhealthy, and again those whose replacement failed
     # or whose task was lost (after a pause).
     retry_before = now - timedelta(seconds=30)

@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from endpoints.models import (
     ALLOWED_TRANSITIONS,
@@ -103,8 +104,10 @@ def endpoint_transition(
             )
         if "failure_reason" in fields:
             fields["failure_reason"] = str(fields["failure_reason"])[:REASON_LIMIT]
+        # updated_at by hand: a queryset update skips auto_now, and the fleet reads it as the
+        # time of the last change (an operation not moving for long is resumed).
         updated = Endpoint.objects.filter(pk=endpoint_id, status=current).update(
-            status=status, **fields
+            status=status, updated_at=timezone.now(), **fields
         )
         if updated != 1:
             raise IllegalTransition(f"endpoint {endpoint.name}: status changed concurrently")

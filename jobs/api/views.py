@@ -25,6 +25,9 @@ from studio.errors import ValidationError
 
 
 class TransitionSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "JobTransition"  # the schema's component; `Transition` alone is ambiguous
+
     status = serializers.CharField()
     secondary_status = serializers.CharField()
     message = serializers.CharField()

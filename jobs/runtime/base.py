@@ -68,7 +68,10 @@ class ContainerSpec:
     memory_bytes: int | None = None  # hard memory limit; exceeding it is an OOM kill
     gpus: int = 0
     network: bool = False  # False: no network at all (training default)
-    # container port -> 127.0.0.1 port (None: any free one)
+    # With `network`: a named (user-defined) network to join instead of the engine's default
+    # bridge, for containers that other containers on it must reach by address.
+    network_name: str | None = None
+    # container port -> 127.0.0.1 port (None: any free one); never another interface
     ports: Mapping[int, int | None] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     user: str | None = None  # None: the image's default user
@@ -87,6 +90,10 @@ class ContainerState:
     labels: Mapping[str, str]
     ports: Mapping[int, int]  # container port -> published 127.0.0.1 port
     error: str = ""  # the engine's own error text, if it could not run the container
+    # network name -> the container's IP address on it, while it runs
+    addresses: Mapping[str, str] = field(default_factory=dict)
+    # network name -> that network's gateway (the host's side of a bridge network)
+    gateways: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

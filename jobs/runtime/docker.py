@@ -10,7 +10,8 @@ What every container gets, whatever the spec says:
 - `no-new-privileges` and all capabilities dropped but the few a root process needs to own
   files in its bind-mounted `/opt/ml` (see `KEPT_CAPABILITIES`);
 - a real memory limit (memory == memory+swap: no swapping past it), a CPU quota;
-- no network unless the spec asks for one, and published ports on 127.0.0.1 only;
+- no network unless the spec asks for one (the default bridge, or the spec's named network),
+  and published ports on 127.0.0.1 only;
 - docker's init (tini) as PID 1 (see `start`);
 - the label `io.studiolo.managed=true`.
 """
@@ -123,6 +124,17 @@ def _state_from_inspect(attrs: Mapping[str, Any]) -> ContainerState:
             if binding.get("HostPort"):
                 ports[int(key.split("/", 1)[0])] = int(binding["HostPort"])
                 break
+    networks = ((attrs.get("NetworkSettings") or {}).get("Networks") or {}).items()
+    addresses = {
+        name: str(network["IPAddress"])
+        for name, network in networks
+        if network and network.get("IPAddress")
+    }
+    gateways = {
+        name: str(network["Gateway"])
+        for name, network in networks
+        if network and network.get("Gateway")
+    }
     started_at = parse_docker_time(str(state.get("StartedAt") or ""))
     finished_at = parse_docker_time(str(state.get("FinishedAt") or "")) if exited else None
     if started_at and finished_at and finished_at < started_at:
@@ -140,6 +152,8 @@ def _state_from_inspect(attrs: Mapping[str, Any]) -> ContainerState:
         labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
         ports=ports,
         error=error,
+        addresses=addresses,
+        gateways=gateways,
     )
 
 
@@ -229,9 +243,9 @@ class DockerRuntime(Runtime):
         all (an impossible device request, say) is returned not running, with the engine's
         text in `error`. Either way the container exists and the caller removes it.
         """
-        if spec.ports and not spec.network:
+        if (spec.ports or spec.network_name) and not spec.network:
             raise ValidationError(
-                f"container {spec.name!r}: publishing ports needs a network (network=True)",
+                f"container {spec.name!r}: ports and named networks need a network (network=True)",
                 field="ports",
             )
         api = self._api
@@ -255,8 +269,11 @@ class DockerRuntime(Runtime):
         with _EngineErrors(name=spec.name):
             try:
                 api.start(container_id)
-            except docker.errors.NotFound:
-                raise  # removed under our feet: ContainerNotFound
+            except docker.errors.NotFound as exc:
+                if "network" not in str(exc.explanation or ""):
+                    raise  # removed under our feet: ContainerNotFound
+                # The spec's named network does not exist (the engine checks it only now).
+                start_error = str(exc.explanation)
             except docker.errors.APIError as exc:
                 # The engine could not start this container (a lost connection is not an
                 # APIError and raises). It stays, created, with the reason attached.
@@ -273,7 +290,7 @@ class DockerRuntime(Runtime):
                 str(mount.source): {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
                 for mount in spec.mounts
             },
-            network_mode="bridge" if spec.network else "none",
+            network_mode=(spec.network_name or "bridge") if spec.network else "none",
             port_bindings={
                 f"{port}/tcp": ("127.0.0.1", host_port) for port, host_port in spec.ports.items()
             },

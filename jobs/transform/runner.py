@@ -44,11 +44,12 @@ from jobs.runtime.base import ContainerNotFound
 from jobs.services.lifecycle import IllegalTransition, job_fail, job_progress
 from jobs.services.transform import MAX_CONCURRENCY_TIMES_PAYLOAD, MAX_PAYLOAD_MB, TransformSettings
 from jobs.serving import (
-    SERVING_PORT,
     ServingSource,
     ServingStartFailed,
     last_log_lines,
+    serving_address,
     serving_container_spec,
+    serving_network,
     stage_model,
     wait_until_ready,
 )
@@ -64,7 +65,6 @@ from studio.errors import StudioloError, ValidationError
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"  # serving ports are published on the loopback interface only
 PROGRESS_EVERY = 0.5  # seconds between progress writes (and events) while transforming
 WAIT_SLICE = 0.5  # seconds between checks for a stop while a request is in flight
 SERVING_STOP_GRACE = 30.0  # SageMaker kills a serving container 30 s after SIGTERM
@@ -105,7 +105,7 @@ class TransformRunner(JobRunner):
         super().__init__(job, lease)
         self.settings = cast(TransformSettings, job.transform)
         self.model_root: Path | None = None
-        self.port: int | None = None
+        self.address: tuple[str, int] | None = None  # the serving container's, once ready
         self._interrupted = threading.Event()  # a stop or the runtime limit
         self._cancel = threading.Event()  # in-flight requests: give up, do not retry
         self._log_thread: threading.Thread | None = None
@@ -270,29 +270,29 @@ class TransformRunner(JobRunner):
         state = self.runtime.start(spec)
         self.container_id = state.id
         self._follow_container_log(state.id, writer)
-        port = state.ports.get(SERVING_PORT)
+        address = serving_address(state, serving_network(self.runtime))
         try:
             if state.error:
                 raise ServingStartFailed(f"the engine could not start the container: {state.error}")
-            if port is None:
-                raise ServingStartFailed("the container's serving port was not published")
+            if address is None:
+                raise ServingStartFailed("the container's serving port is not reachable")
             wait_until_ready(
                 self.runtime,
                 state.id,
-                host=HOST,
-                port=port,
+                host=address[0],
+                port=address[1],
                 timeout=float(settings.ENDPOINT_STARTUP_TIMEOUT_SECONDS),
             )
         except ServingStartFailed as exc:
             self._check()  # a stop request ends the container: not a failure of the model
             raise ServingStartFailed(f"ClientError: {exc.message}") from exc
-        self.port = port
-        writer.system(f"The serving container answers /ping on {HOST}:{port}")
+        self.address = address
+        writer.system(f"The serving container answers /ping on {address[0]}:{address[1]}")
 
-    def _port(self) -> int:
-        if self.port is None:
+    def _address(self) -> tuple[str, int]:
+        if self.address is None:
             raise RuntimeError("the serving container is not ready")
-        return self.port
+        return self.address
 
     def _batch_environment(self, source: ServingSource) -> dict[str, str]:
         """Contract 2.1's batch variables, for the values the request set."""
@@ -316,7 +316,7 @@ class TransformRunner(JobRunner):
         s = self.settings
         asked: dict[str, object] = {}
         if not (s["batch_strategy"] and s["max_payload_mb"] and s["max_concurrent_transforms"]):
-            asked = execution_parameters(HOST, self._port())
+            asked = execution_parameters(*self._address())
         strategy = s["batch_strategy"] or _strategy(asked.get("BatchStrategy")) or DEFAULT_STRATEGY
         payload = (
             s["max_payload_mb"]
@@ -357,8 +357,7 @@ class TransformRunner(JobRunner):
             files_total=self.files_total,
         )
         client = ModelClient(
-            HOST,
-            self._port(),
+            *self._address(),
             ModelClientConfig(
                 content_type=self.settings["content_type"],
                 accept=self.settings["accept"],

@@ -48,6 +48,9 @@ class VoteSerializer(serializers.Serializer[Any]):
 
 
 class TransitionSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "PackageTransition"  # the schema's component; `Transition` alone is ambiguous
+
     from_status = serializers.CharField()
     to_status = serializers.CharField()
     comment = serializers.CharField()

@@ -41,6 +41,14 @@ class Membership(models.Model):
         return f"{self.user_id}@{self.team_id}:{self.role}"
 
 
+class TokenPurpose(models.TextChoices):
+    # Made by its user (Settings, the API, the CLI); listed for good, expired or revoked too.
+    API = "api", "API token"
+    # Minted by an endpoint page's "try it" console for the signed-in user: short-lived,
+    # hidden once expired or revoked, and deleted then (it can never work again).
+    TRY_IT = "try_it", "Try-it console"
+
+
 class ApiToken(models.Model):
     """A bearer token. Only a SHA-256 digest of the secret is stored.
 
@@ -58,6 +66,9 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    purpose = models.CharField(
+        max_length=16, choices=TokenPurpose.choices, default=TokenPurpose.API
+    )
 
     class Meta:
         ordering = ["-created_at"]

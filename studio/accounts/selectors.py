@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
-from django.db.models import QuerySet
+from datetime import datetime
 
-from studio.accounts.models import ApiToken, Membership, Team
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from studio.accounts.models import ApiToken, Membership, Team, TokenPurpose
 from studio.errors import NotFound
 
 
@@ -42,7 +45,14 @@ def user_by_username(username: str) -> User | None:
     return User.objects.filter(username=username, is_active=True).first()
 
 
+def dead_try_tokens_q(now: datetime) -> Q:
+    """Try-it tokens that can never work again: expired or revoked."""
+    return Q(purpose=TokenPurpose.TRY_IT) & (Q(expires_at__lte=now) | Q(revoked_at__isnull=False))
+
+
 def tokens_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ApiToken]:
+    """The user's tokens, without the try-it console's dead ones (expired or revoked: they
+    can never work again, and the beat deletes them soon)."""
     if not user.is_authenticated:
         return ApiToken.objects.none()
-    return ApiToken.objects.filter(user_id=user.pk)
+    return ApiToken.objects.filter(user_id=user.pk).exclude(dead_try_tokens_q(timezone.now()))

@@ -12,8 +12,9 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from studio.accounts.models import ApiToken, Membership, Team
+from studio.accounts.models import ApiToken, Membership, Team, TokenPurpose
 from studio.accounts.roles import Action, Role, role_allows
+from studio.accounts.selectors import dead_try_tokens_q
 from studio.audit.services import audit_record
 from studio.errors import Conflict, NotFound, PermissionDenied, ValidationError
 
@@ -23,6 +24,12 @@ TOKEN_PREFIX = "stl_"  # noqa: S105 - a public marker that makes leaked tokens e
 # Writing last_used_at on every request would turn each API call into a write;
 # once a minute is precise enough to tell a live token from a forgotten one.
 LAST_USED_PRECISION = timedelta(minutes=1)
+# The "try it" console's token: long enough for a session of trying, short enough that a
+# token left in a closed tab is soon worthless. Named so the user recognises it in Settings.
+TRY_IT_TOKEN_MINUTES = 15
+TRY_IT_TOKEN_NAME = "try-it console"  # noqa: S105 - a label, not a secret
+# Dead try-it tokens deleted per purge run; the beat runs it again every few minutes.
+TRY_IT_PURGE_BATCH = 1000
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
 
@@ -193,7 +200,12 @@ def initial_admin_ensure() -> str | None:
 
 
 def token_create(
-    *, user: User, name: str, expires_at: datetime | None = None, actor: Actor = None
+    *,
+    user: User,
+    name: str,
+    expires_at: datetime | None = None,
+    actor: Actor = None,
+    purpose: TokenPurpose = TokenPurpose.API,
 ) -> tuple[ApiToken, str]:
     """Create a token and return it with its secret, which is never shown again."""
     name = name.strip()
@@ -209,14 +221,60 @@ def token_create(
             prefix=secret[: len(TOKEN_PREFIX) + 6],
             digest=token_digest(secret),
             expires_at=expires_at,
+            purpose=purpose,
         )
         audit_record(
             actor=actor,
             action="token.created",
             target=token,
-            details={"user": user.get_username(), "name": name},
+            details={"user": user.get_username(), "name": name, "purpose": purpose.value},
         )
     return token, secret
+
+
+def try_token_create(*, user: User) -> tuple[ApiToken, str]:
+    """A token of `user` for an endpoint page's "try it" console, expiring in
+    TRY_IT_TOKEN_MINUTES; the user's dead try-it tokens are purged first.
+
+    A still-valid try-it token cannot be handed out again: only its digest is stored. The
+    page keeps the secret in memory and reuses it, so a new one is minted per page load.
+    """
+    try_tokens_purge(user=user)
+    return token_create(
+        user=user,
+        name=TRY_IT_TOKEN_NAME,
+        expires_at=timezone.now() + timedelta(minutes=TRY_IT_TOKEN_MINUTES),
+        actor=user,
+        purpose=TokenPurpose.TRY_IT,
+    )
+
+
+def try_tokens_purge(*, user: User | None = None) -> int:
+    """Delete dead try-it tokens (of `user`, or everyone's), at most TRY_IT_PURGE_BATCH;
+    returns how many. Housekeeping by the studio: audited as `token.purged` by `system`."""
+    dead = ApiToken.objects.filter(dead_try_tokens_q(timezone.now()))
+    if user is not None:
+        dead = dead.filter(user=user)
+    purged = 0
+    for token in dead.select_related("user").order_by("pk")[:TRY_IT_PURGE_BATCH]:
+        with transaction.atomic():
+            # The row count says whether this purge deleted it: the beat's purge and one on
+            # minting can race, and each token gets one event.
+            deleted, _ = ApiToken.objects.filter(pk=token.pk).delete()
+            if deleted:
+                audit_record(
+                    actor=None,
+                    action="token.purged",
+                    target=token,
+                    details={
+                        "user": token.user.get_username(),
+                        "name": token.name,
+                        "purpose": token.purpose,
+                        "reason": "revoked" if token.revoked_at is not None else "expired",
+                    },
+                )
+                purged += 1
+    return purged
 
 
 def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:

@@ -7,6 +7,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from studio.config import Config, load_config
 
+# The exit code of a `--wait` that gave up before the object settled (GNU `timeout`'s
+# code, so scripts tell "still going" from "failed" (1) and "usage" (2)).
+TIMED_OUT = 124
+
 
 class CliError(Exception):
     """Stop the command: `main` prints `studiolo: <message>` on stderr and exits with `code`."""

@@ -14,11 +14,15 @@ from urllib.parse import quote
 import httpx
 
 from studio.cli.client import ApiClient
-from studio.cli.common import CliError
+from studio.cli.common import TIMED_OUT, CliError
 from studio.cli.output import print_json, print_table
 
 ENDPOINT_LIMIT = 10_000
 POLL_SECONDS = 1.0
+# `--wait` gives up after this long by default: longer than an endpoint's own start-up
+# timeout (ENDPOINT_STARTUP_TIMEOUT_SECONDS) plus a rollout's drain, so a healthy studio
+# always answers first.
+WAIT_TIMEOUT = 900
 INTERRUPTED = 130
 # The data plane answers within ENDPOINT_INVOCATION_TIMEOUT_SECONDS (60 s by default) or
 # says 504; wait a little longer than that so its own answer is what the user sees.
@@ -69,10 +73,13 @@ class Watcher:
     """Polls GET /api/v1/endpoints/NAME and prints what is new: status changes and the
     endpoint's events (instances started, healthy, replaced...), once each, on stderr."""
 
-    def __init__(self, client: ApiClient, name: str, team: str | None) -> None:
+    def __init__(
+        self, client: ApiClient, name: str, team: str | None, *, timeout: float = WAIT_TIMEOUT
+    ) -> None:
         self.client = client
         self.name = name
         self.team = team
+        self.timeout = timeout
         self.seen: set[tuple[str, str, str]] = set()
 
     def read(self) -> dict[str, Any] | None:
@@ -109,14 +116,24 @@ class Watcher:
     def until(
         self, done: Callable[[dict[str, Any] | None], bool], *, initial: dict[str, Any] | None
     ) -> dict[str, Any] | None:
-        """Poll until `done(endpoint)`; Ctrl-C leaves the endpoint as it is (exit 130)."""
+        """Poll until `done(endpoint)`. Ctrl-C (exit 130) and the timeout (exit 124) leave
+        the endpoint as it is: the work goes on in the studio either way."""
         endpoint = initial
+        deadline = time.monotonic() + self.timeout
         try:
             while True:
                 if endpoint is not None:
                     self.show(endpoint)
                 if done(endpoint):
                     return endpoint
+                if time.monotonic() >= deadline:
+                    last = endpoint["status"] if endpoint is not None else "gone"
+                    raise CliError(
+                        f"timed out after {self.timeout:g} s waiting for endpoint {self.name} "
+                        f"(last status: {last}); it carries on: studiolo endpoints describe "
+                        f"{self.name}",
+                        code=TIMED_OUT,
+                    )
                 time.sleep(POLL_SECONDS)
                 endpoint = self.read()
         except KeyboardInterrupt:
@@ -180,7 +197,7 @@ def create(args: argparse.Namespace) -> int:
             if args.json:
                 print_json(endpoint)
             return 0
-        watcher = Watcher(client, endpoint["name"], endpoint["team"])
+        watcher = Watcher(client, endpoint["name"], endpoint["team"], timeout=args.timeout)
         code = _wait_for_service(watcher, endpoint, None)
         if args.json:
             print_json(watcher.read())
@@ -198,7 +215,7 @@ def update(args: argparse.Namespace) -> int:
             if args.json:
                 print_json(endpoint)
             return 0
-        watcher = Watcher(client, endpoint["name"], endpoint["team"])
+        watcher = Watcher(client, endpoint["name"], endpoint["team"], timeout=args.timeout)
         watcher.skip_history(before)
         code = _wait_for_service(watcher, endpoint, config)
         if args.json:
@@ -306,7 +323,7 @@ def delete(args: argparse.Namespace) -> int:
         _note(f"Deleting endpoint {endpoint['name']} (team {endpoint['team']})")
         if not args.wait:
             return 0
-        watcher = Watcher(client, endpoint["name"], endpoint["team"])
+        watcher = Watcher(client, endpoint["name"], endpoint["team"], timeout=args.timeout)
         current = watcher.read()
         if current is not None:
             watcher.skip_history(current)
@@ -395,6 +412,18 @@ def _add_variant(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_wait(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--wait", action="store_true", help=help_text)
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=WAIT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"with --wait: give up after this long, exit {TIMED_OUT}; the endpoint carries on "
+        f"(default {WAIT_TIMEOUT})",
+    )
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     endpoints_parser = commands.add_parser(
         "endpoints", help="real-time endpoints: create, update, invoke, delete (client command)"
@@ -411,9 +440,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("name", metavar="NAME", help="letters, digits and hyphens (1-63)")
     _add_variant(parser)
     _add_team(parser)
-    parser.add_argument(
-        "--wait", action="store_true", help="follow it until InService (exit 0) or Failed (1)"
-    )
+    _add_wait(parser, "follow it until InService (exit 0) or Failed (1)")
     parser.add_argument("--json", action="store_true", help="print the endpoint as JSON")
     parser.set_defaults(func=create)
 
@@ -424,11 +451,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("name", metavar="NAME")
     _add_variant(parser)
     _add_team(parser)
-    parser.add_argument(
-        "--wait",
-        action="store_true",
-        help="follow the rollout: exit 0 when the new config serves, 1 when it failed",
-    )
+    _add_wait(parser, "follow the rollout: exit 0 when the new config serves, 1 when it failed")
     parser.add_argument("--json", action="store_true", help="print the endpoint as JSON")
     parser.set_defaults(func=update)
 
@@ -446,7 +469,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = sub.add_parser("delete", help="stop an endpoint's instances and remove it")
     parser.add_argument("name", metavar="NAME")
     _add_team(parser)
-    parser.add_argument("--wait", action="store_true", help="wait until it is gone")
+    _add_wait(parser, "wait until it is gone")
     parser.set_defaults(func=delete)
 
     parser = sub.add_parser(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +24,8 @@ import endpoints.gateway
 from endpoints.models import Endpoint, EndpointInstance, EndpointStatus, InstanceStatus
 from endpoints.services.lifecycle import endpoint_event, endpoint_transition
 from studio.accounts.models import Team
-from studio.cli.main import main
+from studio.cli.common import TIMED_OUT
+from studio.cli.main import build_parser, main
 from tests.endpoints.conftest import approved_package
 from tests.factories import make_team, make_token, make_user
 
@@ -280,6 +282,53 @@ def test_delete_wait_returns_when_the_endpoint_is_gone(
     assert "Deleting endpoint churn-api (team alpha)" in err
     assert "Endpoint churn-api is deleted." in err
     assert not Endpoint.objects.exists()
+
+
+# --- --wait --timeout --------------------------------------------------------------------
+
+
+def _stuck(endpoint_id: int) -> None:
+    """A worker that never gets round to it."""
+
+
+def test_create_wait_gives_up_after_the_timeout_naming_the_endpoint_and_its_status(
+    studio: Studio, fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet.deploy = _stuck
+    started = time.monotonic()
+    assert _create(studio, "--wait", "--timeout", "1") == TIMED_OUT == 124
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert (
+        "studiolo: timed out after 1 s waiting for endpoint churn-api (last status: Creating); "
+        "it carries on: studiolo endpoints describe churn-api"
+    ) in err
+    assert Endpoint.objects.get().status == EndpointStatus.CREATING  # left as it is
+
+
+def test_update_and_delete_wait_give_up_after_the_timeout(
+    studio: Studio, fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _create(studio, "--wait") == 0
+    fleet.roll_out = fleet.remove = _stuck
+    update = ["endpoints", "update", "churn-api", "--model", "echo/1", "--wait"]
+    assert main([*update, "--timeout", "1"]) == TIMED_OUT
+    assert "endpoint churn-api (last status: Updating)" in capsys.readouterr().err
+
+    Fleet.switch_config(Endpoint.objects.get().pk)  # the rollout ends after all
+    assert main(["endpoints", "delete", "churn-api", "--wait", "--timeout", "1"]) == TIMED_OUT
+    assert "endpoint churn-api (last status: Deleting)" in capsys.readouterr().err
+    assert Endpoint.objects.get().status == EndpointStatus.DELETING
+
+
+def test_wait_timeout_defaults_to_15_minutes_and_must_be_positive(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = build_parser().parse_args(["endpoints", "delete", "churn-api", "--wait"])
+    assert args.timeout == 900
+    argv = ["endpoints", "create", "x", "--model", "a/1", "--wait", "--timeout", "0"]
+    assert main(argv) == 2
+    assert "--timeout: must be at least 1" in capsys.readouterr().err
 
 
 # --- invoke ------------------------------------------------------------------------------

@@ -192,6 +192,20 @@ def test_job_folders_have_the_same_path_on_the_host_and_in_the_worker(
     assert (work_dir, work_dir) in bind_mounts(worker), bind_mounts(worker)
 
 
+def test_web_and_worker_reach_serving_containers_on_the_endpoint_network(
+    config: dict[str, Any],
+) -> None:
+    # Endpoint containers run on the host's engine; 127.0.0.1 inside web is not the host's.
+    network = environment_of(config["services"]["web"])["ENDPOINT_NETWORK"]
+    names = {key: (value or {}).get("name", key) for key, value in config["networks"].items()}
+    assert names.get("serving") == network, names
+    for service in ("web", "worker"):
+        joined = config["services"][service]["networks"]
+        assert {"serving", "default"} <= set(joined), (service, joined)
+    for service in ("postgres", "redis", "minio"):
+        assert "serving" not in (config["services"][service].get("networks") or {}), service
+
+
 def test_studio_services_wait_for_healthy_infrastructure(config: dict[str, Any]) -> None:
     services = config["services"]
     for name in INFRASTRUCTURE_WITH_HEALTHCHECKS:

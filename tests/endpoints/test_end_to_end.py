@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import docker
 import httpx
 import pytest
 
@@ -177,6 +178,17 @@ def test_train_register_approve_deploy_invoke_and_every_bad_input(
     assert endpoint.status == EndpointStatus.IN_SERVICE, endpoint.failure_reason
     create_to_in_service = time.monotonic() - started
     assert create_to_in_service < 30
+    if use_runtime == "docker":
+        # Published on the host's 127.0.0.1 only, yet called at the address on the engine's
+        # bridge (this host's): no hop through the engine's port proxy.
+        engine = docker.from_env()
+        for instance in endpoint.instances.all():
+            attrs = engine.api.inspect_container(instance.container_id)
+            bindings = attrs["HostConfig"]["PortBindings"]["8080/tcp"]
+            assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
+            bridge = attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+            assert (instance.host, instance.port) == (bridge, 8080)
+        engine.close()
 
     invoke = _api(asgi_server, token)
     answers = Counter()

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import psutil
 import pytest
+from botocore.config import Config as BotoConfig
 from django.contrib.auth.models import User
 from django.test import override_settings
 
@@ -257,6 +260,11 @@ def error_of(body: Any) -> dict[str, Any]:
     return error
 
 
+def error_type(response: http.client.HTTPResponse) -> str | None:
+    """The code an AWS SDK reads from an error answer."""
+    return response.getheader("x-amzn-ErrorType")
+
+
 # --- answers -----------------------------------------------------------------------------
 
 
@@ -282,6 +290,7 @@ def test_invocation_returns_the_models_answer_and_the_variant(
     }
     assert response.getheader("Content-Type") == "application/json"
     assert response.getheader("x-Amzn-Invoked-Production-Variant") == "main"
+    assert error_type(response) is None
 
 
 def test_custom_attributes_go_to_the_model_and_come_back(
@@ -311,10 +320,15 @@ def test_model_errors_pass_through_with_their_message(
     assert status == 400
     assert body["error-message"] == "feature 'age' is missing"
     assert response.getheader("x-Amzn-Invoked-Production-Variant") == "main"
+    assert error_type(response) == "ModelError"  # as SageMaker marks a model's refusal
 
-    status, body, _ = client.invoke("strict", body=b"a,b", headers={"Content-Type": "text/csv"})
+    status, body, response = client.invoke(
+        "strict", body=b"a,b", headers={"Content-Type": "text/csv"}
+    )
     assert status == 415
     assert "text/csv" in body["error-message"]
+    assert set(body) != {"error"}  # the model's own body, not rewritten into the studio's
+    assert error_type(response) == "ModelError"
 
 
 # --- who may call ------------------------------------------------------------------------
@@ -334,6 +348,11 @@ def test_requests_without_a_valid_token_are_refused(
         assert status == 401, secret
         assert error_of(body)["code"] == "not_authenticated"
         assert response.getheader("WWW-Authenticate") == "Bearer"
+        assert error_type(response) == (
+            "MissingAuthenticationTokenException"
+            if secret is None
+            else "UnrecognizedClientException"
+        )
 
 
 def test_member_whose_role_may_not_invoke_gets_403(
@@ -343,10 +362,11 @@ def test_member_whose_role_may_not_invoke_gets_403(
     _, token = member(team, role="viewer")
     make_endpoint(team, "guarded", {"main": (1.0, [upstreams["a1"]])})
 
-    status, body, _ = Client(asgi_server, token).invoke("guarded", {})
+    status, body, response = Client(asgi_server, token).invoke("guarded", {})
 
     assert status == 403
     assert error_of(body)["code"] == "permission_denied"
+    assert error_type(response) == "AccessDeniedException"
     assert "viewer" in body["error"]["message"]
 
 
@@ -358,10 +378,12 @@ def test_another_teams_endpoint_looks_like_a_missing_one(
     make_endpoint(theirs, "secret-model", {"main": (1.0, [upstreams["a1"]])})
     client = Client(asgi_server, token)
 
-    status, body, _ = client.invoke("secret-model", {})
-    missing_status, missing, _ = client.invoke("no-such-model", {})
+    status, body, response = client.invoke("secret-model", {})
+    missing_status, missing, missing_response = client.invoke("no-such-model", {})
 
     assert (status, missing_status) == (404, 404)
+    # SageMaker's code for an unknown endpoint, the same for both
+    assert error_type(response) == error_type(missing_response) == "ValidationError"
     assert error_of(body)["code"] == "not_found"
     assert body["error"]["message"] == "endpoint 'secret-model' not found"
     assert missing["error"]["message"] == "endpoint 'no-such-model' not found"
@@ -378,9 +400,10 @@ def test_a_name_in_several_of_my_teams_needs_the_team_header(
     make_endpoint(blue, "shared", {"main": (1.0, [upstreams["b1"]])})
     client = Client(asgi_server, token)
 
-    status, body, _ = client.invoke("shared", {})
+    status, body, response = client.invoke("shared", {})
     assert status == 400
     assert error_of(body)["field"] == "X-Studiolo-Team"
+    assert error_type(response) == "ValidationError"
     assert "blue, red" in body["error"]["message"]
 
     status, body, _ = client.invoke("shared", {}, headers={"X-Studiolo-Team": "blue"})
@@ -402,6 +425,7 @@ def test_only_post_is_allowed(asgi_server: str, upstreams: dict[str, Upstream]) 
     assert status == 405
     assert error_of(body)["code"] == "method_not_allowed"
     assert response.getheader("Allow") == "POST"
+    assert error_type(response) == "UnknownOperationException"
 
 
 def test_ui_pages_under_endpoints_still_reach_django(asgi_server: str) -> None:
@@ -431,6 +455,7 @@ def test_bodies_over_6_mib_are_refused(asgi_server: str, upstreams: dict[str, Up
     response = connection.getresponse()
     assert response.status == 413
     assert error_of(json.loads(response.read()))["code"] == "payload_too_large"
+    assert error_type(response) == "ValidationError"
     connection.close()
 
     # Chunked, no length announced: refused once reading passes the limit.
@@ -462,8 +487,11 @@ def test_unknown_target_variant_is_refused_and_a_known_one_is_used(
     make_endpoint(team, "ab", {"blue": (1.0, [upstreams["a1"]]), "green": (0.0, [upstreams["b1"]])})
     client = Client(asgi_server, token)
 
-    status, body, _ = client.invoke("ab", {}, headers={"X-Amzn-SageMaker-Target-Variant": "purple"})
+    status, body, response = client.invoke(
+        "ab", {}, headers={"X-Amzn-SageMaker-Target-Variant": "purple"}
+    )
     assert status == 400
+    assert error_type(response) == "ValidationError"
     assert error_of(body)["field"] == "X-Amzn-SageMaker-Target-Variant"
     assert "blue, green" in body["error"]["message"]
 
@@ -482,10 +510,11 @@ def test_endpoint_that_is_not_in_service_is_refused(
     _, token = member(team)
     make_endpoint(team, "new", {"main": (1.0, [upstreams["a1"]])}, status=EndpointStatus.CREATING)
 
-    status, body, _ = Client(asgi_server, token).invoke("new", {})
+    status, body, response = Client(asgi_server, token).invoke("new", {})
 
     assert status == 400
     assert error_of(body)["message"] == "endpoint 'new' is Creating, not InService"
+    assert error_type(response) == "ValidationError"
 
 
 def test_no_healthy_instance_gives_503(asgi_server: str, upstreams: dict[str, Upstream]) -> None:
@@ -498,10 +527,11 @@ def test_no_healthy_instance_gives_503(asgi_server: str, upstreams: dict[str, Up
         instance_status=InstanceStatus.STARTING,
     )
 
-    status, body, _ = Client(asgi_server, token).invoke("starting", {})
+    status, body, response = Client(asgi_server, token).invoke("starting", {})
 
     assert status == 503
     assert error_of(body)["code"] == "unavailable"
+    assert error_type(response) == "ServiceUnavailable"
     assert "no healthy instance" in body["error"]["message"]
 
 
@@ -515,11 +545,12 @@ def test_a_slow_model_gets_504_after_the_invocation_timeout(
 
     with override_settings(ENDPOINT_INVOCATION_TIMEOUT_SECONDS=0.3):
         started = time.monotonic()
-        status, body, _ = client.invoke("slow", {"sleep": 2})
+        status, body, response = client.invoke("slow", {"sleep": 2})
         elapsed = time.monotonic() - started
 
     assert status == 504
     assert error_of(body)["code"] == "timeout"
+    assert error_type(response) == "ModelError"  # SageMaker: "invocation timed out"
     assert "0.3 s" in body["error"]["message"]
     assert elapsed < 1.5  # not retried elsewhere, not waited out
     status, body, _ = client.invoke("slow", {})
@@ -669,10 +700,123 @@ def test_all_instances_down_gives_503_after_trying_them(
     first.kill()
     second.kill()
 
-    status, body, _ = Client(asgi_server, token).invoke("dead", {})
+    status, body, response = Client(asgi_server, token).invoke("dead", {})
 
     assert status == 503
     assert "no instance accepted the request" in error_of(body)["message"]
+    assert error_type(response) == "ServiceUnavailable"
+
+
+class _Garbage:
+    """A stand-in container that answers every request with something that is not HTTP
+    (it stands in for an Upstream: only `port` is read)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(5)
+
+
+def test_a_container_answering_invalid_http_gives_502_model_error(asgi_server: str) -> None:
+    garbage = _Garbage()
+    team = make_team()
+    _, token = member(team)
+    make_endpoint(team, "broken", {"main": (1.0, [garbage])})
+    try:
+        status, body, response = Client(asgi_server, token).invoke("broken", {})
+    finally:
+        garbage.close()
+
+    assert status == 502
+    assert error_of(body)["code"] == "bad_gateway"
+    assert error_type(response) == "ModelError"
+
+
+def test_a_bug_in_the_data_plane_gives_500_internal_failure(
+    asgi_server: str, upstreams: dict[str, Upstream], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = make_team()
+    _, token = member(team)
+    make_endpoint(team, "buggy", {"main": (1.0, [upstreams["a1"]])})
+
+    def broken(raw: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("endpoints.gateway.app._parse_headers", broken)
+    status, body, response = Client(asgi_server, token).invoke("buggy", {})
+
+    assert status == 500
+    assert error_of(body)["code"] == "error"
+    assert error_type(response) == "InternalFailure"
+
+
+# --- boto3 -------------------------------------------------------------------------------
+
+
+def sagemaker_runtime(base_url: str, token: str) -> Any:
+    """boto3's sagemaker-runtime client pointed at the studio, its SigV4 signature swapped
+    for the bearer token just before sending (the data plane takes bearer tokens only)."""
+    client = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=base_url,
+        region_name="us-east-1",
+        aws_access_key_id="unused",
+        aws_secret_access_key="unused",
+        config=BotoConfig(retries={"total_max_attempts": 1}),
+    )
+
+    def bearer(request: Any, **_: Any) -> None:
+        request.headers["Authorization"] = f"Bearer {token}"
+
+    client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", bearer)
+    return client
+
+
+def test_boto3_raises_the_exceptions_sagemaker_would(
+    asgi_server: str, upstreams: dict[str, Upstream]
+) -> None:
+    team = make_team()
+    _, token = member(team)
+    make_endpoint(team, "served", {"main": (1.0, [upstreams["a1"]])})
+    make_endpoint(team, "new", {"main": (1.0, [upstreams["a1"]])}, status=EndpointStatus.CREATING)
+    make_endpoint(
+        team, "idle", {"main": (1.0, [upstreams["a1"]])}, instance_status=InstanceStatus.STARTING
+    )
+    runtime = sagemaker_runtime(asgi_server, token)
+
+    def invoke(name: str, payload: Any) -> Any:
+        return runtime.invoke_endpoint(
+            EndpointName=name, ContentType="application/json", Body=json.dumps(payload)
+        )
+
+    answer = invoke("served", {"x": 1})
+    assert answer["InvokedProductionVariant"] == "main"
+    assert json.loads(answer["Body"].read())["echo"] == {"x": 1}
+
+    with pytest.raises(runtime.exceptions.ModelError) as model_error:
+        invoke("served", {"fail": "bad row"})
+    assert model_error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(runtime.exceptions.ValidationError):
+        invoke("new", {})
+    with pytest.raises(runtime.exceptions.ValidationError):
+        invoke("no-such-endpoint", {})
+    with pytest.raises(runtime.exceptions.ServiceUnavailable):
+        invoke("idle", {})
 
 
 # --- statistics --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """An endpoint's page in a real browser: it follows the endpoint into service live (status,
 instances, events, over /ws/events) without a reload, and its "try it" console gets a
 short-lived token and sends a request through the data plane, showing the answer, the variant
-and the latency.
+and the latency; the traffic charts and totals then redraw in place once the data plane has
+written its statistics.
 
 Same set-up as test_browser_models.py. No container starts: the deploy task is a no-op and
 the test moves the endpoint through the lifecycle service itself; the instance row points at
@@ -62,6 +63,7 @@ def lab(
 ) -> Iterator[tuple[Team, User]]:
     settings.RUNTIME = "process"
     monkeypatch.setattr("endpoints.tasks.deploy_endpoint.delay", lambda pk: None)
+    monkeypatch.setattr("endpoints.gateway.stats.FLUSH_INTERVAL_SECONDS", 0.5)
     endpoints.gateway.reset()
     team = make_team("lab")
     ada = make_user(team, role="scientist", username="ada")
@@ -93,7 +95,9 @@ def test_endpoint_page_goes_live_and_the_console_invokes_the_endpoint(
     expect(page.locator("[data-live-dot]")).to_have_attribute("data-state", "connected")
     expect(page.locator(".page-header [data-status-badge]")).to_have_text("Creating")
     expect(page.locator("[data-instance-rows] [data-empty]")).to_be_visible()
-    expect(page.locator('[data-chart="invocations"] .main-svg').first).to_be_visible()
+    invocations_chart = page.locator('[data-chart="invocations"]')
+    expect(invocations_chart.locator(".main-svg").first).to_be_visible()
+    expect(invocations_chart).to_contain_text("No invocations in this window")
     expect(page.locator('[data-chart="latency"] .main-svg').first).to_be_visible()
     page.evaluate("window.__studioloSamePage = true")  # a reload would wipe this out
 
@@ -131,6 +135,12 @@ def test_endpoint_page_goes_live_and_the_console_invokes_the_endpoint(
     expect(page.locator("[data-try-latency]")).to_contain_text(" ms")
     page.click("[data-try-send]")  # the same token again
     expect(page.locator("[data-try-response]")).to_have_text("predicted:1,2,3")
+
+    # The statistics flush announces new traffic: totals and charts redraw, no reload.
+    expect(page.locator("[data-traffic-count]")).to_have_text("2")
+    expect(invocations_chart).not_to_contain_text("No invocations in this window")
+    expect(invocations_chart.locator(".legendtext").first).to_contain_text("AllTraffic")
+    assert page.evaluate("window.__studioloSamePage") is True
 
     def tokens() -> None:
         assert list(ApiToken.objects.values_list("name", flat=True)) == ["try-it console"]

@@ -34,7 +34,7 @@ from endpoints.services.lifecycle import endpoint_create, endpoint_transition
 from endpoints.services.models import VariantRequest, config_create, model_for_package
 from registry.models import ModelPackage
 from registry.services.approval import package_decide
-from studio.accounts.models import ApiToken, Team
+from studio.accounts.models import ApiToken, Team, TokenPurpose
 from studio.accounts.services import token_authenticate
 from tests.endpoints.conftest import approved_package
 from tests.factories import make_team, make_user
@@ -256,16 +256,68 @@ def test_endpoint_page_shows_variants_instances_events_and_traffic(
     # events, oldest first
     assert html.index("Creating with config churn-api-config-1") < html.index("instances healthy")
     # traffic: totals and the two charts
-    assert "3 / 1" in html
+    assert "<span data-traffic-4xx>3</span> / <span data-traffic-5xx>1</span>" in html
     charts = {chart["key"]: chart["figure"] for chart in response.context["charts"]}
     assert sum(y for y in charts["invocations"]["data"][0]["y"] if y) == 40
     assert charts["latency"]["data"][0]["name"] == "AllTraffic p50"
     assert 'id="figure-invocations"' in html
     assert 'id="figure-latency"' in html
-    # the live config points at the REST answer the page re-reads
+    # the live config points at the REST answer the page re-reads, and at its traffic
     assert response.context["live_config"]["api"] == "/api/v1/endpoints/churn-api?team=alpha"
+    assert response.context["live_config"]["traffic"] == "/endpoints/churn-api/traffic/"
     # the data plane's address, for clients
     assert "POST /endpoints/churn-api/invocations" in html
+
+
+def test_the_traffic_figures_are_served_for_the_page_to_redraw_them(
+    team: Team, scientist: User, package: ModelPackage
+) -> None:
+    endpoint = in_service(deploy(team, scientist, package))
+    client = signed_in(scientist)
+    url = reverse("endpoint-traffic", args=["churn-api"])
+    empty = client.get(url)
+    assert empty.status_code == 200
+    assert "no-cache" in empty["Cache-Control"]
+    assert empty.json()["totals"] == {"count": 0, "errors_4xx": 0, "errors_5xx": 0}
+
+    # What the data plane's flush inserts while the page is open.
+    for minutes_ago, count in ((3, 10), (1, 5)):
+        InvocationStat.objects.create(
+            endpoint=endpoint,
+            variant_name="AllTraffic",
+            bucket_start=timezone.now() - timedelta(minutes=minutes_ago),
+            count=count,
+            errors_5xx=1,
+            latency_sum_ms=count * 12.0,
+            latency_max_ms=20.0,
+            latency_histogram={"21": count},
+        )
+    answer = client.get(url).json()
+
+    assert answer["totals"] == {"count": 15, "errors_4xx": 0, "errors_5xx": 2}
+    figures = answer["figures"]
+    assert set(figures) == {"invocations", "latency"}
+    invocations = figures["invocations"]["data"][0]
+    assert invocations["name"].startswith("AllTraffic")
+    assert sum(y for y in invocations["y"] if y) == 15
+    assert figures["invocations"]["layout"]["annotations"] == []  # no "No invocations" note
+    assert figures["latency"]["data"][0]["name"] == "AllTraffic p50"
+    # the same figures the page was rendered with
+    page = client.get(reverse("endpoint-detail", args=["churn-api"]))
+    rendered = {c["key"]: c["figure"] for c in page.context["charts"]}
+    assert rendered["invocations"]["data"][0]["y"] == figures["invocations"]["data"][0]["y"]
+
+
+def test_another_teams_traffic_is_not_found(team: Team, scientist: User) -> None:
+    other = make_team("beta")
+    deploy(
+        other,
+        make_user(other),
+        approved_package(other, make_user(other), make_user(other, role="approver")),
+        name="theirs",
+    )
+    client = signed_in(scientist)
+    assert client.get(reverse("endpoint-traffic", args=["theirs"])).status_code == 404
 
 
 def test_a_failure_reason_is_shown_preformatted(
@@ -434,10 +486,18 @@ def test_the_console_gets_a_short_lived_token_of_the_user_once_per_post(
     body = response.json()
     assert token_authenticate(body["token"]) == scientist
     token = ApiToken.objects.get(user=scientist)
-    assert token.name == "try-it console"
+    assert (token.name, token.purpose) == ("try-it console", TokenPurpose.TRY_IT)
     assert token.expires_at is not None
+    assert body["expires_at"] == token.expires_at.isoformat()
     lifetime = token.expires_at - timezone.now()
     assert timedelta(minutes=14) < lifetime <= timedelta(minutes=15)
+
+    # Once expired it is not listed, and the next mint deletes it rather than piling up.
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now())
+    assert b"try-it console" not in client.get(reverse("settings-tokens")).content
+    assert client.post(url, HTTP_X_CSRFTOKEN=str(csrf)).status_code == 200
+    assert ApiToken.objects.filter(user=scientist).exclude(pk=token.pk).count() == 1
+    assert not ApiToken.objects.filter(pk=token.pk).exists()
 
 
 # --- deploy from a package ---------------------------------------------------------------

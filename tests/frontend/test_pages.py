@@ -244,7 +244,9 @@ def test_audit_filters_by_time(signed_in: Client, member: User) -> None:
 def test_audit_shows_details_compactly_and_escaped(signed_in: Client, member: User) -> None:
     services.token_create(user=member, name="<b>bold</b>")
     html = signed_in.get(reverse("audit")).content.decode()
-    compact = '{"name":"&lt;b&gt;bold&lt;/b&gt;","user":"ada"}'.replace('"', "&quot;")
+    compact = '{"name":"&lt;b&gt;bold&lt;/b&gt;","purpose":"api","user":"ada"}'.replace(
+        '"', "&quot;"
+    )
     assert compact in html
     assert "<b>bold</b>" not in html
 

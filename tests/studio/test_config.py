@@ -78,6 +78,9 @@ def test_s3_artifact_store_and_external_redis(tmp_path: Path) -> None:
         ("JOBS_WORK_DIR", "relative/work"),
         ("JOB_STOP_GRACE_SECONDS", "soon"),
         ("JOB_STOP_GRACE_SECONDS", "-1"),
+        ("ENDPOINT_NETWORK", "host"),  # would serve on every interface of the machine
+        ("ENDPOINT_NETWORK", "none"),
+        ("ENDPOINT_NETWORK", "container:abc"),
     ],
 )
 def test_bad_value_names_the_variable_in_one_line(tmp_path: Path, name: str, value: str) -> None:
@@ -86,6 +89,12 @@ def test_bad_value_names_the_variable_in_one_line(tmp_path: Path, name: str, val
     message = str(error.value)
     assert message.startswith(f"{name}: ")
     assert "\n" not in message
+
+
+def test_serving_containers_publish_on_loopback_unless_a_network_is_named(tmp_path: Path) -> None:
+    assert load_config(env(tmp_path)).endpoint_network == ""
+    named = load_config(env(tmp_path, ENDPOINT_NETWORK=" studiolo-serving "))
+    assert named.endpoint_network == "studiolo-serving"
 
 
 def test_home_that_is_a_file_is_refused(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@
  * they re-read the endpoint(s) from the REST API with the session and redraw from that answer:
  * one source of truth, whatever order events arrive in. While an endpoint is busy (Creating,
  * Updating, Deleting) its page also re-reads every few seconds, because starting instances
- * publish no event of their own until the status changes.
+ * publish no event of their own until the status changes. `endpoint.traffic` (the data plane
+ * wrote new statistics, every few seconds while requests come in) makes the page re-read its
+ * traffic figures and redraw the charts in place (Plotly.react).
  *
  * The console calls the data plane exactly as any client does, with a bearer token: a
  * short-lived one the page asks the studio for (POST, CSRF-protected) on the first Send.
@@ -15,6 +17,8 @@
   "use strict";
 
   var EVENTS = ["endpoint.status", "endpoint.instance", "endpoint.attention", "endpoint.deleted"];
+  var TRAFFIC_EVENT = "endpoint.traffic";
+  var PLOT_OPTIONS = { displayModeBar: false, responsive: true };
   var BUSY_POLL_MS = 3000;
   var DEBOUNCE_MS = 250;
 
@@ -341,11 +345,34 @@
       }
     }
 
+    function renderTraffic(answer) {
+      if (!answer) return;
+      setText(root, "[data-traffic-count]", answer.totals.count);
+      setText(root, "[data-traffic-4xx]", answer.totals.errors_4xx);
+      setText(root, "[data-traffic-5xx]", answer.totals.errors_5xx);
+      if (!window.Plotly) return;
+      Object.keys(answer.figures).forEach(function (key) {
+        var plot = root.querySelector('[data-chart="' + key + '"] [data-figure-id]');
+        var figure = answer.figures[key];
+        if (plot) window.Plotly.react(plot, figure.data, figure.layout, PLOT_OPTIONS);
+      });
+    }
+
+    var refreshTraffic = debounced(function () {
+      if (gone) return null;
+      return getJson(config.traffic).then(renderTraffic);
+    });
+
     document.addEventListener("studiolo:event", function (event) {
       var message = event.detail;
-      if (!message || message.team !== config.team || EVENTS.indexOf(message.event) === -1) return;
+      if (!message || message.team !== config.team) return;
       var data = message.data || {};
       if (Number(data.id) !== Number(config.endpoint)) return;
+      if (message.event === TRAFFIC_EVENT) {
+        refreshTraffic();
+        return;
+      }
+      if (EVENTS.indexOf(message.event) === -1) return;
       if (message.event === "endpoint.deleted") {
         markGone();
         return;
@@ -362,7 +389,7 @@
     document.querySelectorAll("[data-figure-id]").forEach(function (plot) {
       var figure = readConfig(plot.getAttribute("data-figure-id"));
       if (!figure) return;
-      window.Plotly.newPlot(plot, figure.data, figure.layout, { displayModeBar: false, responsive: true });
+      window.Plotly.newPlot(plot, figure.data, figure.layout, PLOT_OPTIONS);
     });
   }
 

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from studio.accounts import selectors, services
+from studio.accounts.models import TokenPurpose
 from studio.accounts.roles import Action, Role
 from studio.api.views import StudioAPIView
 from studio.errors import ValidationError
@@ -76,6 +77,7 @@ class TokenSerializer(serializers.Serializer[Any]):
     last_used_at = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
+    purpose = serializers.ChoiceField(choices=TokenPurpose.choices)
 
 
 class TokenListApi(StudioAPIView):

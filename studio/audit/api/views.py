@@ -22,9 +22,7 @@ class AuditEventSerializer(serializers.Serializer[Any]):
     object_type = serializers.CharField()
     object_id = serializers.CharField()
     object_repr = serializers.CharField()
-    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
-    )
+    team = serializers.CharField(source="team.slug", allow_null=True, read_only=True)
     details = serializers.JSONField()
 
 

@@ -1,0 +1,13 @@
+"""Celery tasks of the accounts app: thin wrappers around its services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from studio.accounts.services import try_tokens_purge
+
+
+@shared_task(name="accounts.purge_try_tokens", ignore_result=True, time_limit=60)
+def purge_try_tokens() -> int:
+    """Delete the try-it console's dead tokens (expired or revoked), audited."""
+    return try_tokens_purge()
