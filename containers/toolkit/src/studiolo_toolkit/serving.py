@@ -137,6 +137,8 @@ class Worker:
 
 
 _log_lock = threading.Lock()
+_access_lines: list[str] = []  # access lines not written yet (see access_log)
+ACCESS_LOG_SECONDS = 0.25
 
 
 def log(line: str) -> None:
@@ -145,9 +147,34 @@ def log(line: str) -> None:
         sys.stdout.flush()
 
 
+def access_log(line: str) -> None:
+    """One line per request, written by `flush_access_log` at most ACCESS_LOG_SECONDS later:
+    a write and flush per request (through the engine's log driver) cost as much CPU as a
+    small model's prediction."""
+    with _log_lock:
+        _access_lines.append(line)
+
+
+def flush_access_log() -> None:
+    with _log_lock:
+        if _access_lines:
+            sys.stdout.write("\n".join(_access_lines) + "\n")
+            sys.stdout.flush()
+            _access_lines.clear()
+
+
+def access_log_writer() -> None:
+    while True:
+        time.sleep(ACCESS_LOG_SECONDS)
+        flush_access_log()
+
+
 class InferenceHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "studiolo-serve"
+    # A buffered writer (the base class's is unbuffered): head and body of an answer leave in
+    # one write when handle_one_request flushes, one segment and one wakeup of the client.
+    wbufsize = 64 * 1024
     worker: Worker  # set on the subclass each worker builds
 
     def version_string(self) -> str:
@@ -178,7 +205,9 @@ class InferenceHandler(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True
             self.worker.set_busy(self.connection, False)
         elapsed = (time.perf_counter() - started) * 1000
-        log(f'{self.client_address[0]} "{self.command} {self.path}" {status} {elapsed:.2f}ms')
+        access_log(
+            f'{self.client_address[0]} "{self.command} {self.path}" {status} {elapsed:.2f}ms'
+        )
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
@@ -352,6 +381,11 @@ class WorkerServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def server_close(self) -> None:
         pass  # the listener belongs to the parent
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client reset or closed its connection: routine, not worth a traceback
+        super().handle_error(request, client_address)
+
 
 def run_worker(listener: socket.socket, config: ServingConfig) -> int:
     """A worker's whole life, in the forked child; returns its exit status."""
@@ -366,6 +400,7 @@ def run_worker(listener: socket.socket, config: ServingConfig) -> int:
     thread.start()
     if config.timeout > 0:
         threading.Thread(target=watchdog, args=(worker,), name="watchdog", daemon=True).start()
+    threading.Thread(target=access_log_writer, name="access-log", daemon=True).start()
     parent = os.getppid()
     # Wait for a stop signal; a worker whose parent died (SIGKILL) stops too.
     while signal.sigtimedwait(STOP_SIGNALS, 1.0) is None and os.getppid() == parent:
@@ -377,6 +412,7 @@ def run_worker(listener: socket.socket, config: ServingConfig) -> int:
     while worker.active() > worker.stuck and time.monotonic() < deadline:
         time.sleep(0.02)
         worker.close_idle()
+    flush_access_log()
     sys.stdout.flush()
     return 1 if worker.stuck else 0
 
