@@ -1,6 +1,7 @@
 """`studiolo endpoints ...` against a real ASGI server (REST API and data plane).
 
-No container starts: the worker tasks are replaced by a small stand-in fleet that moves the
+No container starts (test_endpoints_cli_fleet.py runs the CLI against the real fleet): the
+worker tasks are replaced by a small stand-in fleet that moves the
 endpoint through the lifecycle service a moment later, in a thread, as a worker would. For
 `invoke`, the endpoint's instance row points at a tiny HTTP server in the test, so the request
 really goes through the data plane (token, routing, the variant header)."""
