@@ -48,7 +48,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "AWS_REGION": ("us-east-1", "Region passed to boto3 for the S3 store."),
     "RUNTIME": (
         "auto",
-        "Container runtime: `docker`, `process` (unisolated local processes) or `auto` (Docker when an engine answers, else process).",
+        "Container runtime: `docker`, `process` (unisolated local processes) or `auto` (Docker when an engine answers, else process; `studiolo up` decides once at start for all its processes).",
     ),
     "SECRET_KEY": (
         "generated into $STUDIOLO_HOME/secret-key",
@@ -92,6 +92,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "unset",
         "Docker network that serving containers (endpoints, batch transform) join, for a studio that runs in containers itself: the studio reaches them at their address on it, port 8080, and nothing is published. Unset: serving containers are on the engine's default bridge with port 8080 published on the host's 127.0.0.1 only, and the studio calls them at their bridge address when that bridge is on this host (no hop through the engine's port proxy), else at the published port. Compose sets `studiolo-serving`.",
     ),
+    "TRACKING_RETENTION_DAYS": (
+        "30",
+        "Days a deleted run or experiment stays restorable; then a periodic task purges it for good: metric points, params, tags and its artifacts in the store (`0`: at the next pass, hourly).",
+    ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
 }
@@ -124,6 +128,7 @@ class Config:
     endpoint_invocation_timeout_seconds: int
     endpoint_health_check_seconds: int
     endpoint_network: str
+    tracking_retention_days: int
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -338,6 +343,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             "ENDPOINT_HEALTH_CHECK_SECONDS", env.get("ENDPOINT_HEALTH_CHECK_SECONDS"), 5, 1, 3600
         ),
         endpoint_network=_network("ENDPOINT_NETWORK", env.get("ENDPOINT_NETWORK")),
+        tracking_retention_days=_int(
+            "TRACKING_RETENTION_DAYS", env.get("TRACKING_RETENTION_DAYS"), 30, 0, 36500
+        ),
     )
 
 

@@ -159,6 +159,15 @@ class Supervisor:
         if self._stopping():
             return 0
         env = child_env(config)
+        if config.runtime == "auto":
+            # Settled once, here, for every process of this studio: a worker that started
+            # while the engine was briefly away must not run local processes beside the
+            # others' containers (nor take Docker instances for dead ones).
+            from jobs.runtime import runtime_status
+
+            status = runtime_status()
+            env["RUNTIME"] = status.name
+            self.console.line(f"Runtime: {status.name} ({status.detail}; RUNTIME=auto)")
         logs = config.home / "logs"
         commands = {"web": web_argv(config, self.args.host, self.args.port)}
         if not self.args.no_worker:

@@ -33,11 +33,11 @@ START_TIMEOUT = 60.0
 class Up:
     """A `studiolo up` child whose output is read line by line in a thread."""
 
-    def __init__(self, home: Path, port: int) -> None:
+    def __init__(self, home: Path, port: int, **env: str) -> None:
         self.home = home
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.env = clean_env(home)
+        self.env = clean_env(home, **env)
         self.lines: list[str] = []
         self.known: list[psutil.Process] = []  # every descendant seen, for the final sweep
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -111,9 +111,9 @@ def started(home: Path) -> Iterator[list[Up]]:
                 leftover.kill()
 
 
-def start(started: list[Up], home: Path) -> tuple[Up, float]:
+def start(started: list[Up], home: Path, **env: str) -> tuple[Up, float]:
     begun = time.monotonic()
-    up = Up(home, free_port())
+    up = Up(home, free_port(), **env)
     started.append(up)
     up.wait_for(r"Studiolo is running at http://127\.0\.0\.1:\d+/", START_TIMEOUT)
     elapsed = time.monotonic() - begun
@@ -269,3 +269,23 @@ def test_single_components_become_the_server_they_run(home: Path) -> None:
                 component.kill()
                 component.wait()
         embedded_redis.stop(redis_server)
+
+
+def test_auto_runtime_is_settled_once_for_every_process(home: Path, started: list[Up]) -> None:
+    # No engine at this address: `auto` settles on the process runtime, for every child, so a
+    # child (re)started later never decides otherwise on its own.
+    missing = f"unix://{home}/no-docker.sock"
+    up, _ = start(started, home, RUNTIME="auto", DOCKER_HOST=missing)
+
+    assert any(
+        line.startswith("Runtime: process (") and "RUNTIME=auto" in line for line in up.lines
+    ), up.lines
+    children = [
+        p
+        for p in up.descendants()
+        if "uvicorn" in " ".join(p.cmdline()) or "celery" in " ".join(p.cmdline())
+    ]
+    assert children
+    assert {p.environ().get("RUNTIME") for p in children} == {"process"}
+    ready = httpx.get(f"{up.url}/readyz", trust_env=False)
+    assert ready.json()["runtime"] == "process"
