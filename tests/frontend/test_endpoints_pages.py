@@ -173,6 +173,31 @@ def test_an_endpoint_serving_a_rejected_package_is_marked_in_the_list_and_on_its
     assert 'data-status="Rejected"' in page  # the variant's package
 
 
+def test_an_endpoint_in_service_without_a_healthy_instance_is_marked(
+    team: Team, scientist: User, package: ModelPackage
+) -> None:
+    endpoint = in_service(deploy(team, scientist, package))
+    add_instance(endpoint, InstanceStatus.HEALTHY, port=9001)
+    client = signed_in(scientist)
+
+    def markers() -> tuple[str, str]:
+        listing = client.get(reverse("endpoints")).content.decode()
+        page = client.get(reverse("endpoint-detail", args=["churn-api"])).content.decode()
+        return tuple(  # type: ignore[return-value]
+            html.split("data-unserved-marker", 1)[1].split(">", 1)[0] for html in (listing, page)
+        )
+
+    assert all("hidden" in marker for marker in markers())
+    # The engine went away: the check took the instance out of rotation.
+    EndpointInstance.objects.filter(endpoint=endpoint).update(status=InstanceStatus.UNHEALTHY)
+    assert all("hidden" not in marker for marker in markers())
+    # Creating (nothing meant to serve yet): no marker.
+    deploy(team, scientist, package, name="fresh")
+    listing = client.get(reverse("endpoints")).content.decode()
+    fresh = listing.split('data-endpoint="fresh"', 1)[1].split("data-unserved-marker", 1)[1]
+    assert "hidden" in fresh.split(">", 1)[0]
+
+
 def test_list_queries_do_not_grow_with_the_number_of_endpoints(
     team: Team,
     scientist: User,

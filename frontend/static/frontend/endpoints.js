@@ -22,6 +22,11 @@
   var BUSY_POLL_MS = 3000;
   var DEBOUNCE_MS = 250;
 
+  // Meant to serve, yet no healthy instance: every invocation gets 503 meanwhile.
+  function unserved(endpoint) {
+    return (endpoint.status === "InService" || endpoint.status === "Updating") && endpoint.healthy_count === 0;
+  }
+
   function readConfig(id) {
     var node = document.getElementById(id);
     if (!node) return null;
@@ -145,6 +150,7 @@
         var marker = row.querySelector("[data-attention-marker]");
         marker.hidden = !endpoint.attention;
         marker.title = endpoint.attention || "";
+        row.querySelector("[data-unserved-marker]").hidden = !unserved(endpoint);
       });
     }
 
@@ -320,6 +326,7 @@
       setText(failure, "[data-failure-reason]", endpoint.failure_reason || "");
       setText(root, "[data-healthy]", endpoint.healthy_count);
       setText(root, "[data-total]", endpoint.instance_count);
+      root.querySelector("[data-unserved-marker]").hidden = !unserved(endpoint);
       setText(root, "[data-updated]", formatTime(endpoint.updated_at).slice(0, 16));
       renderVariants(endpoint.variants);
       renderInstances(endpoint.instances, endpoint);
