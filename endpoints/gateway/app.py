@@ -4,7 +4,8 @@ The path of every prediction, so it is kept lean: no Django middleware, no DRF, 
 query on a warm cache (`directory`), the request forwarded over kept-alive connections
 (`upstream`), counters kept in memory (`stats`).
 
-What the client gets (errors in the studio's shape `{"error": {"code", "message", "field"}}`,
+What the client gets (errors in the studio's shape `{"error": {"code", "message", "field"}}`
+plus a top-level `message` for AWS SDKs,
 and every error with `x-amzn-ErrorType: <SageMaker's code>`, from which boto3's
 sagemaker-runtime client raises the exception SageMaker would; see `errors`):
 

@@ -35,7 +35,8 @@ ERROR_TYPES = {
 
 
 class GatewayError(Exception):
-    """A request the gateway answers itself: `{"error": {"code", "message", "field"}}`, with
+    """A request the gateway answers itself: `{"error": {"code", "message", "field"},
+    "message"}` (the studio's shape, plus the message where AWS SDKs look for it), with
     the SageMaker error type of `code` (or `error_type` when one code covers several)."""
 
     def __init__(
@@ -58,7 +59,10 @@ class GatewayError(Exception):
 
     def body(self) -> bytes:
         error = {"code": self.code, "message": self.message, "field": self.field}
-        return json.dumps({"error": error}).encode()
+        # `message` once more at the top: where AWS SDKs read an error's text (botocore's
+        # rest-json parser looks for `message`/`Message` in the body), so a sagemaker-runtime
+        # client shows it too.
+        return json.dumps({"error": error, "message": self.message}).encode()
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         return [

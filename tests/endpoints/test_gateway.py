@@ -254,9 +254,10 @@ class Client:
 
 
 def error_of(body: Any) -> dict[str, Any]:
-    assert set(body) == {"error"}, body
+    assert set(body) == {"error", "message"}, body
     error: dict[str, Any] = body["error"]
     assert set(error) == {"code", "message", "field"}, error
+    assert body["message"] == error["message"]  # where AWS SDKs read it
     return error
 
 
@@ -811,10 +812,12 @@ def test_boto3_raises_the_exceptions_sagemaker_would(
     with pytest.raises(runtime.exceptions.ModelError) as model_error:
         invoke("served", {"fail": "bad row"})
     assert model_error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    with pytest.raises(runtime.exceptions.ValidationError):
+    with pytest.raises(runtime.exceptions.ValidationError) as not_ready:
         invoke("new", {})
-    with pytest.raises(runtime.exceptions.ValidationError):
+    assert "endpoint 'new' is Creating, not InService" in str(not_ready.value)
+    with pytest.raises(runtime.exceptions.ValidationError) as missing:
         invoke("no-such-endpoint", {})
+    assert missing.value.response["Error"]["Message"] == "endpoint 'no-such-endpoint' not found"
     with pytest.raises(runtime.exceptions.ServiceUnavailable):
         invoke("idle", {})
 
