@@ -164,12 +164,13 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         "## CPU seconds used by each server during its workload (per round)",
         "",
-        "| round | server | CPU | wall |",
+        "| round | server | CPU (its processes) | wall |",
         "|---|---|---|---|",
     ]
     for sample in data["cpu"]:
+        own = sum(v for k, v in sample["cpu"].items() if k not in ("dockerd", "containerd"))
         lines.append(
-            f"| {sample['round']} | {sample['server']} | {sample['cpu']} | "
+            f"| {sample['round']} | {sample['server']} | {own:.1f} s | "
             f"{sample['wall_seconds']:.1f} s |"
         )
     return "\n".join(lines)
