@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,6 +20,17 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+def positive(raw: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def config_load() -> Config:

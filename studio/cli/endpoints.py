@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from studio.cli.client import ApiClient
-from studio.cli.common import TIMED_OUT, CliError
+from studio.cli.common import TIMED_OUT, CliError, positive
 from studio.cli.output import print_json, print_table
 
 ENDPOINT_LIMIT = 10_000
@@ -34,16 +34,6 @@ IN_SERVICE, FAILED, UPDATING = "InService", "Failed", "Updating"
 
 def _note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _package_ref(raw: str) -> str:
@@ -402,7 +392,7 @@ def _add_variant(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--instances",
-        type=_positive,
+        type=positive,
         default=1,
         metavar="N",
         help="how many serving containers (default 1)",
@@ -416,7 +406,7 @@ def _add_wait(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--wait", action="store_true", help=help_text)
     parser.add_argument(
         "--timeout",
-        type=_positive,
+        type=positive,
         default=WAIT_TIMEOUT,
         metavar="SECONDS",
         help=f"with --wait: give up after this long, exit {TIMED_OUT}; the endpoint carries on "

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from studio.cli.common import CliError
+from studio.cli.common import CliError, positive
 from studio.cli.job_follow import (
     STATUSES,
     Follower,
@@ -51,16 +51,6 @@ def pair(flag: str, what: str) -> Callable[[str], tuple[str, str]]:
 
     parse.__name__ = flag  # argparse names the type in its error message
     return parse
-
-
-def positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _status(raw: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from studio.cli.client import ApiClient
-from studio.cli.common import CliError
+from studio.cli.common import CliError, positive
 from studio.cli.output import print_json, print_table
 
 GROUP_LIMIT = 10_000
@@ -20,16 +20,6 @@ GROUP_LIMIT = 10_000
 
 def _note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _package_ref(raw: str) -> tuple[str, int]:
@@ -293,7 +283,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("name", metavar="NAME", help="letters, digits and hyphens (1-63)")
     parser.add_argument(
         "--approvals",
-        type=_positive,
+        type=positive,
         default=1,
         metavar="N",
         help="distinct approvals a version needs (default 1)",

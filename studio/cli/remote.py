@@ -6,17 +6,8 @@ from __future__ import annotations
 import argparse
 
 from studio.cli.client import ApiClient
+from studio.cli.common import positive
 from studio.cli.output import print_json, print_table
-
-
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def whoami(args: argparse.Namespace) -> int:
@@ -77,6 +68,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--team", help="only events of this team (slug)")
     parser.add_argument("--action", help='exact action, or a prefix ending in "." (token.)')
     parser.add_argument("--actor", help="only events caused by this user (or `system`)")
-    parser.add_argument("--limit", type=_positive, default=50, help="at most N events (default 50)")
+    parser.add_argument("--limit", type=positive, default=50, help="at most N events (default 50)")
     parser.add_argument("--json", action="store_true", help="print the events as JSON")
     parser.set_defaults(func=audit)

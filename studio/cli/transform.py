@@ -13,7 +13,7 @@ import argparse
 import time
 from typing import Any
 
-from studio.cli.common import CliError
+from studio.cli.common import CliError, positive
 from studio.cli.job_follow import Follower, Printer, summary
 from studio.cli.job_transfer import JobClient, check_job_name, note, parse_inputs, upload_input
 from studio.cli.jobs import (
@@ -21,7 +21,6 @@ from studio.cli.jobs import (
     INTERRUPTED,
     jobs_named,
     pair,
-    positive,
     team_default,
 )
 from studio.cli.output import print_json

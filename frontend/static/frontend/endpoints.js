@@ -16,6 +16,11 @@
 (function () {
   "use strict";
 
+  var shared = window.Studiolo;
+  var readConfig = shared.readConfig;
+  var element = shared.element;
+  var formatTime = shared.formatTime;
+
   var EVENTS = ["endpoint.status", "endpoint.instance", "endpoint.attention", "endpoint.deleted"];
   var TRAFFIC_EVENT = "endpoint.traffic";
   var PLOT_OPTIONS = { displayModeBar: false, responsive: true };
@@ -27,36 +32,8 @@
     return (endpoint.status === "InService" || endpoint.status === "Updating") && endpoint.healthy_count === 0;
   }
 
-  function readConfig(id) {
-    var node = document.getElementById(id);
-    if (!node) return null;
-    try {
-      return JSON.parse(node.textContent);
-    } catch (error) {
-      return null;
-    }
-  }
-
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function formatTime(iso) {
-    var date = new Date(iso);
-    if (isNaN(date.getTime())) return "";
-    return date.toISOString().slice(0, 19).replace("T", " ");
-  }
-
   function getJson(url) {
-    return window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (response) {
-        if (response.status === 404) return null;
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      });
+    return shared.getJson(url, true); // a deleted endpoint reads as null
   }
 
   function badge(colours, labels, status) {

@@ -7,24 +7,11 @@
 (function () {
   "use strict";
 
+  var shared = window.Studiolo;
+  var readConfig = shared.readConfig;
+  var element = shared.element;
+
   // --- shared ----------------------------------------------------------------------------
-
-  function readConfig(id) {
-    var node = document.getElementById(id);
-    if (!node) return null;
-    try {
-      return JSON.parse(node.textContent);
-    } catch (error) {
-      return null;
-    }
-  }
-
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
 
   function pad(number) {
     return number < 10 ? "0" + number : String(number);
@@ -162,7 +149,8 @@
     log.scrollTop = log.scrollHeight;
 
     function lineNode(line) {
-      var stream = line.stream === "stderr" || line.stream === "system" ? line.stream : "stdout";
+      var known = { stderr: true, system: true, track: true };
+      var stream = known[line.stream] ? line.stream : "stdout";
       var node = element("div", "log-line log-" + stream);
       node.setAttribute("data-seq", String(line.seq));
       node.appendChild(element("span", "log-seq", line.seq));

@@ -8,36 +8,11 @@
 (function () {
   "use strict";
 
-  function readConfig(id) {
-    var node = document.getElementById(id);
-    if (!node) return null;
-    try {
-      return JSON.parse(node.textContent);
-    } catch (error) {
-      return null;
-    }
-  }
-
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function formatTime(iso) {
-    var date = new Date(iso);
-    if (isNaN(date.getTime())) return "";
-    return date.toISOString().slice(0, 19).replace("T", " ");
-  }
-
-  function getJson(url) {
-    return window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      });
-  }
+  var shared = window.Studiolo;
+  var readConfig = shared.readConfig;
+  var element = shared.element;
+  var formatTime = shared.formatTime;
+  var getJson = shared.getJson;
 
   function isRegistryEvent(message) {
     return message && (message.event === "model_package.approval" || message.event === "model_package.created");

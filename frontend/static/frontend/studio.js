@@ -107,6 +107,30 @@
     return node;
   }
 
+  // The JSON a template put in a <script type="application/json" id=...> (json_script).
+  function readConfig(id) {
+    var node = document.getElementById(id);
+    if (!node) return null;
+    try {
+      return JSON.parse(node.textContent);
+    } catch (error) {
+      return null;
+    }
+  }
+
+  // GET with the session; `nullOn404` makes a missing object null instead of an error.
+  function getJson(url, nullOn404) {
+    return window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (nullOn404 && response.status === 404) return null;
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      });
+  }
+
+  // For the page scripts (loaded after this one, deferred in document order).
+  window.Studiolo = { element: element, formatTime: formatTime, getJson: getJson, readConfig: readConfig };
+
   function activityItem(message) {
     var data = message.data || {};
     var item = element("li", "activity-item fresh");
