@@ -51,6 +51,12 @@ class OptMl:
         return self.root / "code"
 
     @property
+    def run_artifacts(self) -> Path:
+        """Where the Studiolo client in a job copies what `run.log_artifact` is given; the
+        runner uploads it into the job's run when the job ends (not a SageMaker path)."""
+        return self.root / "output" / "artifacts"
+
+    @property
     def failure_file(self) -> Path:
         return self.output / "failure"
 
@@ -62,6 +68,7 @@ class OptMl:
             self.data,
             self.model,
             self.output_data,
+            self.run_artifacts,
             self.code,
             self.root / "checkpoints",
         ):

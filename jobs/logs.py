@@ -4,7 +4,9 @@ The runner feeds raw output chunks to a `LogWriter`. A flusher thread turns pend
 into one bulk INSERT and one channel-layer message at most every `FLUSH_INTERVAL`, so a
 chatty job costs a few writes per second rather than one per line, and a quiet job's line
 still reaches the browser within ~50 ms. Metric definitions are applied to each line as it
-is flushed and the values recorded in the job's run.
+is flushed and the values recorded in the job's run, and so are the `#studiolo {...}` lines of
+the Studiolo client running in the job (`jobs/tracking.py`): those are kept under the stream
+`track` and recorded into the run through the same experiments services as the REST API.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ from typing import Any, NamedTuple, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from experiments.models import MetricSummary
-from experiments.services import Point, metrics_log_batch
+from experiments.models import MetricSummary, Run
+from experiments.services import Point, metrics_log_batch, run_log_batch
 from jobs.models import Job, JobLogLine
+from jobs.tracking import TRACK_STREAM, is_tracking_line, parse_tracking_line
+from studio.errors import StudioloError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,7 @@ FLUSH_INTERVAL = 0.05  # seconds a line may wait before it is written and publis
 MAX_BATCH = 2000  # lines per INSERT
 PUBLISH_BATCH = 500  # lines per channel-layer message (Redis messages stay small)
 MAX_LINE = 64 * 1024  # longer lines are cut; a runaway line must not exhaust memory
+MAX_POINTS_PER_WRITE = 10_000  # metric points per transaction of the metrics service
 
 
 class WireLine(TypedDict):
@@ -89,6 +96,8 @@ class LogWriter:
     def __init__(self, job: Job, *, skip_lines: dict[str, int] | None = None) -> None:
         self.job_id = job.pk
         self.run_id = job.run_id
+        # Params and tags from the job's client are recorded as the job's author.
+        self.author_id = job.created_by_id
         # Steps continue from what a previous writer (a worker before a re-attach) recorded.
         recorded = (
             dict(MetricSummary.objects.filter(run_id=job.run_id).values_list("key", "count"))
@@ -102,7 +111,11 @@ class LogWriter:
         self._seq = job.log_line_count
         # Lines a previous worker already stored, per stream: a re-attached log stream replays
         # them. Counted per stream because only each stream's own order is reproducible.
+        # Tracking lines came from stdout.
         self._skip = dict(skip_lines or {})
+        tracked = self._skip.pop(TRACK_STREAM, 0)
+        if tracked:
+            self._skip["stdout"] = self._skip.get("stdout", 0) + tracked
         self._partial: dict[str, bytes] = {}
         self._pending: list[PendingLine] = []
         self._lock = threading.Condition()
@@ -153,6 +166,9 @@ class LogWriter:
                     continue
                 text = raw[:MAX_LINE].decode("utf-8", errors="replace").rstrip("\r")
                 self._seq += 1
+                if stream == "stdout" and is_tracking_line(text):
+                    self._pending.append(PendingLine(self._seq, TRACK_STREAM, now, text))
+                    continue  # a record, not something to quote in a failure reason
                 self._pending.append(PendingLine(self._seq, stream, now, text))
                 self._tail.append(text)
             del self._tail[:-50]
@@ -215,8 +231,13 @@ class LogWriter:
             ]
             _send(self.job_id, {"type": "log.lines", "lines": lines})
         points = self._metric_points(batch)
+        if self.run_id is not None:
+            points += self._record_tracking(batch)
         if points and self.run_id is not None:
-            metrics_log_batch(run_id=self.run_id, points=points)
+            for start in range(0, len(points), MAX_POINTS_PER_WRITE):
+                metrics_log_batch(
+                    run_id=self.run_id, points=points[start : start + MAX_POINTS_PER_WRITE]
+                )
             _send(
                 self.job_id,
                 {
@@ -239,7 +260,7 @@ class LogWriter:
         if not self.metrics:
             return points
         for row in batch:
-            if row.stream == "system":
+            if row.stream in ("system", TRACK_STREAM):
                 continue
             for metric in self.metrics:
                 match = metric.pattern.search(row.line)
@@ -251,6 +272,42 @@ class LogWriter:
                 points.append(Point(metric.name, value, metric.step, row.at))
                 metric.step += 1
         return points
+
+    def _record_tracking(self, batch: list[PendingLine]) -> list[Point]:
+        """Params and tags of the batch's tracking lines recorded now, one service call per
+        line (a refused line must not take the others with it); their metric points
+        returned, to be written with the log metrics. What is refused is said in the log."""
+        points: list[Point] = []
+        for row in batch:
+            if row.stream != TRACK_STREAM:
+                continue
+            record = parse_tracking_line(row.line)
+            points += [Point(p.key, p.value, p.step, p.at) for p in record.metrics]
+            problems = [f"line {row.seq}: {problem}" for problem in record.problems]
+            if record.params or record.tags:
+                try:
+                    run_log_batch(
+                        run=self._tracked_run(),
+                        actor=self._author(),
+                        params=record.params,
+                        tags=record.tags,
+                    )
+                except StudioloError as error:
+                    problems.append(f"line {row.seq}: {error.message}")
+            for problem in problems[:5]:
+                self.system(f"studiolo tracking: {problem} (not recorded)")
+            if len(problems) > 5:
+                self.system(f"studiolo tracking: line {row.seq}: {len(problems) - 5} more refused")
+        return points
+
+    def _tracked_run(self) -> Run:
+        assert self.run_id is not None  # noqa: S101 - only called for a job with a run
+        return Run.objects.select_related("experiment__team").get(pk=self.run_id)
+
+    def _author(self) -> AbstractBaseUser | None:
+        if self.author_id is None:
+            return None
+        return get_user_model().objects.filter(pk=self.author_id).first()
 
 
 def _to_float(text: str | None) -> float | None:

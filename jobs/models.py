@@ -172,7 +172,7 @@ class JobLogLine(models.Model):
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
     seq = models.PositiveIntegerField()
-    stream = models.CharField(max_length=6)  # stdout | stderr | system
+    stream = models.CharField(max_length=6)  # stdout | stderr | system | track (jobs/tracking.py)
     at = models.DateTimeField()
     line = models.TextField()
 

@@ -26,6 +26,8 @@ from django.db import close_old_connections, connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from experiments.models import Run
+from experiments.services import run_artifacts_collect
 from jobs.contract import (
     OptMl,
     download_prefix_or_object,
@@ -282,12 +284,19 @@ class JobRunner:
     def _spec(self) -> ContainerSpec:
         job = self.job
         instance = instance_type_get(job.instance_type)
+        run_uuid = (
+            Run.objects.filter(pk=job.run_id).values_list("run_uuid", flat=True).first()
+            if job.run_id is not None
+            else None
+        )
         env = {
             "TRAINING_JOB_NAME": job.name,
             "TRAINING_JOB_ARN": training_job_arn(job.name),
             "PYTHONUNBUFFERED": "1",
             "STUDIOLO_JOB_ID": str(job.pk),
-            **({"STUDIOLO_RUN_ID": str(job.run_id)} if job.run_id else {}),
+            # The run's public id: what the Studiolo client in the job records into (through
+            # its log lines, or the REST API when the job has network and STUDIOLO_URL).
+            **({"STUDIOLO_RUN_ID": run_uuid} if run_uuid else {}),
             **job.environment,
         }
         user = None
@@ -434,6 +443,10 @@ class JobRunner:
                 self._move(JobStatus.COMPLETED, SecondaryStatus.COMPLETED, exit_code=0)
             else:
                 reason = self._failure_reason(state)
+                try:  # what a failed run logged helps to tell why; it must not hide the reason
+                    self._collect_run_artifacts()
+                except StudioloError as exc:
+                    self._writer().system(f"Could not upload the run's artifacts: {exc.message}")
                 self._close_log()
                 job_fail(job_id=self.job.pk, reason=reason, exit_code=state.exit_code)
         finally:
@@ -450,6 +463,7 @@ class JobRunner:
         upload_file(store, packed / "model.tar.gz", prefix + "model.tar.gz")
         pack_folder(self.opt_ml.output_data, packed / "output.tar.gz")
         upload_file(store, packed / "output.tar.gz", prefix + "output.tar.gz")
+        self._collect_run_artifacts()
         self._move(
             status,
             secondary,
@@ -457,6 +471,22 @@ class JobRunner:
             model_artifact_uri=store.uri(prefix + "model.tar.gz"),
             output_artifact_uri=store.uri(prefix + "output.tar.gz"),
         )
+
+    def _collect_run_artifacts(self) -> None:
+        """What the job's Studiolo client logged as artifacts (copied below
+        /opt/ml/output/artifacts) goes into the job's run."""
+        run = (
+            Run.objects.select_related("experiment__team").filter(pk=self.job.run_id).first()
+            if self.job.run_id
+            else None
+        )
+        if run is None:
+            return
+        files, size = run_artifacts_collect(run=run, folder=self.opt_ml.run_artifacts)
+        if files:
+            self._writer().system(
+                f"Uploaded {files} artifact file(s) ({size / 1e6:.1f} MB) into run {run.run_uuid}"
+            )
 
     def _failure_reason(self, state: ContainerState) -> str:
         written = self.opt_ml.failure_text()

@@ -24,6 +24,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 600.0,
         "options": {"expires": 600},
     },
+    # Deleted runs and experiments past TRACKING_RETENTION_DAYS are purged for good (their
+    # metric points, params, tags and artifacts), a bounded number per pass.
+    "experiments-purge-expired": {
+        "task": "experiments.purge_expired",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
     # Webhook deliveries whose task message was lost (Redis restarted) are sent again.
     "webhooks-resend-due": {
         "task": "webhooks.resend_due",

@@ -45,7 +45,8 @@ def _dim(text: str) -> str:
 
 class Printer:
     """Where a job's lines go: stdout lines to stdout (to stderr when stdout is reserved for
-    --json), stderr lines to stderr, the platform's own lines dimmed to stderr."""
+    --json), stderr lines to stderr, the platform's own lines and the tracking client's
+    `#studiolo {...}` records (stream `track`) dimmed to stderr."""
 
     def __init__(self, *, stdout_to_stderr: bool = False) -> None:
         self.stdout_to_stderr = stdout_to_stderr
@@ -55,7 +56,7 @@ class Printer:
         stream, text = line.get("stream"), str(line.get("line", ""))
         if stream == "stdout" and not self.stdout_to_stderr:
             print(text, file=sys.stdout, flush=True)
-        elif stream == "system":
+        elif stream in ("system", "track"):
             print(_dim(text), file=sys.stderr, flush=True)
         else:
             print(text, file=sys.stderr, flush=True)

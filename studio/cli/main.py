@@ -12,7 +12,18 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from studio.cli import admin, doctor, endpoints, jobs, models, remote, server, transform, up
+from studio.cli import (
+    admin,
+    doctor,
+    endpoints,
+    experiments,
+    jobs,
+    models,
+    remote,
+    server,
+    transform,
+    up,
+)
 from studio.cli.common import CliError
 from studio.config import ConfigError
 from studio.errors import StudioloError
@@ -44,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform.register(commands)
     models.register(commands)
     endpoints.register(commands)
+    experiments.register(commands)
     return parser
 
 

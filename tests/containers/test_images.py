@@ -71,12 +71,12 @@ def test_ensure_docker_says_one_line_when_the_engine_runs(engine: None) -> None:
     assert "is running" in result.stdout
 
 
-def test_the_ml_stack_and_the_toolkit_import_without_network(images: str) -> None:
+def test_the_ml_stack_the_toolkit_and_the_client_import_without_network(images: str) -> None:
     result = run_in_image(
         SKLEARN_IMAGE,
         "python3",
         "-c",
-        "import sklearn, numpy, scipy, pandas, joblib, studiolo_toolkit",
+        "import sklearn, numpy, scipy, pandas, joblib, studiolo_toolkit, studiolo; studiolo.start_run",
     )
     assert result.returncode == 0, result.stderr
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from experiments.models import MetricPoint
+from experiments.models import MetricPoint, RunParam
+from experiments.services import run_artifact_prefix
 from jobs.models import Job, JobLogLine, JobStatus, SecondaryStatus
 from studio.artifacts import get_store
 from tests.factories import make_team, make_token, make_user
@@ -26,8 +27,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SKLEARN_TRAIN = textwrap.dedent(
     """
-    import argparse, os, glob, json
+    import argparse, os, glob, json, tempfile
     import joblib, numpy as np, pandas as pd
+    import studiolo  # the tracking client, in the image with the toolkit
     from sklearn.linear_model import LogisticRegression
 
     parser = argparse.ArgumentParser()
@@ -39,10 +41,18 @@ SKLEARN_TRAIN = textwrap.dedent(
     frame = pd.concat(pd.read_csv(f, header=None) for f in files)
     X, y = frame.iloc[:, 1:].values, frame.iloc[:, 0].values
     model = LogisticRegression(C=args.C, max_iter=args.max_iter)
+    run = studiolo.start_run()  # no network in the container: the job's run, through the log
+    print("recording into run", run.run_id, flush=True)
+    run.log_params({"C": args.C, "max_iter": args.max_iter})
     for epoch in range(3):
         model.fit(X, y)
         print(f"epoch={epoch} train_accuracy={model.score(X, y):.4f};", flush=True)
+        run.log_metric("sdk:accuracy", model.score(X, y), step=epoch)
     joblib.dump(model, os.path.join(args.model_dir, "model.joblib"))
+    report = os.path.join(tempfile.mkdtemp(), "coefficients.json")
+    json.dump(model.coef_.tolist(), open(report, "w"))
+    run.log_artifact(report, artifact_path="reports")
+    run.end()
     print("hosts", os.environ["SM_HOSTS"], "hps", os.environ["SM_HPS"])
     import socket; print("hostname", socket.gethostname())
     """
@@ -144,6 +154,18 @@ def test_sklearn_script_mode_job_completes_with_model_and_metrics(
     accuracy = list(MetricPoint.objects.filter(run=job.run, key="train:accuracy").order_by("step"))
     assert [p.step for p in accuracy] == [0, 1, 2]
     assert 0.4 < accuracy[-1].value <= 1.0
+    # The tracking client in the container: the job's run by its public id, through the log.
+    assert job.run is not None
+    assert f"recording into run {job.run.run_uuid}" in text
+    tracked = list(MetricPoint.objects.filter(run=job.run, key="sdk:accuracy").order_by("step"))
+    assert [(p.step, p.value) for p in tracked] == [(p.step, p.value) for p in accuracy]
+    assert dict(RunParam.objects.filter(run=job.run).values_list("key", "value")) == {
+        "C": "0.5",
+        "max_iter": "200",
+    }
+    assert JobLogLine.objects.filter(job=job, stream="track").count() >= 2
+    report = f"{run_artifact_prefix(job.run)}/reports/coefficients.json"
+    assert len(json.loads(store.get(report))[0]) == 2
     secondary = [t.secondary_status for t in job.transitions.all()]
     assert secondary[:4] == ["Starting", "Starting", "Downloading", "Training"]
     assert secondary[-1] == "Completed"
@@ -171,13 +193,32 @@ def test_failure_file_becomes_the_failure_reason(api: Api) -> None:
 
 
 def test_crash_gives_exit_code_and_traceback(api: Api) -> None:
-    script = "print('about to fail', flush=True)\nraise ValueError('bad learning rate')\n"
+    script = textwrap.dedent(
+        """
+        import os, tempfile
+        import studiolo
+        with studiolo.start_run() as run:
+            run.log_metric("loss", 0.5)
+            notes = os.path.join(tempfile.mkdtemp(), "notes.txt")
+            open(notes, "w").write("lr too high")
+            run.log_artifact(notes)
+            print('about to fail', flush=True)
+            raise ValueError('bad learning rate')
+        """
+    )
     job = wait_for_job(api.submit("crashes", script))
     assert job.status == JobStatus.FAILED
     assert "ExecuteUserScriptError" in job.failure_reason
     assert "ValueError: bad learning rate" in job.failure_reason
+    assert "#studiolo" not in job.failure_reason  # records are not quoted as the last lines
     assert job.exit_code not in (0, None)
     assert "about to fail" in log_text(job)
+    # What the failed run recorded is kept: its metrics, and its artifacts uploaded anyway.
+    assert job.run is not None
+    assert job.run.status == "FAILED"
+    assert MetricPoint.objects.filter(run=job.run, key="loss").count() == 1
+    notes = f"{run_artifact_prefix(job.run)}/notes.txt"
+    assert get_store().get(notes) == b"lr too high"
 
 
 def test_out_of_memory_is_reported(api: Api, runtime_name: str) -> None:

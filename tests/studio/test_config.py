@@ -81,6 +81,8 @@ def test_s3_artifact_store_and_external_redis(tmp_path: Path) -> None:
         ("ENDPOINT_NETWORK", "host"),  # would serve on every interface of the machine
         ("ENDPOINT_NETWORK", "none"),
         ("ENDPOINT_NETWORK", "container:abc"),
+        ("TRACKING_RETENTION_DAYS", "a month"),
+        ("TRACKING_RETENTION_DAYS", "-1"),
     ],
 )
 def test_bad_value_names_the_variable_in_one_line(tmp_path: Path, name: str, value: str) -> None:
@@ -95,6 +97,11 @@ def test_serving_containers_publish_on_loopback_unless_a_network_is_named(tmp_pa
     assert load_config(env(tmp_path)).endpoint_network == ""
     named = load_config(env(tmp_path, ENDPOINT_NETWORK=" studiolo-serving "))
     assert named.endpoint_network == "studiolo-serving"
+
+
+def test_deleted_tracking_data_is_kept_30_days_unless_said_otherwise(tmp_path: Path) -> None:
+    assert load_config(env(tmp_path)).tracking_retention_days == 30
+    assert load_config(env(tmp_path, TRACKING_RETENTION_DAYS="0")).tracking_retention_days == 0
 
 
 def test_home_that_is_a_file_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,172 @@
+"""Purging deleted runs and experiments for good, once the retention period has passed.
+
+Deleting is a soft delete (restorable) for `TRACKING_RETENTION_DAYS`; after that the periodic
+task `experiments.purge_expired` (studio/schedules.py) removes what was deleted: the run's
+artifacts from the store, its metric points in bounded chunks (each its own short
+transaction, so a run of millions of points never holds one long transaction or lock), then
+the run row, whose params, tags, summaries and any other per-run rows go with it by cascade.
+An experiment goes once all its runs have. Each purge is one audit event by `system`.
+
+Safe against a restore racing the purge: a run or experiment past its retention can no
+longer be restored (`retention_cutoff` is checked by the restore services in the same
+conditional UPDATE), so once a purge has started nothing brings the object back. Kept even
+when expired: runs that are the source of a registered model package (lineage; the package
+protects the row) and runs of a job still going (its log writer records into the run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import models, transaction
+from django.db.models import Q, QuerySet
+
+from experiments.models import Experiment, Lifecycle, MetricPoint, Run
+from experiments.services.common import retention_cutoff
+from experiments.services.runs import run_artifact_prefix
+from studio.artifacts import get_store
+from studio.audit.services import audit_record
+
+POINTS_PER_CHUNK = 20_000  # metric points deleted per transaction
+RUNS_PER_PASS = 200  # runs purged by one task run; the next pass takes the rest
+
+
+@dataclass
+class PurgeResult:
+    runs: int = 0
+    experiments: int = 0
+    points: int = 0
+    artifacts: int = 0
+    kept: list[str] = field(default_factory=list)  # why expired objects stayed
+
+
+def _job_still_going() -> Q:
+    from jobs.models import ACTIVE_STATUSES  # jobs depends on experiments, not the reverse
+
+    return Q(job__status__in=ACTIVE_STATUSES)
+
+
+def _protected() -> Q:
+    """Runs that rows of other apps protect from deletion (a model package's source run),
+    found from the model's relations so that this app need not import those apps."""
+    condition = Q(pk__in=[])
+    for relation in Run._meta.get_fields(include_hidden=True):
+        if relation.auto_created and not relation.concrete:
+            on_delete = getattr(relation, "on_delete", None)
+            if on_delete is models.PROTECT:
+                column = relation.field.attname  # type: ignore[union-attr]
+                referencing = relation.related_model._base_manager.filter(  # type: ignore[union-attr]
+                    **{f"{column}__isnull": False}  # NOT IN over a NULL would exclude everything
+                ).values(column)
+                condition |= Q(pk__in=referencing)
+    return condition
+
+
+def expired_runs(cutoff: datetime) -> QuerySet[Run]:
+    """Deleted runs past retention (alone, or with their experiment) that may go."""
+    return (
+        Run.objects.filter(lifecycle=Lifecycle.DELETED, deleted_at__lte=cutoff)
+        .exclude(_protected())
+        .exclude(_job_still_going())
+        .order_by("deleted_at", "pk")
+    )
+
+
+def purge_expired(
+    *,
+    now: datetime | None = None,
+    max_runs: int = RUNS_PER_PASS,
+    points_per_chunk: int = POINTS_PER_CHUNK,
+) -> PurgeResult:
+    """One pass of the periodic purge: up to `max_runs` expired runs, then every expired
+    experiment left without runs."""
+    cutoff = retention_cutoff(now)
+    result = PurgeResult()
+    for run_id in list(expired_runs(cutoff).values_list("pk", flat=True)[:max_runs]):
+        run_purge(run_id=run_id, cutoff=cutoff, points_per_chunk=points_per_chunk, result=result)
+    expired = Experiment.objects.filter(lifecycle=Lifecycle.DELETED, deleted_at__lte=cutoff)
+    for experiment in expired.select_related("team").order_by("deleted_at", "pk"):
+        left = experiment.runs.count()
+        if left:
+            result.kept.append(f"experiment {experiment.pk}: {left} run(s) not purged yet")
+            continue
+        experiment_purge(experiment=experiment, cutoff=cutoff, result=result)
+    return result
+
+
+def run_purge(
+    *, run_id: int, cutoff: datetime, points_per_chunk: int = POINTS_PER_CHUNK, result: PurgeResult
+) -> bool:
+    """Purge one deleted run past retention; False when it no longer qualifies."""
+    run = expired_runs(cutoff).select_related("experiment__team").filter(pk=run_id).first()
+    if run is None:
+        return False
+    # Slow I/O first, outside any transaction. Nothing writes here any more: deleted runs
+    # take no artifacts, and this one can no longer be restored.
+    artifacts = get_store().delete_prefix(run_artifact_prefix(run))
+    points = 0
+    while True:
+        # A bounded DELETE per transaction, through the (run, key, step) index.
+        chunk = MetricPoint.objects.filter(run_id=run.pk).values("pk")[:points_per_chunk]
+        deleted, _ = MetricPoint.objects.filter(pk__in=chunk).delete()
+        points += deleted
+        if deleted < points_per_chunk:
+            break
+    with transaction.atomic():
+        # The row lock makes a concurrent reference to the run (a package registered from
+        # it) wait for this transaction; then the run must still qualify.
+        Run.objects.select_for_update().filter(pk=run.pk).first()
+        if not expired_runs(cutoff).filter(pk=run.pk).exists():
+            result.kept.append(f"run {run.run_uuid}: became protected while purging")
+            return False
+        # Cascades take params, tags, summaries and any other per-run rows; a job keeps its
+        # record but loses the link (SET_NULL).
+        Run.objects.filter(pk=run.pk).delete()
+        audit_record(
+            actor=None,
+            action="run.purged",
+            target=run,
+            object_id=run.run_uuid,
+            team=run.experiment.team,
+            details={
+                "experiment": run.experiment.name,
+                "deleted_at": run.deleted_at.isoformat() if run.deleted_at else None,
+                "metric_points": points,
+                "artifacts": artifacts,
+            },
+        )
+    result.runs += 1
+    result.points += points
+    result.artifacts += artifacts
+    return True
+
+
+def experiment_purge(*, experiment: Experiment, cutoff: datetime, result: PurgeResult) -> bool:
+    """Purge a deleted experiment past retention that has no runs left."""
+    team = experiment.team
+    artifacts = get_store().delete_prefix(f"teams/{team.slug}/experiments/{experiment.pk}")
+    with transaction.atomic():
+        current = (
+            Experiment.objects.select_for_update()
+            .filter(pk=experiment.pk, lifecycle=Lifecycle.DELETED, deleted_at__lte=cutoff)
+            .first()
+        )
+        if current is None or Run.objects.filter(experiment_id=experiment.pk).exists():
+            return False
+        current.delete()  # its tags by cascade; the name is free again
+        audit_record(
+            actor=None,
+            action="experiment.purged",
+            target=experiment,
+            object_id=experiment.pk,
+            team=team,
+            details={
+                "name": experiment.name,
+                "deleted_at": experiment.deleted_at.isoformat() if experiment.deleted_at else None,
+                "artifacts": artifacts,
+            },
+        )
+    result.experiments += 1
+    result.artifacts += artifacts
+    return True
