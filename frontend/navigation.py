@@ -29,7 +29,12 @@ class NavLink:
 
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Dashboard", "dashboard", "dashboard"),
-    NavItem("Experiments", "experiments", None),
+    NavItem(
+        "Experiments",
+        "experiments",
+        "experiments",
+        section=("experiments", "experiment-detail", "run-detail", "runs-compare"),
+    ),
     NavItem("Jobs", "jobs", "jobs", section=("jobs", "job-new", "job-detail")),
     NavItem(
         "Models",

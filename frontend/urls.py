@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import endpoints_views, jobs_views, models_views, views
+from frontend import endpoints_views, experiments_views, jobs_views, models_views, runs_views, views
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
@@ -18,6 +18,36 @@ urlpatterns = [
         name="settings-token-revoke",
     ),
     path("settings/team/", views.team, name="settings-team"),
+    path("experiments/", experiments_views.experiment_list, name="experiments"),
+    path(
+        "experiments/create/",
+        experiments_views.experiment_create_view,
+        name="experiment-create",
+    ),
+    path(
+        "experiments/<int:experiment_id>/",
+        experiments_views.experiment_detail,
+        name="experiment-detail",
+    ),
+    path(
+        "experiments/<int:experiment_id>/rename/",
+        experiments_views.experiment_rename_view,
+        name="experiment-rename",
+    ),
+    path(
+        "experiments/<int:experiment_id>/delete/",
+        experiments_views.experiment_delete_view,
+        name="experiment-delete",
+    ),
+    path(
+        "experiments/<int:experiment_id>/restore/",
+        experiments_views.experiment_restore_view,
+        name="experiment-restore",
+    ),
+    # Before runs/<run_id>/: run ids are 32 hex digits, never these words.
+    path("runs/compare/", runs_views.runs_compare, name="runs-compare"),
+    path("runs/series/", runs_views.runs_series, name="runs-series"),
+    path("runs/<str:run_id>/", runs_views.run_detail, name="run-detail"),
     path("jobs/", jobs_views.job_list, name="jobs"),
     path("jobs/new/", jobs_views.job_new, name="job-new"),
     path("jobs/<int:job_id>/", jobs_views.job_detail, name="job-detail"),

@@ -30,15 +30,26 @@ def team_group(team_id: int) -> str:
     return f"team.{team_id}"
 
 
-def publish_team_event(*, team_id: int, team_slug: str, event: str, data: dict[str, Any]) -> None:
-    message: TeamEvent = {
+def _message(*, team_slug: str, event: str, data: dict[str, Any]) -> TeamEvent:
+    return {
         "type": "team.event",
         "event": event,
         "team": team_slug,
         "at": timezone.now().isoformat(),
         "data": data,
     }
+
+
+def publish_team_event(*, team_id: int, team_slug: str, event: str, data: dict[str, Any]) -> None:
+    message = _message(team_slug=team_slug, event=event, data=data)
     transaction.on_commit(lambda: _send(team_group(team_id), message))
+
+
+def send_team_event(*, team_id: int, team_slug: str, event: str, data: dict[str, Any]) -> None:
+    """Send at once. Only for callers already past their commit (an on_commit callback, or a
+    timer it started): there is no transaction left to wait for, and a timer thread must not
+    open a database connection just to ask."""
+    _send(team_group(team_id), _message(team_slug=team_slug, event=event, data=data))
 
 
 def _send(group: str, message: TeamEvent) -> None:

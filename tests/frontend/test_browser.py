@@ -55,8 +55,8 @@ def test_dashboard_goes_live_and_shows_new_audit_events(
     expect(page.locator("#card-audit-24h [data-card-value]")).to_have_text("2")
     expect(page.locator("[data-live-dot]")).to_have_attribute("data-state", "connected")
     expect(page.locator("#card-jobs-active [data-card-value]")).to_have_text("0")
-    expect(page.locator(".nav-link.disabled", has_text="Experiments")).to_have_attribute(
-        "aria-disabled", "true"
+    expect(page.locator("a.nav-link", has_text="Experiments")).to_have_attribute(
+        "href", "/experiments/"
     )
 
     # A marker that a reload would wipe out.

@@ -102,14 +102,23 @@ def test_each_page_renders_for_a_user_without_a_team(client: Client, name: str) 
     assert client.get(reverse(name)).status_code == 200
 
 
-def test_unreleased_sections_are_disabled_not_linked(signed_in: Client) -> None:
+def test_unreleased_sections_are_disabled_not_linked(
+    signed_in: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontend import navigation
+
+    monkeypatch.setattr(
+        navigation,
+        "NAV_ITEMS",
+        (*navigation.NAV_ITEMS, navigation.NavItem("Pipelines", "jobs", None)),
+    )
     html = signed_in.get(reverse("dashboard")).content.decode()
-    for label in ("Experiments",):
+    for label in ("Pipelines",):
         item = re.search(rf'<span class="nav-link disabled"[^>]*>.*?<span>{label}</span>', html)
         assert item is not None, label
         assert 'aria-disabled="true"' in item.group(0)
         assert 'title="Arrives with a later release"' in item.group(0)
-    for name in ("audit", "settings-tokens", "jobs", "models", "endpoints"):
+    for name in ("audit", "settings-tokens", "experiments", "jobs", "models", "endpoints"):
         assert f'href="{reverse(name)}"' in html
 
 
