@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Left
+
+# Characters of a param's value held by its index (at most 800 bytes of UTF-8, plus the key's
+# 1,000: well within PostgreSQL's btree limit).
+PARAM_INDEX_PREFIX = 200
 
 
 class Lifecycle(models.TextChoices):
@@ -115,13 +120,20 @@ class RunParam(models.Model):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params")
     key = models.CharField(max_length=250)
-    # Not indexed: values run to 6,000 characters, past PostgreSQL's btree row limit. Filters
-    # on params reach them through the (run, key) index of the runs already narrowed down.
     value = models.TextField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["run", "key"], name="run_param_unique_key"),
+        ]
+        indexes = [
+            # Searches by value ("params.lr = '0.01'") find their runs through this whatever
+            # the number of runs. Values run to 6,000 characters, past PostgreSQL's btree
+            # row limit (about 2,700 bytes): the index holds a prefix, and searches compare
+            # the prefix (`experiments.search`) and then the whole value.
+            models.Index(
+                models.F("key"), Left("value", PARAM_INDEX_PREFIX), name="run_param_key_value"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -146,7 +158,14 @@ class MetricPoint(models.Model):
     """One value of one metric. Written only in bulk, as rows of plain tuples
     (`experiments.services.logging`), never one ORM object per point."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    # No database constraint and no index of its own, on purpose: the write path locks the
+    # run's row (it exists, and cannot be deleted until the batch commits) once per batch,
+    # where a constraint checks it once per point (about a quarter of a 1,000-point batch on
+    # PostgreSQL); the (run, key, step) index leads with the run for deletes. Deleting a run
+    # through the ORM deletes its points (CASCADE is done by Django, as for every model).
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     key = models.CharField(max_length=250)
     value = models.FloatField(null=True)  # NULL is NaN; infinities are stored as such
     step = models.BigIntegerField(default=0)
@@ -186,3 +205,43 @@ class MetricSummary(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}={self.last_value}"
+
+
+class MetricRollup(models.Model):
+    """One cell of a metric series' multi-resolution summary (`experiments.rollups`): the
+    points of one run and key whose steps fall in `[bucket * 4**level, (bucket + 1) *
+    4**level)`. Kept in the same transaction as the points, merged in SQL like the summary,
+    so a chart of a million points reads a few thousand of these instead of the points.
+
+    Extremes are real points (value, step, timestamp): a downsampled chart draws the very
+    points that were logged, and spikes survive any zoom. Among equal values the earliest
+    step (then time) is kept."""
+
+    # The cell is the identity: no surrogate id, and the primary key is the one index reads
+    # and the write path's ON CONFLICT both need.
+    pk = models.CompositePrimaryKey("run", "key", "level", "bucket")
+    # As for the points (and written in the same transactions, after them): no constraint
+    # checked per row, no index beside the primary key's.
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    key = models.CharField(max_length=250)
+    level = models.SmallIntegerField()  # cells of 4**level steps
+    bucket = models.BigIntegerField()  # floor(step / 4**level)
+    count = models.BigIntegerField()  # points, NaN included
+    nan_count = models.BigIntegerField()
+    first_step = models.BigIntegerField()
+    last_step = models.BigIntegerField()
+    # The cell's latest point (greatest step, then time, then value; NaN below every number).
+    last_timestamp = models.BigIntegerField()
+    last_value = models.FloatField(null=True)  # NULL is NaN
+    # The lowest and highest non-NaN points; NULL when every point of the cell was NaN.
+    min_value = models.FloatField(null=True)
+    min_step = models.BigIntegerField(null=True)
+    min_timestamp = models.BigIntegerField(null=True)
+    max_value = models.FloatField(null=True)
+    max_step = models.BigIntegerField(null=True)
+    max_timestamp = models.BigIntegerField(null=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.level}[{self.bucket}]"

@@ -27,8 +27,17 @@ from django.db.models import (
     QuerySet,
     Subquery,
 )
+from django.db.models.functions import Left
 
-from experiments.models import Experiment, ExperimentTag, MetricSummary, Run, RunParam, RunTag
+from experiments.models import (
+    PARAM_INDEX_PREFIX,
+    Experiment,
+    ExperimentTag,
+    MetricSummary,
+    Run,
+    RunParam,
+    RunTag,
+)
 from studio.errors import ValidationError
 
 _TOKEN = re.compile(
@@ -292,8 +301,23 @@ def apply_run_filter(runs: QuerySet[Run], clauses: list[Clause]) -> QuerySet[Run
             runs = runs.filter(_value_q(field, clause.op, value))
             continue
         rows, field = _keyed_rows(clause.entity, clause.key)
-        runs = runs.filter(Exists(rows.filter(_value_q(field, clause.op, clause.value))))
+        rows = rows.filter(_value_q(field, clause.op, clause.value))
+        if clause.entity == "params":
+            rows = _by_indexed_prefix(rows, clause.op, clause.value)
+        runs = runs.filter(Exists(rows))
     return runs
+
+
+def _by_indexed_prefix(rows: QuerySet[Any], op: str, value: Any) -> QuerySet[Any]:
+    """Equality on a param also compares the value's prefix, the expression RunParam's
+    (key, prefix) index holds: the database then finds the matching params through the
+    index (and the runs from them) instead of probing every run of the experiments."""
+    if op not in ("=", "IN"):
+        return rows
+    prefixed: QuerySet[Any] = rows.alias(value_prefix=Left("value", PARAM_INDEX_PREFIX))
+    if op == "=":
+        return prefixed.filter(value_prefix=value[:PARAM_INDEX_PREFIX])
+    return prefixed.filter(value_prefix__in=sorted({v[:PARAM_INDEX_PREFIX] for v in value}))
 
 
 def apply_run_order(runs: QuerySet[Run], orders: list[Order]) -> QuerySet[Run]:

@@ -12,9 +12,13 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from experiments import search
+from experiments.downsampling import HistoryPoint as HistoryPoint
+from experiments.downsampling import MetricBucket as MetricBucket
+from experiments.downsampling import SampledHistory, sampled_history
 from experiments.models import (
     Experiment,
     ExperimentTag,
@@ -23,6 +27,7 @@ from experiments.models import (
     MetricSummary,
     Run,
     RunParam,
+    RunStatus,
     RunTag,
 )
 from studio.accounts.models import Team
@@ -238,14 +243,10 @@ def metric_series(*, run_id: int, key: str) -> list[tuple[int, float]]:
     ]
 
 
-@dataclass(frozen=True)
-class HistoryPoint:
-    step: int
-    value: float | None  # None is NaN
-    timestamp: int
+HistoryRow = tuple[int, float | None, int]  # step, value (None is NaN), timestamp
 
 
-def metric_history_page(
+def metric_history_rows(
     *,
     run_id: int,
     key: str,
@@ -253,9 +254,11 @@ def metric_history_page(
     page_token: str | None = None,
     step_min: int | None = None,
     step_max: int | None = None,
-) -> Page[HistoryPoint]:
-    """Points in step order, a page at a time. Tokens are keyset cursors (the last point's
-    step, timestamp and id), so each page is an index range scan, however deep."""
+) -> Page[HistoryRow]:
+    """Points in step order, a page at a time, as plain (step, value, timestamp) tuples: the
+    history APIs encode a page of 25,000 points without an object per point. Tokens are
+    keyset cursors (the last point's step, timestamp and id), so each page is an index range
+    scan, however deep."""
     limit = MAX_HISTORY_PAGE if max_results is None else max_results
     if not 1 <= limit <= MAX_HISTORY_PAGE * 4:
         raise ValidationError(
@@ -274,20 +277,72 @@ def metric_history_page(
             raise ValidationError(
                 "page_token: not a token this server issued", field="page_token"
             ) from None
-        points = points.filter(
+        # `step >= ` first: the index range starts at the cursor (the OR alone would make
+        # SQLite walk the series from its start on every page).
+        points = points.filter(step__gte=step).filter(
             Q(step__gt=step)
             | Q(step=step, timestamp__gt=timestamp)
             | Q(step=step, timestamp=timestamp, id__gt=pk)
         )
-    rows = list(
-        points.order_by("step", "timestamp", "id").values_list("step", "value", "timestamp", "id")[
-            : limit + 1
-        ]
-    )
+    query = points.order_by("step", "timestamp", "id").values_list(
+        "step", "value", "timestamp", "id"
+    )[: limit + 1]
+    # The ORM builds the query; the rows are fetched as the driver's tuples (no per-row
+    # converters or model machinery: none of these columns needs one).
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     more = len(rows) > limit
-    rows = rows[:limit]
-    token = encode_token({"after": [rows[-1][0], rows[-1][2], rows[-1][3]]}) if more else None
-    return Page([HistoryPoint(s, v, t) for s, v, t, _ in rows], token)
+    token = None
+    if more:
+        step, _, timestamp, pk = rows[limit - 1]
+        token = encode_token({"after": [step, timestamp, pk]})
+    return Page([(s, v, t) for s, v, t, _ in rows[:limit]], token)
+
+
+def metric_history_page(
+    *,
+    run_id: int,
+    key: str,
+    max_results: int | None = None,
+    page_token: str | None = None,
+    step_min: int | None = None,
+    step_max: int | None = None,
+) -> Page[HistoryPoint]:
+    """`metric_history_rows` as HistoryPoints."""
+    page = metric_history_rows(
+        run_id=run_id,
+        key=key,
+        max_results=max_results,
+        page_token=page_token,
+        step_min=step_min,
+        step_max=step_max,
+    )
+    return Page([HistoryPoint(*row) for row in page.items], page.next_page_token)
+
+
+def metric_history_sampled(
+    *,
+    run_id: int,
+    key: str,
+    max_points: int,
+    step_min: int | None = None,
+    step_max: int | None = None,
+) -> SampledHistory:
+    """The series over a step range for a chart `max_points` wide: all of its points when
+    they fit, else `max_points // 2` buckets (step range, count, NaN count, lowest, highest
+    and latest point each) and their lowest and highest points (so spikes survive however
+    long the series). Read from the rollups in at most three queries, whatever the length
+    (`experiments.downsampling`). NaN points are left out of a sampled series' points (a
+    full-resolution read, or zooming in until the range fits, shows them)."""
+    if not 2 <= max_points <= MAX_DOWNSAMPLED_POINTS:
+        raise ValidationError(
+            f"max_points: between 2 and {MAX_DOWNSAMPLED_POINTS}", field="max_points"
+        )
+    return sampled_history(
+        run_id=run_id, key=key, max_points=max_points, step_min=step_min, step_max=step_max
+    )
 
 
 def metric_history_downsampled(
@@ -298,60 +353,76 @@ def metric_history_downsampled(
     step_min: int | None = None,
     step_max: int | None = None,
 ) -> tuple[list[HistoryPoint], bool]:
-    """At most about `max_points` points of the series, keeping each bucket's minimum and
-    maximum (so a spike survives however long the series), and whether it was sampled.
+    """At most `max_points` points of the series, keeping each bucket's minimum and
+    maximum, and whether it was sampled (`metric_history_sampled` without the buckets)."""
+    sampled = metric_history_sampled(
+        run_id=run_id, key=key, max_points=max_points, step_min=step_min, step_max=step_max
+    )
+    return sampled.points, sampled.sampled
 
-    The step range is cut into `max_points // 2` equal buckets; from each, the points with
-    the smallest and the largest value are kept (both in step order). A series that fits is
-    returned whole. NaN points are left out of a sampled series (a full-resolution read, or
-    zooming in until the range fits, shows them)."""
-    if not 2 <= max_points <= MAX_DOWNSAMPLED_POINTS:
-        raise ValidationError(
-            f"max_points: between 2 and {MAX_DOWNSAMPLED_POINTS}", field="max_points"
+
+# --- run tables and comparisons (the UI) ----------------------------------------------------
+
+KEY_SAMPLE_RUNS = 1000  # the newest runs whose keys become a runs table's column choices
+MAX_TABLE_KEYS = 500
+
+
+def run_table_keys(*, experiment_id: int) -> tuple[list[str], list[str]]:
+    """Param keys and metric keys of the experiment's newest KEY_SAMPLE_RUNS active runs,
+    each sorted. Bounded however many runs the experiment has: an older run's rare key is
+    still reachable by naming it (a filter, an ordering, a chosen column)."""
+    recent = (
+        Run.objects.filter(experiment_id=experiment_id, lifecycle=Lifecycle.ACTIVE)
+        .order_by("-start_time")
+        .values("pk")[:KEY_SAMPLE_RUNS]
+    )
+    params = (
+        RunParam.objects.filter(run__in=recent)
+        .order_by("key")
+        .values_list("key", flat=True)
+        .distinct()[:MAX_TABLE_KEYS]
+    )
+    metrics = (
+        MetricSummary.objects.filter(run__in=recent)
+        .order_by("key")
+        .values_list("key", flat=True)
+        .distinct()[:MAX_TABLE_KEYS]
+    )
+    return list(params), list(metrics)
+
+
+def runs_by_ids(user: User, run_ids: Sequence[str]) -> list[Run]:
+    """The runs (with params, tags and metric summaries) in the order asked; NotFound naming
+    the first one the user cannot see (another team's is not found either)."""
+    found = {
+        run.run_uuid: run
+        for run in _with_details(runs_for_user(user)).filter(run_uuid__in=list(run_ids))
+    }
+    for run_id in run_ids:
+        if run_id not in found:
+            raise NotFound(f"run {run_id} not found", field="run")
+    return [found[run_id] for run_id in run_ids]
+
+
+def experiments_with_activity(user: User, *, team: Team, view: str) -> list[Experiment]:
+    """The team's experiments with `run_count`, `running_count` and `last_run_start` (ms,
+    or None) annotated: one query, each count an index range of the experiment's runs."""
+    runs = Run.objects.filter(experiment=OuterRef("pk"), lifecycle=Lifecycle.ACTIVE).order_by()
+    counts = runs.values("experiment").annotate(n=Count("pk")).values("n")
+    running = (
+        runs.filter(status=RunStatus.RUNNING)
+        .values("experiment")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    newest = runs.order_by("-start_time").values("start_time")[:1]
+    return list(
+        experiments_for_user(user, team=team)
+        .filter(**lifecycle_filter(view))
+        .annotate(
+            run_count=Coalesce(Subquery(counts), 0),
+            running_count=Coalesce(Subquery(running), 0),
+            last_run_start=Subquery(newest),
         )
-    points = MetricPoint.objects.filter(run_id=run_id, key=key)
-    if step_min is not None:
-        points = points.filter(step__gte=step_min)
-    if step_max is not None:
-        points = points.filter(step__lte=step_max)
-    extent = points.aggregate(n=Count("id"), lo=Min("step"), hi=Max("step"))
-    if extent["n"] <= max_points:
-        rows = points.order_by("step", "timestamp", "id").values_list("step", "value", "timestamp")
-        return [HistoryPoint(s, v, t) for s, v, t in rows], False
-    lo, hi = int(extent["lo"]), int(extent["hi"])
-    buckets = max(1, max_points // 2)
-    width = max(1, -(-(hi - lo + 1) // buckets))  # ceiling division
-    extremes = _bucket_extremes(run_id=run_id, key=key, lo=lo, hi=hi, width=width)
-    kept = sorted(set(extremes), key=lambda row: (row[1], row[2]))
-    return [HistoryPoint(int(s), float(v), int(t)) for v, s, t in kept], True
-
-
-def _bucket_extremes(
-    *, run_id: int, key: str, lo: int, hi: int, width: int
-) -> list[tuple[float, int, int]]:
-    """(value, step, timestamp) of each bucket's lowest and highest point, in one pass of
-    aggregation per extreme (no sort of the series). Buckets are `(step - lo) / width`:
-    integer division of non-negative integers, the same on both databases."""
-    table = connection.ops.quote_name(MetricPoint._meta.db_table)
-    quote = connection.ops.quote_name
-    where = (
-        f"FROM {table} WHERE run_id = %s AND {quote('key')} = %s AND value IS NOT NULL "
-        "AND step BETWEEN %s AND %s GROUP BY (step - %s) / %s"
+        .order_by("name")
     )
-    params: list[int | str] = [run_id, key, lo, hi, lo, width]
-    if connection.vendor == "postgresql":
-        # min/max of an array compare element by element: the lowest value, then the lowest
-        # step. Steps and millisecond timestamps are exact in a double below 2**53.
-        triple = f"ARRAY[value, step::float8, {quote('timestamp')}::float8]"
-        sql = f"SELECT MIN({triple}), MAX({triple}) {where}"  # noqa: S608 - identifiers are the model's own, quoted; values are parameters
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return [(float(v), int(s), int(t)) for pair in cursor.fetchall() for v, s, t in pair]
-    # SQLite: with a single min() or max() in a query, bare columns come from that row.
-    sql = (
-        f"SELECT MIN(value), step, {quote('timestamp')} {where} UNION ALL "  # noqa: S608 - as above
-        f"SELECT MAX(value), step, {quote('timestamp')} {where}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params + params)
-        return [(float(v), int(s), int(t)) for v, s, t in cursor.fetchall()]

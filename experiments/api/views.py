@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import posixpath
 from typing import Any
 
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -20,8 +21,9 @@ from experiments.api.serializers import (
     RunSerializer,
 )
 from experiments.models import Experiment, Run
+from experiments.selectors import HistoryPoint, MetricBucket
 from experiments.validation import MAX_BATCH_REQUEST_BYTES, json_float
-from experiments.wire import metrics_from_json, pairs_from_json
+from experiments.wire import metrics_from_json, pairs_from_json, points_json
 from studio.accounts.models import Team
 from studio.accounts.selectors import default_team_for_user, team_for_user
 from studio.api.pagination import CursorPagination
@@ -70,6 +72,7 @@ class ExperimentListApi(StudioAPIView):
         view = serializers.ChoiceField(
             choices=selectors.ViewType.values, required=False, default="ACTIVE_ONLY"
         )
+        name = serializers.CharField(required=False, help_text="exactly this name")
 
     class InputSerializer(serializers.Serializer[Any]):
         team = serializers.CharField(required=False)
@@ -87,6 +90,9 @@ class ExperimentListApi(StudioAPIView):
         experiments = selectors.experiments_for_user(request.user, team=team).filter(
             **selectors.lifecycle_filter(params.validated_data["view"])
         )
+        if "name" in params.validated_data:
+            # The SDK and the CLI find an experiment by name with this.
+            experiments = experiments.filter(name=params.validated_data["name"])
         paginator = ExperimentPagination()
         page = paginator.paginate_queryset(experiments, request, view=self)
         return paginator.get_paginated_response(ExperimentSerializer(page, many=True).data)
@@ -378,13 +384,44 @@ class HistoryPointSerializer(serializers.Serializer[Any]):
     timestamp = serializers.IntegerField()
 
 
+class MetricBucketSerializer(serializers.Serializer[Any]):
+    step_first = serializers.IntegerField(help_text="the bucket's first step holding a point")
+    step_last = serializers.IntegerField()
+    count = serializers.IntegerField(help_text="points, NaN included")
+    nan_count = serializers.IntegerField()
+    min = HistoryPointSerializer(allow_null=True, help_text="null when every point was NaN")
+    max = HistoryPointSerializer(allow_null=True)
+    last = HistoryPointSerializer(help_text="the latest point (greatest step, then time)")
+
+
+def _point_json(point: HistoryPoint | None) -> dict[str, Any] | None:
+    if point is None:
+        return None
+    return {"step": point.step, "value": json_float(point.value), "timestamp": point.timestamp}
+
+
+def _bucket_json(bucket: MetricBucket) -> dict[str, Any]:
+    return {
+        "step_first": bucket.step_first,
+        "step_last": bucket.step_last,
+        "count": bucket.count,
+        "nan_count": bucket.nan_count,
+        "min": _point_json(bucket.min),
+        "max": _point_json(bucket.max),
+        "last": _point_json(bucket.last),
+    }
+
+
 class MetricHistoryApi(StudioAPIView):
     """One metric's points in step order. With `max_points`, a series longer than that is
-    downsampled on the server keeping each bucket's min and max; without, it is paged."""
+    downsampled on the server keeping each bucket's min and max (and, with `buckets=true`,
+    each bucket's step range, count, NaN count, min, max and latest point); without, it is
+    paged."""
 
     class FilterSerializer(serializers.Serializer[Any]):
         key = serializers.CharField()
         max_points = serializers.IntegerField(required=False, min_value=2)
+        buckets = serializers.BooleanField(required=False, default=False)
         step_min = serializers.IntegerField(required=False)
         step_max = serializers.IntegerField(required=False)
         limit = serializers.IntegerField(required=False, min_value=1)
@@ -394,44 +431,50 @@ class MetricHistoryApi(StudioAPIView):
         key = serializers.CharField()
         sampled = serializers.BooleanField()
         points = HistoryPointSerializer(many=True)
+        buckets = MetricBucketSerializer(
+            many=True, required=False, help_text="with max_points, buckets=true and sampled"
+        )
         next_page_token = serializers.CharField(allow_null=True)
 
     @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer)
-    def get(self, request: Request, run_id: str) -> Response:
+    def get(self, request: Request, run_id: str) -> Response | HttpResponse:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        run = _run(request, run_id)
+        run = _run(request, run_id, details=False)
         if "max_points" in data:
-            points, sampled = selectors.metric_history_downsampled(
+            sampled = selectors.metric_history_sampled(
                 run_id=run.pk,
                 key=data["key"],
                 max_points=data["max_points"],
                 step_min=data.get("step_min"),
                 step_max=data.get("step_max"),
             )
-            next_token = None
-        else:
-            page = selectors.metric_history_page(
-                run_id=run.pk,
-                key=data["key"],
-                max_results=data.get("limit"),
-                page_token=data.get("page_token") or None,
-                step_min=data.get("step_min"),
-                step_max=data.get("step_max"),
-            )
-            points, sampled, next_token = page.items, False, page.next_page_token
-        return Response(
-            {
+            body: dict[str, Any] = {
                 "key": data["key"],
-                "sampled": sampled,
-                "points": [
-                    {"step": p.step, "value": json_float(p.value), "timestamp": p.timestamp}
-                    for p in points
-                ],
-                "next_page_token": next_token,
+                "sampled": sampled.sampled,
+                "points": [_point_json(p) for p in sampled.points],
+                "next_page_token": None,
             }
+            if data["buckets"] and sampled.buckets is not None:
+                body["buckets"] = [_bucket_json(b) for b in sampled.buckets]
+            return Response(body)
+        page = selectors.metric_history_rows(
+            run_id=run.pk,
+            key=data["key"],
+            max_results=data.get("limit"),
+            page_token=data.get("page_token") or None,
+            step_min=data.get("step_min"),
+            step_max=data.get("step_max"),
         )
+        # Encoded from the rows directly (the same JSON the serializer would write): pages
+        # of up to 100,000 points are what full-resolution reads are made of.
+        text = (
+            f'{{"key":{json.dumps(data["key"])},"sampled":false,'
+            f'"points":{points_json(page.items)},'
+            f'"next_page_token":{json.dumps(page.next_page_token)}}}'
+        )
+        return HttpResponse(text, content_type="application/json")
 
 
 class RunArtifactListApi(StudioAPIView):

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from experiments.models import Experiment, Lifecycle, MetricSummary, Run
-from experiments.selectors import HistoryPoint
 from experiments.validation import json_float
 from studio.errors import Conflict, NotFound, PermissionDenied, StudioloError, Unavailable
 
@@ -122,15 +121,6 @@ def summary_json(summary: MetricSummary) -> dict[str, Any]:
         "value": json_float(summary.last_value),
         "timestamp": summary.last_timestamp,
         "step": summary.last_step,
-    }
-
-
-def point_json(key: str, point: HistoryPoint) -> dict[str, Any]:
-    return {
-        "key": key,
-        "value": json_float(point.value),
-        "timestamp": point.timestamp,
-        "step": point.step,
     }
 
 

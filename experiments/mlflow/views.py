@@ -31,7 +31,7 @@ from experiments.mlflow import protocol
 from experiments.mlflow.protocol import MlflowError
 from experiments.models import Experiment, Run
 from experiments.validation import MAX_BATCH_REQUEST_BYTES, parse_int64
-from experiments.wire import metrics_from_json, pairs_from_json
+from experiments.wire import metrics_from_json, pairs_from_json, points_json
 from studio.accounts.models import Team
 from studio.accounts.selectors import team_for_user, teams_for_user
 from studio.accounts.services import token_authenticate
@@ -460,16 +460,17 @@ def metrics_get_history(call: Call) -> Result:
     run = _run(call, details=False)
     key = call.string("metric_key")
     max_results = call.get("max_results")
-    page = selectors.metric_history_page(
+    page = selectors.metric_history_rows(
         run_id=run.pk,
         key=key,
         max_results=None if max_results is None else parse_int64(max_results, field="max_results"),
         page_token=call.get("page_token"),
     )
-    response: dict[str, Any] = {"metrics": [protocol.point_json(key, p) for p in page.items]}
+    # Encoded from the rows directly: a 25,000-point page is most of this request's work.
+    body = '{"metrics":' + points_json(page.items, key=key)
     if page.next_page_token:
-        response["next_page_token"] = page.next_page_token
-    return response
+        body += ',"next_page_token":' + json.dumps(page.next_page_token)
+    return HttpResponse(body + "}", content_type="application/json")
 
 
 @endpoint("GET")

@@ -11,6 +11,7 @@ from experiments.services.artifacts import (
     run_artifact_list,
     run_artifact_open,
     run_artifact_put,
+    run_artifacts_collect,
 )
 from experiments.services.experiments import (
     experiment_create,
@@ -58,6 +59,7 @@ __all__ = [
     "run_artifact_open",
     "run_artifact_prefix",
     "run_artifact_put",
+    "run_artifacts_collect",
     "run_create",
     "run_delete",
     "run_delete_tag",

@@ -6,7 +6,10 @@ apply to them (no `..`, no absolute paths, no empty segments).
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from django.db import transaction
@@ -83,3 +86,48 @@ def run_artifact_list(*, run: Run, path: str = "") -> list[ArtifactEntry]:
         else:
             files.append(ArtifactEntry(child, False, info.size))
     return sorted(folders.values(), key=lambda e: e.path) + sorted(files, key=lambda e: e.path)
+
+
+def run_artifacts_collect(*, run: Run, folder: Path) -> tuple[int, int]:
+    """Upload every regular file below `folder` (a job's /opt/ml/output/artifacts, filled by
+    the Studiolo client in the job) into the run's artifacts, at the same relative paths.
+    Returns (files, bytes). The platform's path: no permission check (the job's runner
+    calls it) and no status check (the job's run ends right after), one audit event.
+
+    The folder was written by the job's container: symbolic links are skipped and files are
+    opened without following links, so a job cannot make the worker upload a host file."""
+    if not folder.is_dir():
+        return 0, 0
+    root = run_artifact_prefix(run)
+    store = get_store()
+    files = size = 0
+    skipped: list[str] = []
+    for directory, subdirectories, names in os.walk(folder):  # never follows links
+        subdirectories.sort()
+        for name in sorted(names):
+            path = Path(directory) / name
+            relative = path.relative_to(folder).as_posix()
+            try:
+                key = f"{root}/{validate_key(relative)}"
+                # O_NONBLOCK: opening a fifo the job left there must not wait for a writer.
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except (InvalidArtifactKey, OSError):
+                skipped.append(relative)  # a link, or a name the store refuses
+                continue
+            with os.fdopen(fd, "rb") as stream:
+                if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                    skipped.append(relative)  # a fifo or a device: nothing to upload
+                    continue
+                size += store.put(key, stream).size
+            files += 1
+    if files or skipped:
+        with transaction.atomic():
+            audit_record(
+                actor=None,
+                action="run.artifacts_collected",
+                target=run,
+                object_id=run.run_uuid,
+                team=run.experiment.team,
+                details={"files": files, "bytes": size, "skipped": skipped[:20]},
+            )
+    return files, size

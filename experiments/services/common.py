@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.utils import timezone
 
 from experiments.models import Experiment, Lifecycle
 from studio.accounts.roles import Action
@@ -20,6 +23,12 @@ def user_of(actor: Actor) -> User | None:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def retention_cutoff(now: datetime | None = None) -> datetime:
+    """Runs and experiments deleted at or before this moment are past their retention
+    period: no longer restorable, due for the purge (`services.retention`)."""
+    return (now or timezone.now()) - timedelta(days=settings.TRACKING_RETENTION_DAYS)
 
 
 def require_tracking(*, actor: Actor, experiment: Experiment) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from experiments.models import Experiment, ExperimentTag, Lifecycle, Run
-from experiments.services.common import Actor, require_tracking, user_of
+from experiments.services.common import Actor, require_tracking, retention_cutoff, user_of
 from experiments.validation import (
     MAX_EXPERIMENT_NAME_LENGTH,
     MAX_EXPERIMENT_TAG_VALUE_LENGTH,
@@ -171,9 +172,22 @@ def experiment_delete(*, experiment: Experiment, actor: Actor) -> Experiment:
 
 
 def experiment_restore(*, experiment: Experiment, actor: Actor) -> Experiment:
+    """Undo a deletion (with the runs deleted together), until the retention period has
+    passed: then the experiment is due for its purge (see `retention`)."""
     require_tracking(actor=actor, experiment=experiment)
     with transaction.atomic():
         current = Experiment.objects.select_for_update().get(pk=experiment.pk)
+        if (
+            current.lifecycle == Lifecycle.DELETED
+            and current.deleted_at is not None
+            and current.deleted_at <= retention_cutoff()
+        ):
+            raise ValidationError(
+                f"experiment: {current.name!r} was deleted more than "
+                f"{settings.TRACKING_RETENTION_DAYS} days ago and is being purged; "
+                "it cannot be restored",
+                field="experiment",
+            )
         if current.lifecycle == Lifecycle.DELETED:
             runs = Run.objects.filter(
                 experiment=current, lifecycle=Lifecycle.DELETED, deleted_at=current.deleted_at

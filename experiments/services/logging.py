@@ -4,7 +4,8 @@ at all.
 The write path for metric points builds no model objects: rows are plain tuples, written with
 one COPY on PostgreSQL (executemany elsewhere), and the per-key summaries are folded in by a
 single `INSERT ... ON CONFLICT DO UPDATE` whose SQL does the merge, so two batches racing on
-one run and key cannot lose each other's count, min, max or latest value.
+one run and key cannot lose each other's count, min, max or latest value. The multi-resolution
+rollups that downsampled reads use are merged the same way (`experiments.services.rollups`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 
+from experiments import rollups
+from experiments.events import announce_metrics, announce_metrics_by_id
 from experiments.models import (
     Lifecycle,
     MetricPoint,
@@ -27,6 +30,7 @@ from experiments.models import (
     RunTag,
 )
 from experiments.services.common import Actor, require_tracking
+from experiments.services.rollups import rollups_write
 from experiments.validation import (
     INT64_MAX,
     INT64_MIN,
@@ -72,14 +76,24 @@ class BatchResult:
 
 def _check_metrics(metrics: Sequence[MetricInput]) -> list[MetricInput]:
     # The common case (a known key, a float, plain in-range integers) is checked with a
-    # few comparisons; keys repeat within a batch, so each is validated once.
+    # few comparisons and keeps its tuple; keys repeat within a batch, so each is validated
+    # once. Field names are only spelled out for an error.
     checked = []
     valid_keys: set[str] = set()
     for index, metric in enumerate(metrics):
         key, value, step, timestamp = metric
+        if type(key) is not str or key not in valid_keys:
+            valid_keys.add(validate_key(key, field=f"metrics[{index}].key"))
+        if (
+            type(value) is float
+            and type(step) is int
+            and type(timestamp) is int
+            and INT64_MIN <= step <= INT64_MAX
+            and 0 <= timestamp <= INT64_MAX
+        ):
+            checked.append(metric if type(metric) is MetricInput else MetricInput(*metric))
+            continue
         field = f"metrics[{index}]"
-        if key not in valid_keys:
-            valid_keys.add(validate_key(key, field=f"{field}.key"))
         if type(value) is not float:
             if not isinstance(value, float | int) or isinstance(value, bool):
                 raise ValidationError(
@@ -171,6 +185,8 @@ def run_log_batch(
         )
         _tags_upsert(run, checked_tags)
         _metrics_write(run.pk, checked_metrics)
+        # Open run pages redraw (throttled per run, sent after commit).
+        announce_metrics(run, {metric.key for metric in checked_metrics})
     return BatchResult(len(checked_metrics), len(checked_params), len(checked_tags))
 
 
@@ -195,7 +211,13 @@ def metrics_log_batch(*, run_id: int, points: Sequence[Point]) -> int:
     if not rows:
         return 0
     with transaction.atomic():
+        # The row lock stands in for a foreign key check per point (`MetricPoint.run`): the
+        # run exists and stays until this batch commits. A run deleted meanwhile takes
+        # nothing.
+        if not Run.objects.select_for_update().filter(pk=run_id).exists():
+            return 0
         _metrics_write(run_id, rows)
+        announce_metrics_by_id(run_id, {row.key for row in rows})
     return len(rows)
 
 
@@ -238,13 +260,10 @@ def _sql_value(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _latest_key(metric: MetricInput) -> tuple[int, int, float]:
-    # MLflow's "latest": greatest step, then greatest timestamp, then greatest value.
-    return (metric.step, metric.timestamp, -math.inf if math.isnan(metric.value) else metric.value)
-
-
 def _metrics_write(run_id: int, metrics: Sequence[MetricInput]) -> None:
-    """Append the points and fold them into the summaries. Call inside a transaction."""
+    """Append the points and fold them into the summaries and the rollups. Call inside a
+    transaction that holds a lock on the run's row (the points have no foreign key
+    constraint: the lock is what keeps them from outliving their run)."""
     if not metrics:
         return
     quote = connection.ops.quote_name
@@ -262,28 +281,27 @@ def _metrics_write(run_id: int, metrics: Sequence[MetricInput]) -> None:
                 f"INSERT INTO {points_table} {columns} VALUES (%s, %s, %s, %s, %s)",  # noqa: S608 - the table is the model's own, quoted; values are parameters
                 rows,
             )
-        cursor.execute(*_summary_upsert(run_id, metrics))
+        # The batch folded once: its rollup cells, and per key the whole batch's figures
+        # (the coarsest cells merged), which are what the summary needs.
+        cells = rollups.fold(metrics)
+        cursor.execute(*_summary_upsert(run_id, rollups.totals(cells)))
+    rollups_write(run_id, cells)
 
 
-def _summary_upsert(run_id: int, metrics: Sequence[MetricInput]) -> tuple[str, list[Any]]:
-    by_key: dict[str, list[MetricInput]] = {}
-    for metric in metrics:
-        by_key.setdefault(metric.key, []).append(metric)
+def _summary_upsert(run_id: int, totals: Mapping[str, list[Any]]) -> tuple[str, list[Any]]:
     params: list[Any] = []
     # Sorted keys: concurrent batches lock summary rows in the same order (no deadlocks).
-    for key in sorted(by_key):
-        series = by_key[key]
-        latest = max(series, key=_latest_key)
-        finite = [m.value for m in series if not math.isnan(m.value)]
+    for key in sorted(totals):
+        cell = totals[key]
         params += [
             run_id,
             key,
-            _sql_value(latest.value),
-            latest.step,
-            latest.timestamp,
-            min(finite) if finite else None,
-            max(finite) if finite else None,
-            len(series),
+            cell[rollups.LAST_VALUE],
+            cell[rollups.LAST_STEP],
+            cell[rollups.LAST_TIME],
+            cell[rollups.MIN_VALUE],
+            cell[rollups.MAX_VALUE],
+            cell[rollups.COUNT],
         ]
     quote = connection.ops.quote_name
     table = quote(MetricSummary._meta.db_table)
@@ -294,7 +312,7 @@ def _summary_upsert(run_id: int, metrics: Sequence[MetricInput]) -> tuple[str, l
         f"(excluded.last_timestamp = {old}last_timestamp AND "
         f"COALESCE(excluded.last_value, -1e308) >= COALESCE({old}last_value, -1e308)))))"
     )
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(by_key))
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(totals))
     sql = (
         f"INSERT INTO {table} (run_id, {quote('key')}, last_value, last_step, last_timestamp, "  # noqa: S608 - identifiers are the model's own, quoted; values are parameters
         f"min_value, max_value, {quote('count')}) VALUES {values} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,6 +28,7 @@ from experiments.services.common import (
     now_ms,
     require_active_experiment,
     require_tracking,
+    retention_cutoff,
     user_of,
 )
 from experiments.validation import (
@@ -205,10 +207,20 @@ def run_delete(*, run: Run, actor: Actor) -> Run:
 
 
 def run_restore(*, run: Run, actor: Actor) -> Run:
+    """Undo a deletion, until the retention period has passed (then the run is due for its
+    purge, which must not find it restored half-way: see `retention`)."""
     require_tracking(actor=actor, experiment=run.experiment)
     require_active_experiment(run.experiment)
+    cutoff = retention_cutoff()
     with transaction.atomic():
-        if Run.objects.filter(pk=run.pk, lifecycle=Lifecycle.DELETED).update(
+        restorable = Run.objects.filter(pk=run.pk, lifecycle=Lifecycle.DELETED)
+        if restorable.filter(deleted_at__lte=cutoff).exists():
+            raise ValidationError(
+                f"run: {run.run_uuid} was deleted more than {settings.TRACKING_RETENTION_DAYS} "
+                "days ago and is being purged; it cannot be restored",
+                field="run",
+            )
+        if restorable.filter(deleted_at__gt=cutoff).update(
             lifecycle=Lifecycle.ACTIVE, deleted_at=None
         ):
             audit_record(

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from experiments import rollups
 from tests.factories import make_team
 
 BEFORE = [("experiments", "0001_initial")]
@@ -61,3 +62,8 @@ def test_runs_and_metric_points_of_the_first_schema_are_carried_over() -> None:
     assert (point.step, point.value, point.timestamp) == (3, 0.5, int(at.timestamp() * 1000))
     summary = new.get_model("experiments", "MetricSummary").objects.get(run_id=run.pk)
     assert summary.last_timestamp == int(at.timestamp() * 1000)
+    # The rollups are filled for the points already there: one cell per level for one point.
+    cells = new.get_model("experiments", "MetricRollup").objects.filter(run_id=run.pk)
+    assert sorted(cells.values_list("level", "bucket", "count", "min_value")) == [
+        (level, 3 >> (2 * level), 1, 0.5) for level in rollups.LEVELS
+    ]
