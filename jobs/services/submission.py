@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from experiments.models import RunSource
 from experiments.services import experiment_get_or_create, run_create
 from jobs.frameworks import framework_image
-from jobs.instance_types import instance_type_get
+from jobs.instance_types import InstanceType, instance_type_get
 from jobs.models import Job, JobKind, JobStatus, JobTransition, SecondaryStatus
 from jobs.runtime import get_runtime
 from jobs.services.lifecycle import job_status_payload
@@ -87,19 +87,42 @@ def team_prefix(team: Team) -> str:
     return f"teams/{team.slug}/"
 
 
-def job_create(*, team: Team, actor: Actor, request: JobRequest) -> Job:
+def job_admit(
+    *,
+    team: Team,
+    actor: Actor,
+    name: str,
+    instance_type: str,
+    instance_count: int,
+    max_runtime_seconds: int,
+) -> InstanceType:
+    """What every kind of job must pass before its own checks (training and batch transform
+    alike): the actor may submit in the team, the name is free, the instance type exists, one
+    instance, a runtime limit in range. Returns the instance type."""
     require_permission(user=actor, team=team, action=Action.SUBMIT_JOB)
-    store = get_store()
-    check_job_name(team, request.name)
-    instance = instance_type_get(request.instance_type)
-    if request.instance_count != 1:
+    check_job_name(team, name)
+    instance = instance_type_get(instance_type)
+    if instance_count != 1:
         raise ValidationError(
             "instance_count: only single-instance jobs are supported", field="instance_count"
         )
-    if not 1 <= request.max_runtime_seconds <= MAX_RUNTIME_LIMIT:
+    if not 1 <= max_runtime_seconds <= MAX_RUNTIME_LIMIT:
         raise ValidationError(
             f"max_runtime_seconds: between 1 and {MAX_RUNTIME_LIMIT}", field="max_runtime_seconds"
         )
+    return instance
+
+
+def job_create(*, team: Team, actor: Actor, request: JobRequest) -> Job:
+    instance = job_admit(
+        team=team,
+        actor=actor,
+        name=request.name,
+        instance_type=request.instance_type,
+        instance_count=request.instance_count,
+        max_runtime_seconds=request.max_runtime_seconds,
+    )
+    store = get_store()
     hyperparameters = _hyperparameters(request.hyperparameters)
     environment = _environment(request.environment)
     metrics = _metric_definitions(request.metric_definitions)

@@ -15,15 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NotRequired, TypedDict
 
-from jobs.instance_types import instance_type_get
 from jobs.models import Job, JobKind
 from jobs.runtime import get_runtime
 from jobs.services.submission import (
     DEFAULT_MAX_RUNTIME,
     ENV_KEY,
-    MAX_RUNTIME_LIMIT,
     Actor,
-    check_job_name,
+    job_admit,
     job_insert,
     key_in_team,
     prefix_or_object_exists,
@@ -31,8 +29,6 @@ from jobs.services.submission import (
 )
 from jobs.transform.records import ASSEMBLE_WITH, BATCH_STRATEGIES, SPLIT_TYPES
 from studio.accounts.models import Team
-from studio.accounts.roles import Action
-from studio.accounts.services import require_permission
 from studio.artifacts import ArtifactStore, get_store
 from studio.errors import NotFound, ValidationError
 
@@ -107,18 +103,15 @@ class _Model:
 
 
 def transform_job_create(*, team: Team, actor: Actor, request: TransformRequest) -> Job:
-    require_permission(user=actor, team=team, action=Action.SUBMIT_JOB)
+    instance = job_admit(
+        team=team,
+        actor=actor,
+        name=request.name,
+        instance_type=request.instance_type,
+        instance_count=request.instance_count,
+        max_runtime_seconds=request.max_runtime_seconds,
+    )
     store = get_store()
-    check_job_name(team, request.name)
-    instance = instance_type_get(request.instance_type)
-    if request.instance_count != 1:
-        raise ValidationError(
-            "instance_count: only single-instance jobs are supported", field="instance_count"
-        )
-    if not 1 <= request.max_runtime_seconds <= MAX_RUNTIME_LIMIT:
-        raise ValidationError(
-            f"max_runtime_seconds: between 1 and {MAX_RUNTIME_LIMIT}", field="max_runtime_seconds"
-        )
     model = _model(team, request.model)
     input_key = _input(store, team, request.input_uri)
     content_type = _media_type("content_type", request.content_type)
