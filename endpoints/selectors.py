@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from endpoints.metrics import histogram_merge, percentile
 from endpoints.models import (
+    SERVING_STATUSES,
     Endpoint,
     EndpointConfig,
     EndpointEvent,
@@ -73,6 +74,13 @@ def endpoints_for_user(user: User) -> QuerySet[Endpoint]:
             ),
         )
     )
+
+
+def endpoint_unserved(endpoint: Endpoint) -> bool:
+    """Meant to serve, but no instance is healthy: every invocation gets 503 meanwhile (its
+    instances are being replaced, or the Docker engine is away). For endpoints read through
+    `endpoints_for_user`, which counts the healthy instances."""
+    return endpoint.status in SERVING_STATUSES and getattr(endpoint, "healthy_count", 1) == 0
 
 
 def endpoint_for_user(user: User, name: str, *, team: str | None = None) -> Endpoint:

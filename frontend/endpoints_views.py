@@ -23,7 +23,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from endpoints import selectors
 from endpoints.models import (
     BUSY_STATUSES,
-    SERVING_STATUSES,
     Endpoint,
     EndpointStatus,
     InstanceStatus,
@@ -154,7 +153,7 @@ def endpoint_list(request: AuthedRequest) -> HttpResponse:
                 "endpoint": endpoint,
                 "colour": status_colour(endpoint.status),
                 "served": [_served(v) for v in endpoint.config.variants.all()],
-                "unserved": _unserved(endpoint),
+                "unserved": selectors.endpoint_unserved(endpoint),
             }
             for endpoint in endpoints
         ]
@@ -243,7 +242,7 @@ def _detail(
         {
             "endpoint": endpoint,
             "colour": status_colour(endpoint.status),
-            "unserved": _unserved(endpoint),
+            "unserved": selectors.endpoint_unserved(endpoint),
             "served": [_served(v) for v in endpoint.config.variants.all()],
             "pending_served": [_served(v) for v in pending],
             "instances": [
@@ -279,13 +278,6 @@ def _detail(
         },
         status=status,
     )
-
-
-def _unserved(endpoint: Endpoint) -> bool:
-    """Meant to serve, but no instance is healthy: every invocation gets 503 (the instances
-    are being replaced, or the Docker engine is away). `healthy_count` is the selectors'
-    annotation."""
-    return endpoint.status in SERVING_STATUSES and getattr(endpoint, "healthy_count", 1) == 0
 
 
 @require_GET
