@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import posixpath
-from typing import Any
+from typing import Any, Literal
 
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import extend_schema
@@ -339,20 +339,27 @@ class RunMetricsApi(StudioAPIView):
         return Response(BatchResultSerializer(result).data)
 
 
+def _log_pairs(request: Request, run_id: str, kind: Literal["params", "tags"]) -> Response:
+    """`{kind: {key: value} | [{key, value}]}` logged to the run in one batch."""
+    _check_body_size(request)
+    body = request.data if isinstance(request.data, dict) else {}
+    pairs = pairs_from_json(body.get(kind), field=kind)
+    result = services.run_log_batch(
+        run=_run(request, run_id, details=False),
+        actor=request.user,
+        params=pairs if kind == "params" else (),
+        tags=pairs if kind == "tags" else (),
+    )
+    return Response(BatchResultSerializer(result).data)
+
+
 class RunParamsApi(StudioAPIView):
     class InputSerializer(serializers.Serializer[Any]):
         params = serializers.JSONField(help_text="{key: value} or [{key, value}]")
 
     @extend_schema(request=InputSerializer, responses=BatchResultSerializer)
     def post(self, request: Request, run_id: str) -> Response:
-        _check_body_size(request)
-        body = request.data if isinstance(request.data, dict) else {}
-        result = services.run_log_batch(
-            run=_run(request, run_id, details=False),
-            actor=request.user,
-            params=pairs_from_json(body.get("params"), field="params"),
-        )
-        return Response(BatchResultSerializer(result).data)
+        return _log_pairs(request, run_id, "params")
 
 
 class RunTagsApi(StudioAPIView):
@@ -361,14 +368,7 @@ class RunTagsApi(StudioAPIView):
 
     @extend_schema(request=InputSerializer, responses=BatchResultSerializer)
     def post(self, request: Request, run_id: str) -> Response:
-        _check_body_size(request)
-        body = request.data if isinstance(request.data, dict) else {}
-        result = services.run_log_batch(
-            run=_run(request, run_id, details=False),
-            actor=request.user,
-            tags=pairs_from_json(body.get("tags"), field="tags"),
-        )
-        return Response(BatchResultSerializer(result).data)
+        return _log_pairs(request, run_id, "tags")
 
 
 class RunTagDetailApi(StudioAPIView):
