@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
 
 from endpoints import selectors
 from endpoints.models import Endpoint, EndpointConfig, EndpointInstance, ServingModel
@@ -181,6 +184,17 @@ class TeamFilter(serializers.Serializer[Any]):
     team = serializers.CharField(required=False)
 
 
+def _team_page(
+    view: APIView, request: Request, queryset: QuerySet[Any], serializer: type[Serializer[Any]]
+) -> Response:
+    """A page (by name) of the caller's objects, of one team when `?team=` says which."""
+    if team := _team_param(request):
+        queryset = queryset.filter(team__slug=team)
+    paginator = NamePagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
 def _team_param(request: Request) -> str | None:
     params = TeamFilter(data=request.query_params)
     params.is_valid(raise_exception=True)
@@ -239,12 +253,7 @@ class ModelListApi(StudioAPIView):
         parameters=[TeamFilter], responses=ModelSerializer(many=True), operation_id="models_list"
     )
     def get(self, request: Request) -> Response:
-        models = selectors.models_for_user(request.user)
-        if team := _team_param(request):
-            models = models.filter(team__slug=team)
-        paginator = NamePagination()
-        page = paginator.paginate_queryset(models, request, view=self)
-        return paginator.get_paginated_response(ModelSerializer(page, many=True).data)
+        return _team_page(self, request, selectors.models_for_user(request.user), ModelSerializer)
 
     @extend_schema(
         request=InputSerializer, responses={201: ModelSerializer}, operation_id="models_create"
@@ -308,12 +317,7 @@ class ConfigListApi(StudioAPIView):
         operation_id="endpoint_configs_list",
     )
     def get(self, request: Request) -> Response:
-        configs = selectors.configs_for_user(request.user)
-        if team := _team_param(request):
-            configs = configs.filter(team__slug=team)
-        paginator = NamePagination()
-        page = paginator.paginate_queryset(configs, request, view=self)
-        return paginator.get_paginated_response(ConfigSerializer(page, many=True).data)
+        return _team_page(self, request, selectors.configs_for_user(request.user), ConfigSerializer)
 
     @extend_schema(
         request=InputSerializer,
@@ -366,12 +370,9 @@ class EndpointListApi(StudioAPIView):
         operation_id="endpoints_list",
     )
     def get(self, request: Request) -> Response:
-        endpoints = selectors.endpoints_for_user(request.user)
-        if team := _team_param(request):
-            endpoints = endpoints.filter(team__slug=team)
-        paginator = NamePagination()
-        page = paginator.paginate_queryset(endpoints, request, view=self)
-        return paginator.get_paginated_response(EndpointSerializer(page, many=True).data)
+        return _team_page(
+            self, request, selectors.endpoints_for_user(request.user), EndpointSerializer
+        )
 
     @extend_schema(
         request=InputSerializer,
