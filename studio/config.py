@@ -94,7 +94,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "TRACKING_RETENTION_DAYS": (
         "30",
-        "Days a deleted run or experiment stays restorable; then a periodic task purges it for good: metric points, params, tags and its artifacts in the store (`0`: at the next pass, hourly).",
+        "Days a deleted run or experiment stays restorable; then a periodic task purges it for good: metric points and rollups, params, tags and its artifacts in the store (`0`: at the next pass, hourly).",
+    ),
+    "WEB_THREADS": (
+        "8",
+        "Threads of the web server that run Django's views (each keeps a database connection, reused for up to 60 s): how many page, API and tracking requests one web process serves at once while others wait on the database.",
     ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
@@ -129,6 +133,7 @@ class Config:
     endpoint_health_check_seconds: int
     endpoint_network: str
     tracking_retention_days: int
+    web_threads: int
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -183,9 +188,10 @@ def _database(env: Mapping[str, str], home: Path) -> tuple[str, dict[str, object
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
         }
-    else:
-        parsed["CONN_MAX_AGE"] = 60
-        parsed["CONN_HEALTH_CHECKS"] = True
+    # Each web thread (WEB_THREADS) and worker process keeps its connection between
+    # requests and tasks; Django checks its age and health at each one's start.
+    parsed["CONN_MAX_AGE"] = 60
+    parsed["CONN_HEALTH_CHECKS"] = True
     return url, parsed
 
 
@@ -346,6 +352,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         tracking_retention_days=_int(
             "TRACKING_RETENTION_DAYS", env.get("TRACKING_RETENTION_DAYS"), 30, 0, 36500
         ),
+        web_threads=_int("WEB_THREADS", env.get("WEB_THREADS"), 8, 1, 256),
     )
 
 

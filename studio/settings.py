@@ -166,6 +166,7 @@ ENDPOINT_INVOCATION_TIMEOUT_SECONDS = CONFIG.endpoint_invocation_timeout_seconds
 ENDPOINT_HEALTH_CHECK_SECONDS = CONFIG.endpoint_health_check_seconds
 ENDPOINT_NETWORK = CONFIG.endpoint_network
 TRACKING_RETENTION_DAYS = CONFIG.tracking_retention_days
+WEB_THREADS = CONFIG.web_threads
 
 LOGGING = {
     "version": 1,

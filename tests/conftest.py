@@ -62,7 +62,7 @@ def asgi_server(transactional_db: None, redis_available: None) -> Iterator[str]:
     import uvicorn
 
     from endpoints.uvicorn_protocol import UVICORN_HTTP
-    from studio.asgi import application
+    from studio.asgi import application, django_asgi_app
 
     port = free_port()
     config = uvicorn.Config(
@@ -85,3 +85,6 @@ def asgi_server(transactional_db: None, redis_available: None) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+    # The pooled threads keep their database connections; close them before the test
+    # database is flushed or dropped.
+    django_asgi_app.close_connections()
