@@ -172,9 +172,14 @@ class MetricPoint(models.Model):
     timestamp = models.BigIntegerField()  # ms since the epoch
 
     class Meta:
-        # History reads are "this run, this key, in step order" (optionally a step range):
-        # one index serves them and the downsampling query.
-        indexes = [models.Index(fields=["run", "key", "step"], name="metric_run_key_step")]
+        indexes = [
+            # History reads are "this run, this key, in step order" (optionally a step
+            # range): one index serves them, the downsampling query and chunked deletes.
+            # MLflow's time order has no index of its own (one slowed every write, see
+            # docs/experiments.md): it is this one's whenever the series' summary says so
+            # (`MetricSummary.in_step_order`).
+            models.Index(fields=["run", "key", "step"], name="metric_run_key_step"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.key}[{self.step}]={self.value}"
@@ -193,6 +198,17 @@ class MetricSummary(models.Model):
     min_value = models.FloatField(null=True)  # over non-NaN values; NULL when all were NaN
     max_value = models.FloatField(null=True)
     count = models.BigIntegerField()
+    # Whether the series in step order (step, timestamp, arrival) is also in MLflow's history
+    # order (timestamp, step, value with NaN as 0, arrival): then `metrics/get-history` pages
+    # through the step index (`selectors.HistoryOrder`). Kept by the write path's upsert: set
+    # while each point was logged after all those before it in both orders (`rollups.Arrival`),
+    # cleared for good by the first that was not. False for series logged before it was kept.
+    in_step_order = models.BooleanField(default=False)
+    # The series' first point as logged. The upsert compares a batch's first point with the
+    # stored last one to keep `in_step_order`, and the batch's values reach its ON CONFLICT
+    # clause only as the columns of the row it would insert. NULL for series logged before.
+    first_step = models.BigIntegerField(null=True)
+    first_timestamp = models.BigIntegerField(null=True)
 
     class Meta:
         constraints = [

@@ -27,7 +27,7 @@ Why this shape (numbers in docs/experiments.md, "At scale"):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 FIRST_LEVEL = 2  # cells of 16 steps
 LAST_LEVEL = 10  # cells of 1,048,576 steps
@@ -154,17 +154,60 @@ def merge_cell(cell: list[Any], other: list[Any] | tuple[Any, ...]) -> None:
         cell[MAX_VALUE : MAX_TIME + 1] = other[MAX_VALUE : MAX_TIME + 1]
 
 
+class Arrival(NamedTuple):
+    """One key's points of a batch in the order they were logged (`fold_batch`).
+
+    `in_order`: each point comes after the one logged before it in both history orders
+    (`selectors.HistoryOrder`): neither its step nor its timestamp is lower, and if both are
+    equal, neither is its value (NaN counting as the 0 MLflow stores for it). Then the step
+    order (step, timestamp, arrival) and MLflow's (timestamp, step, value, arrival) are both
+    the order of arrival. Equal step and timestamp is the one case the value decides: the
+    step order leaves such ties in arrival order, MLflow's sorts them by value."""
+
+    first_step: int
+    first_timestamp: int
+    in_order: bool
+
+
 def fold(points: Iterable[tuple[str, float, int, int]]) -> list[tuple[Any, ...]]:
     """(key, value, step, timestamp) points (NaN as NaN) into rows `(key, level, bucket,
     *cell)` for every level, sorted by key, level and bucket (the order in which concurrent
     writers lock them, so they cannot deadlock)."""
+    return fold_batch(points)[0]
+
+
+def fold_batch(
+    points: Iterable[tuple[str, float, int, int]],
+) -> tuple[list[tuple[Any, ...]], dict[str, Arrival]]:
+    """`fold`, and per key how its points arrived (`Arrival`), checked on the same pass
+    (what keeps `MetricSummary.in_step_order`)."""
     shift = 2 * FIRST_LEVEL
     by_key: dict[str, list[tuple[int, float, int, int]]] = {}
+    out_of_order: set[str] = set()
     for key, value, step, timestamp in points:
         series = by_key.get(key)
         if series is None:
             series = by_key[key] = []
+        else:
+            # After the point before it in both orders (`Arrival`); NaN, the only value
+            # unequal to itself, sorts as 0.
+            _, last_value, last_step, last_time = series[-1]
+            if (
+                step < last_step
+                or timestamp < last_time
+                or (
+                    step == last_step
+                    and timestamp == last_time
+                    and (0.0 if value != value else value)
+                    < (0.0 if last_value != last_value else last_value)
+                )
+            ):
+                out_of_order.add(key)
         series.append((step >> shift, value, step, timestamp))
+    arrivals = {
+        key: Arrival(series[0][2], series[0][3], key not in out_of_order)
+        for key, series in by_key.items()
+    }
     rows: list[tuple[Any, ...]] = []
     for key in sorted(by_key):
         cells = fold_cells(by_key[key])
@@ -181,7 +224,7 @@ def fold(points: Iterable[tuple[str, float, int, int]]) -> list[tuple[Any, ...]]
                         merge_cell(target, cell)
                 cells = coarser
             rows.extend((key, level, bucket, *cells[bucket]) for bucket in sorted(cells))
-    return rows
+    return rows, arrivals
 
 
 def totals(rows: Iterable[tuple[Any, ...]]) -> dict[str, list[Any]]:

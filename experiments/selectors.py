@@ -8,11 +8,12 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from experiments import search
@@ -246,6 +247,113 @@ def metric_series(*, run_id: int, key: str) -> list[tuple[int, float]]:
 HistoryRow = tuple[int, float | None, int]  # step, value (None is NaN), timestamp
 
 
+class HistoryOrder(StrEnum):
+    """The orders history pages come in.
+
+    STEP: step, then time, then arrival: what charts and the native API want. TIME: what
+    MLflow's server answers `metrics/get-history` with (`SqlAlchemyStore.get_metric_history`
+    orders by timestamp, step, value; it stores NaN as 0), then arrival, so that pages never
+    split ties differently. The two agree whenever steps and timestamps grow together; they
+    differ for a series whose steps start again (a resumed training loop) or were logged out
+    of order.
+
+    Only STEP has an index, (run, key, step): a second one on time slowed every write (see
+    docs/experiments.md). A TIME page is read through the step index when the series'
+    summary says the two orders agree (`MetricSummary.in_step_order`, kept by the write
+    path: nearly every series); other series are sorted by the database, page by page."""
+
+    STEP = "step"
+    TIME = "time"
+
+
+def _bad_token() -> ValidationError:
+    return ValidationError("page_token: not a token this server issued", field="page_token")
+
+
+def _past_in_step_order(
+    points: QuerySet[MetricPoint], step: int, timestamp: int, pk: int
+) -> QuerySet[MetricPoint]:
+    """Points after (step, timestamp, id) in step order. `step >=` first: the index range
+    starts at the cursor (the OR alone would make SQLite walk the series from its start on
+    every page)."""
+    return points.filter(step__gte=step).filter(
+        Q(step__gt=step)
+        | Q(step=step, timestamp__gt=timestamp)
+        | Q(step=step, timestamp=timestamp, id__gt=pk)
+    )
+
+
+_Row = tuple[int, float | None, int, int]  # step, value, timestamp, id
+
+
+def _rows(query: QuerySet[MetricPoint], limit: int) -> list[_Row]:
+    """At most `limit + 1` rows (one more tells that a next page exists). The ORM builds the
+    query; the rows are fetched as the driver's tuples (no per-row converters or model
+    machinery: none of these columns needs one)."""
+    rows = query.values_list("step", "value", "timestamp", "id")[: limit + 1]
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as db:
+        db.execute(sql, params)
+        fetched: list[_Row] = db.fetchall()
+    return fetched
+
+
+def _step_page(points: QuerySet[MetricPoint], token: dict[str, Any], limit: int) -> list[_Row]:
+    after = token.get("after")
+    if token and after is None:
+        raise _bad_token()  # a token of MLflow's route
+    if after is not None:
+        try:
+            step, timestamp, pk = (int(v) for v in after)
+        except (TypeError, ValueError):
+            raise _bad_token() from None
+        points = _past_in_step_order(points, step, timestamp, pk)
+    return _rows(points.order_by("step", "timestamp", "id"), limit)
+
+
+def _time_page(
+    points: QuerySet[MetricPoint], token: dict[str, Any], limit: int, *, run_id: int, key: str
+) -> list[_Row]:
+    # A token holds its page's last point's time key (timestamp, step, value as sorted,
+    # id) whichever way the page was read. That point is one of the series' points: while
+    # the orders agree, the points after it in step order are the points after it in time
+    # order, so a token carries on either way (the flag may be cleared between pages).
+    after = token.get("after_time")
+    if token and after is None:
+        raise _bad_token()  # a token of the native API
+    cursor = None
+    if after is not None:
+        try:
+            timestamp, step, sort_value, pk = after
+            cursor = (int(timestamp), int(step), float(sort_value), int(pk))
+        except (TypeError, ValueError):
+            raise _bad_token() from None
+    # The flag is read in the very statement that reads the points (one snapshot): a batch
+    # that clears it meanwhile cannot get this page read in step order.
+    by_step = points.filter(
+        Exists(MetricSummary.objects.filter(run_id=run_id, key=key, in_step_order=True))
+    )
+    if cursor is not None:
+        timestamp, step, _, pk = cursor
+        by_step = _past_in_step_order(by_step, step, timestamp, pk)
+    rows = _rows(by_step.order_by("step", "timestamp", "id"), limit)
+    if rows:
+        return rows
+    # No rows: the series is not in step order, or there is nothing to read (no such
+    # series; a cursor with nothing past it, which no page of ours ends with). The database
+    # sorts the series from the cursor on; MLflow's NaN (NULL here) sorts as the 0 it stores.
+    points = points.alias(sort_value=Coalesce("value", Value(0.0)))
+    if cursor is not None:
+        timestamp, step, sort_value, pk = cursor
+        points = points.filter(timestamp__gte=timestamp).filter(
+            Q(timestamp__gt=timestamp)
+            | Q(timestamp=timestamp, step__gt=step)
+            | Q(timestamp=timestamp, step=step, sort_value__gt=sort_value)
+            | Q(timestamp=timestamp, step=step, sort_value=sort_value, id__gt=pk)
+        )
+    return _rows(points.order_by("timestamp", "step", "sort_value", "id"), limit)
+
+
 def metric_history_rows(
     *,
     run_id: int,
@@ -254,11 +362,13 @@ def metric_history_rows(
     page_token: str | None = None,
     step_min: int | None = None,
     step_max: int | None = None,
+    order: HistoryOrder = HistoryOrder.STEP,
 ) -> Page[HistoryRow]:
-    """Points in step order, a page at a time, as plain (step, value, timestamp) tuples: the
-    history APIs encode a page of 25,000 points without an object per point. Tokens are
-    keyset cursors (the last point's step, timestamp and id), so each page is an index range
-    scan, however deep."""
+    """Points in `order` (`HistoryOrder`), a page at a time, as plain (step, value,
+    timestamp) tuples: the history APIs encode a page of 25,000 points without an object per
+    point. Tokens are keyset cursors (the last point's sort key and id), so each page of a
+    series in step order is an index range scan, however deep; a token only continues the
+    order it came from."""
     limit = MAX_HISTORY_PAGE if max_results is None else max_results
     if not 1 <= limit <= MAX_HISTORY_PAGE * 4:
         raise ValidationError(
@@ -269,36 +379,21 @@ def metric_history_rows(
         points = points.filter(step__gte=step_min)
     if step_max is not None:
         points = points.filter(step__lte=step_max)
-    after = decode_token(page_token).get("after")
-    if after is not None:
-        try:
-            step, timestamp, pk = (int(v) for v in after)
-        except (TypeError, ValueError):
-            raise ValidationError(
-                "page_token: not a token this server issued", field="page_token"
-            ) from None
-        # `step >= ` first: the index range starts at the cursor (the OR alone would make
-        # SQLite walk the series from its start on every page).
-        points = points.filter(step__gte=step).filter(
-            Q(step__gt=step)
-            | Q(step=step, timestamp__gt=timestamp)
-            | Q(step=step, timestamp=timestamp, id__gt=pk)
+    token = decode_token(page_token)
+    by_time = order == HistoryOrder.TIME
+    if by_time:
+        rows = _time_page(points, token, limit, run_id=run_id, key=key)
+    else:
+        rows = _step_page(points, token, limit)
+    next_token = None
+    if len(rows) > limit:
+        step, value, timestamp, pk = rows[limit - 1]
+        next_token = encode_token(
+            {"after_time": [timestamp, step, 0.0 if value is None else value, pk]}
+            if by_time
+            else {"after": [step, timestamp, pk]}
         )
-    query = points.order_by("step", "timestamp", "id").values_list(
-        "step", "value", "timestamp", "id"
-    )[: limit + 1]
-    # The ORM builds the query; the rows are fetched as the driver's tuples (no per-row
-    # converters or model machinery: none of these columns needs one).
-    sql, params = query.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    more = len(rows) > limit
-    token = None
-    if more:
-        step, _, timestamp, pk = rows[limit - 1]
-        token = encode_token({"after": [step, timestamp, pk]})
-    return Page([(s, v, t) for s, v, t, _ in rows[:limit]], token)
+    return Page([(s, v, t) for s, v, t, _ in rows[:limit]], next_token)
 
 
 def metric_history_page(

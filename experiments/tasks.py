@@ -28,10 +28,12 @@ def purge_expired_task() -> int:
         purged += result.runs + result.experiments
         if result.runs or result.experiments:
             log.info(
-                "purged %d run(s) and %d experiment(s): %d metric points, %d artifacts",
+                "purged %d run(s) and %d experiment(s): %d metric points, %d rollup cells, "
+                "%d artifacts",
                 result.runs,
                 result.experiments,
                 result.points,
+                result.rollups,
                 result.artifacts,
             )
         if result.runs < RUNS_PER_PASS or time.monotonic() - started > PASSES_FOR:

@@ -282,17 +282,21 @@ def _metrics_write(run_id: int, metrics: Sequence[MetricInput]) -> None:
                 rows,
             )
         # The batch folded once: its rollup cells, and per key the whole batch's figures
-        # (the coarsest cells merged), which are what the summary needs.
-        cells = rollups.fold(metrics)
-        cursor.execute(*_summary_upsert(run_id, rollups.totals(cells)))
+        # (the coarsest cells merged) and how its points arrived, which are what the
+        # summary needs.
+        cells, arrivals = rollups.fold_batch(metrics)
+        cursor.execute(*_summary_upsert(run_id, rollups.totals(cells), arrivals))
     rollups_write(run_id, cells)
 
 
-def _summary_upsert(run_id: int, totals: Mapping[str, list[Any]]) -> tuple[str, list[Any]]:
+def _summary_upsert(
+    run_id: int, totals: Mapping[str, list[Any]], arrivals: Mapping[str, rollups.Arrival]
+) -> tuple[str, list[Any]]:
     params: list[Any] = []
     # Sorted keys: concurrent batches lock summary rows in the same order (no deadlocks).
     for key in sorted(totals):
         cell = totals[key]
+        arrival = arrivals[key]
         params += [
             run_id,
             key,
@@ -302,6 +306,9 @@ def _summary_upsert(run_id: int, totals: Mapping[str, list[Any]]) -> tuple[str, 
             cell[rollups.MIN_VALUE],
             cell[rollups.MAX_VALUE],
             cell[rollups.COUNT],
+            arrival.in_order,
+            arrival.first_step,
+            arrival.first_timestamp,
         ]
     quote = connection.ops.quote_name
     table = quote(MetricSummary._meta.db_table)
@@ -312,10 +319,27 @@ def _summary_upsert(run_id: int, totals: Mapping[str, list[Any]]) -> tuple[str, 
         f"(excluded.last_timestamp = {old}last_timestamp AND "
         f"COALESCE(excluded.last_value, -1e308) >= COALESCE({old}last_value, -1e308)))))"
     )
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(totals))
+    # The series stays in step order (`MetricSummary.in_step_order`) if the batch is
+    # (`rollups.Arrival`) and its first point has neither a lower step nor a lower timestamp
+    # than the series' last one (greatest step, then timestamp: while the orders agree, it
+    # has the greatest timestamp too), so that every point of the batch comes after every
+    # point before it in both orders. A first point at the very step and timestamp of the
+    # last one clears it: which of the two MLflow puts first depends on values the summary
+    # does not keep (rare: one step logged twice in the same millisecond, two batches).
+    # Racing batches merge one after the other (the upsert locks the row), each against the
+    # row as the one before left it: two that interleave clear the flag in either order.
+    in_step_order = (
+        f"{old}in_step_order AND excluded.in_step_order "
+        f"AND excluded.first_step >= {old}last_step "
+        f"AND excluded.first_timestamp >= {old}last_timestamp "
+        f"AND (excluded.first_step > {old}last_step "
+        f"OR excluded.first_timestamp > {old}last_timestamp)"
+    )
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(totals))
     sql = (
         f"INSERT INTO {table} (run_id, {quote('key')}, last_value, last_step, last_timestamp, "  # noqa: S608 - identifiers are the model's own, quoted; values are parameters
-        f"min_value, max_value, {quote('count')}) VALUES {values} "
+        f"min_value, max_value, {quote('count')}, in_step_order, first_step, first_timestamp) "
+        f"VALUES {values} "
         f"ON CONFLICT (run_id, {quote('key')}) DO UPDATE SET "
         f"last_value = CASE WHEN {newer} THEN excluded.last_value ELSE {old}last_value END, "
         f"last_step = CASE WHEN {newer} THEN excluded.last_step ELSE {old}last_step END, "
@@ -325,6 +349,7 @@ def _summary_upsert(run_id: int, totals: Mapping[str, list[Any]]) -> tuple[str, 
         f"THEN COALESCE(excluded.min_value, {old}min_value) ELSE {old}min_value END, "
         f"max_value = CASE WHEN {old}max_value IS NULL OR excluded.max_value > {old}max_value "
         f"THEN COALESCE(excluded.max_value, {old}max_value) ELSE {old}max_value END, "
-        f"{quote('count')} = {old}{quote('count')} + excluded.{quote('count')}"
+        f"{quote('count')} = {old}{quote('count')} + excluded.{quote('count')}, "
+        f"in_step_order = {in_step_order}"
     )
     return sql, params

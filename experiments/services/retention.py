@@ -2,10 +2,11 @@
 
 Deleting is a soft delete (restorable) for `TRACKING_RETENTION_DAYS`; after that the periodic
 task `experiments.purge_expired` (studio/schedules.py) removes what was deleted: the run's
-artifacts from the store, its metric points in bounded chunks (each its own short
-transaction, so a run of millions of points never holds one long transaction or lock), then
-the run row, whose params, tags, summaries and any other per-run rows go with it by cascade.
-An experiment goes once all its runs have. Each purge is one audit event by `system`.
+artifacts from the store, its metric points and then its metric rollups in bounded chunks
+(each its own short transaction, so a run of millions of points and hundreds of thousands
+of rollup cells never holds one long transaction or lock), then the run row, whose params,
+tags, summaries and any other per-run rows go with it by cascade. An experiment goes once
+all its runs have. Each purge is one audit event by `system`.
 
 Safe against a restore racing the purge: a run or experiment past its retention can no
 longer be restored (`retention_cutoff` is checked by the restore services in the same
@@ -19,16 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q, QuerySet
 
-from experiments.models import Experiment, Lifecycle, MetricPoint, Run
+from experiments.models import Experiment, Lifecycle, MetricPoint, MetricRollup, Run
 from experiments.services.common import retention_cutoff
 from experiments.services.runs import run_artifact_prefix
 from studio.artifacts import get_store
 from studio.audit.services import audit_record
 
 POINTS_PER_CHUNK = 20_000  # metric points deleted per transaction
+ROLLUPS_PER_CHUNK = 20_000  # metric rollup cells deleted per transaction
 RUNS_PER_PASS = 200  # runs purged by one task run; the next pass takes the rest
 
 
@@ -37,6 +39,7 @@ class PurgeResult:
     runs: int = 0
     experiments: int = 0
     points: int = 0
+    rollups: int = 0
     artifacts: int = 0
     kept: list[str] = field(default_factory=list)  # why expired objects stayed
 
@@ -78,13 +81,20 @@ def purge_expired(
     now: datetime | None = None,
     max_runs: int = RUNS_PER_PASS,
     points_per_chunk: int = POINTS_PER_CHUNK,
+    rollups_per_chunk: int = ROLLUPS_PER_CHUNK,
 ) -> PurgeResult:
     """One pass of the periodic purge: up to `max_runs` expired runs, then every expired
     experiment left without runs."""
     cutoff = retention_cutoff(now)
     result = PurgeResult()
     for run_id in list(expired_runs(cutoff).values_list("pk", flat=True)[:max_runs]):
-        run_purge(run_id=run_id, cutoff=cutoff, points_per_chunk=points_per_chunk, result=result)
+        run_purge(
+            run_id=run_id,
+            cutoff=cutoff,
+            points_per_chunk=points_per_chunk,
+            rollups_per_chunk=rollups_per_chunk,
+            result=result,
+        )
     expired = Experiment.objects.filter(lifecycle=Lifecycle.DELETED, deleted_at__lte=cutoff)
     for experiment in expired.select_related("team").order_by("deleted_at", "pk"):
         left = experiment.runs.count()
@@ -95,8 +105,57 @@ def purge_expired(
     return result
 
 
+def _delete_in_chunks(model: type[MetricPoint | MetricRollup], run_id: int, size: int) -> int:
+    """Delete the run's rows of `model` a bounded DELETE at a time, each statement its own
+    transaction (the purge runs in autocommit). Points and rollups have no foreign key to runs
+    in the database (see their models): nothing but the ORM's cascade, all at once, would
+    delete them otherwise.
+
+    Each chunk is found through the index that leads with the run ((run, key, step) for
+    points, the primary key for rollups) and deleted without reading the rest of the table.
+    The ORM's `pk IN (SELECT pk ... LIMIT n)` does not manage that everywhere: PostgreSQL
+    plans it as a hash semi-join over a sequential scan of the whole table (1.5 s a chunk
+    with 2,000,000 points in the table, against 0.07 s by `ctid`), and SQLite, given the
+    rollups' composite key with the run inside the row value, scans all of the run's cells
+    for every chunk (with the run fixed apart, it seeks each cell by its key).
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    limit = int(size)
+    params: list[int] = [run_id]
+    if connection.vendor == "postgresql":
+        sql = (
+            f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("  # noqa: S608 - the model's own quoted table; the run's id is a parameter
+            f"SELECT ctid FROM {table} WHERE run_id = %s LIMIT {limit}))"
+        )
+    elif model is MetricRollup:  # SQLite, a WITHOUT ROWID table (migration 0005)
+        cell = ", ".join(map(connection.ops.quote_name, ("key", "level", "bucket")))
+        sql = (
+            f"DELETE FROM {table} WHERE run_id = %s AND ({cell}) IN ("  # noqa: S608 - as above
+            f"SELECT {cell} FROM {table} WHERE run_id = %s LIMIT {limit})"
+        )
+        params.append(run_id)
+    else:
+        sql = (
+            f"DELETE FROM {table} WHERE id IN ("  # noqa: S608 - as above
+            f"SELECT id FROM {table} WHERE run_id = %s LIMIT {limit})"
+        )
+    total = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            deleted: int = cursor.rowcount
+        total += deleted
+        if deleted < limit:
+            return total
+
+
 def run_purge(
-    *, run_id: int, cutoff: datetime, points_per_chunk: int = POINTS_PER_CHUNK, result: PurgeResult
+    *,
+    run_id: int,
+    cutoff: datetime,
+    points_per_chunk: int = POINTS_PER_CHUNK,
+    rollups_per_chunk: int = ROLLUPS_PER_CHUNK,
+    result: PurgeResult,
 ) -> bool:
     """Purge one deleted run past retention; False when it no longer qualifies."""
     run = expired_runs(cutoff).select_related("experiment__team").filter(pk=run_id).first()
@@ -105,14 +164,8 @@ def run_purge(
     # Slow I/O first, outside any transaction. Nothing writes here any more: deleted runs
     # take no artifacts, and this one can no longer be restored.
     artifacts = get_store().delete_prefix(run_artifact_prefix(run))
-    points = 0
-    while True:
-        # A bounded DELETE per transaction, through the (run, key, step) index.
-        chunk = MetricPoint.objects.filter(run_id=run.pk).values("pk")[:points_per_chunk]
-        deleted, _ = MetricPoint.objects.filter(pk__in=chunk).delete()
-        points += deleted
-        if deleted < points_per_chunk:
-            break
+    points = _delete_in_chunks(MetricPoint, run.pk, points_per_chunk)
+    rollups = _delete_in_chunks(MetricRollup, run.pk, rollups_per_chunk)
     with transaction.atomic():
         # The row lock makes a concurrent reference to the run (a package registered from
         # it) wait for this transaction; then the run must still qualify.
@@ -120,8 +173,9 @@ def run_purge(
         if not expired_runs(cutoff).filter(pk=run.pk).exists():
             result.kept.append(f"run {run.run_uuid}: became protected while purging")
             return False
-        # Cascades take params, tags, summaries and any other per-run rows; a job keeps its
-        # record but loses the link (SET_NULL).
+        # Cascades take params, tags, summaries and any other per-run rows (points and
+        # rollups are gone already: their cascade deletes nothing); a job keeps its record
+        # but loses the link (SET_NULL).
         Run.objects.filter(pk=run.pk).delete()
         audit_record(
             actor=None,
@@ -133,11 +187,13 @@ def run_purge(
                 "experiment": run.experiment.name,
                 "deleted_at": run.deleted_at.isoformat() if run.deleted_at else None,
                 "metric_points": points,
+                "metric_rollups": rollups,
                 "artifacts": artifacts,
             },
         )
     result.runs += 1
     result.points += points
+    result.rollups += rollups
     result.artifacts += artifacts
     return True
 

@@ -158,6 +158,28 @@ def run_end(*, run: Run, status: RunStatus) -> bool:
         return False
 
 
+def _deleted(run: Run) -> ValidationError:
+    return ValidationError(f"run: {run.run_uuid} is deleted; restore it first", field="run")
+
+
+def _rename(*, run: Run, actor: Actor, name: str) -> None:
+    """Inside a transaction: give an active run a new (checked, non-empty) name, audited."""
+    if name == run.name:
+        return
+    # Conditional on the run still being active: a rename racing a delete loses.
+    if not Run.objects.filter(pk=run.pk, lifecycle=Lifecycle.ACTIVE).update(name=name):
+        raise _deleted(run)
+    audit_record(
+        actor=actor,
+        action="run.renamed",
+        target=run,
+        object_id=run.run_uuid,
+        team=run.experiment.team,
+        details={"from": run.name, "to": name},
+    )
+    run.name = name
+
+
 def run_update(
     *,
     run: Run,
@@ -166,25 +188,31 @@ def run_update(
     status: str | None = None,
     end_time: int | None = None,
 ) -> Run:
-    """Rename the run and/or change its status (see `run_transition`)."""
+    """Rename the run and/or change its status (see `run_transition`). An empty name leaves
+    the name as it is (MLflow's `update-run` without `run_name`); `run_rename` refuses it."""
     require_tracking(actor=actor, experiment=run.experiment)
     if run.lifecycle != Lifecycle.ACTIVE:
-        raise ValidationError(f"run: {run.run_uuid} is deleted; restore it first", field="run")
+        raise _deleted(run)
     new_name = None if name is None else _check_name(name)
     with transaction.atomic():
-        if new_name and new_name != run.name:
-            audit_record(
-                actor=actor,
-                action="run.renamed",
-                target=run,
-                object_id=run.run_uuid,
-                team=run.experiment.team,
-                details={"from": run.name, "to": new_name},
-            )
-            Run.objects.filter(pk=run.pk).update(name=new_name)
-            run.name = new_name
+        if new_name:
+            _rename(run=run, actor=actor, name=new_name)
         if status is not None:
             run_transition(run=run, status=status, actor=actor, end_time=end_time)
+    return run
+
+
+def run_rename(*, run: Run, actor: Actor, name: str) -> Run:
+    """Give the run a new name (surrounding spaces dropped, at most MAX_RUN_NAME_LENGTH
+    characters); a blank name is refused. Renaming to the current name changes nothing."""
+    require_tracking(actor=actor, experiment=run.experiment)
+    if run.lifecycle != Lifecycle.ACTIVE:
+        raise _deleted(run)
+    new_name = _check_name(name)
+    if not new_name:
+        raise ValidationError("name: a run needs a name", field="name")
+    with transaction.atomic():
+        _rename(run=run, actor=actor, name=new_name)
     return run
 
 

@@ -1,6 +1,6 @@
 """Deleted runs and experiments are purged for good once TRACKING_RETENTION_DAYS have passed:
-metric points (in bounded chunks), params, tags, summaries and their artifacts in the store;
-audited by `system`. Nothing of an active or not yet expired run is touched."""
+metric points and rollups (in bounded chunks), params, tags, summaries and their artifacts in
+the store; audited by `system`. Nothing of an active or not yet expired run is touched."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from experiments.models import (
     Experiment,
     ExperimentTag,
     MetricPoint,
+    MetricRollup,
     MetricSummary,
     Run,
     RunParam,
@@ -156,6 +157,36 @@ def test_metric_points_go_in_bounded_chunks(experiment: Experiment, scientist: U
     assert len(chunks) == 8  # 7 chunks of 7, then the last point
     assert len(deletes) == 9  # and the run's cascade, with nothing left to delete
     assert not MetricPoint.objects.filter(run_id=run.pk).exists()
+
+
+def test_metric_rollups_go_in_bounded_chunks_and_other_runs_keep_theirs(
+    experiment: Experiment, scientist: User
+) -> None:
+    # Steps 4**10 apart: each point is a cell of its own at each of the 9 levels.
+    spread = [MetricInput("loss", float(i), i * 4**10, T0 + i) for i in range(50)]
+    doomed = run_create(experiment=experiment, name="doomed", actor=scientist)
+    kept = run_create(experiment=experiment, name="kept", actor=scientist)
+    for run in (doomed, kept):
+        run_log_batch(run=run, actor=scientist, metrics=spread)
+    assert MetricRollup.objects.filter(run_id=doomed.pk).count() == 450
+    run_delete(run=doomed, actor=scientist)
+    deleted_days_ago(doomed, 40)
+    table = MetricRollup._meta.db_table
+
+    with CaptureQueriesContext(connection) as queries:
+        result = purge_expired(rollups_per_chunk=100)
+
+    statement = ["DELETE", "FROM", connection.ops.quote_name(table)]
+    deletes = [q["sql"] for q in queries if q["sql"].split()[:3] == statement]
+    chunks = [sql for sql in deletes if "LIMIT 100" in sql]
+    assert len(chunks) == 5  # 4 chunks of 100, then the last 50
+    assert len(deletes) == 6  # and the run's cascade, with nothing left to delete
+    assert (result.runs, result.points, result.rollups) == (1, 50, 450)
+    assert not MetricRollup.objects.filter(run_id=doomed.pk).exists()
+    assert MetricRollup.objects.filter(run_id=kept.pk).count() == 450
+    assert MetricPoint.objects.filter(run_id=kept.pk).count() == 50
+    event = AuditEvent.objects.get(action="run.purged")
+    assert (event.details["metric_points"], event.details["metric_rollups"]) == (50, 450)
 
 
 def test_an_experiment_past_retention_goes_with_its_runs_and_frees_its_name(

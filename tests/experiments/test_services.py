@@ -33,6 +33,7 @@ from experiments.services import (
     run_delete,
     run_end,
     run_log_batch,
+    run_rename,
     run_restore,
     run_transition,
     run_update,
@@ -175,6 +176,60 @@ def test_a_deleted_run_is_restorable_and_audited(run: Run, scientist: User) -> N
     assert {"run.deleted", "run.restored"} <= set(
         AuditEvent.objects.values_list("action", flat=True)
     )
+
+
+def test_renaming_a_run_is_audited_with_who_and_when(run: Run, scientist: User) -> None:
+    run_rename(run=run, actor=scientist, name="  tuned  ")
+    run.refresh_from_db()
+    assert run.name == "tuned"
+    event = AuditEvent.objects.get(action="run.renamed")
+    assert (event.actor, event.object_id, event.details) == (
+        scientist,
+        run.run_uuid,
+        {"from": "baseline", "to": "tuned"},
+    )
+    assert event.created_at is not None
+    run_rename(run=run, actor=scientist, name="tuned")  # the same name changes nothing
+    assert AuditEvent.objects.filter(action="run.renamed").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "says"), [("", "needs a name"), ("   ", "needs a name"), ("x" * 251, "limit is 250")]
+)
+def test_a_blank_or_too_long_run_name_is_refused(
+    run: Run, scientist: User, name: str, says: str
+) -> None:
+    with pytest.raises(ValidationError, match=says) as refused:
+        run_rename(run=run, actor=scientist, name=name)
+    assert refused.value.field == "name"
+    run.refresh_from_db()
+    assert run.name == "baseline"
+    assert not AuditEvent.objects.filter(action="run.renamed").exists()
+
+
+def test_viewers_cannot_rename_delete_or_restore_runs(
+    run: Run, scientist: User, viewer: User
+) -> None:
+    with pytest.raises(PermissionDenied):
+        run_rename(run=run, actor=viewer, name="mine")
+    with pytest.raises(PermissionDenied):
+        run_delete(run=run, actor=viewer)
+    run_delete(run=run, actor=scientist)
+    with pytest.raises(PermissionDenied):
+        run_restore(run=run, actor=viewer)
+    run.refresh_from_db()
+    assert (run.name, run.lifecycle) == ("baseline", Lifecycle.DELETED)
+
+
+def test_a_deleted_run_cannot_be_renamed(run: Run, scientist: User) -> None:
+    read_before = Run.objects.select_related("experiment__team").get(pk=run.pk)
+    run_delete(run=run, actor=scientist)
+    # `read_before` still says active: the rename's conditional update finds it deleted.
+    for copy in (run, read_before):
+        with pytest.raises(ValidationError, match="restore it first"):
+            run_rename(run=copy, actor=scientist, name="ghost")
+    assert Run.objects.get(pk=run.pk).name == "baseline"
+    assert not AuditEvent.objects.filter(action="run.renamed").exists()
 
 
 def test_another_teams_run_is_not_found(run: Run, outsider: User) -> None:
