@@ -55,9 +55,17 @@ LINES = [
     ("log_metric", "`log_metric`, one call per point", "points/s", True),
     ("log_batch", "`log_batch`, 1,000 points per call", "points/s", True),
     ("history", "full history of a 100,000-point metric", "s", False),
+    (
+        "history_raw",
+        "the same history over plain HTTP (server time, no client parsing)",
+        "s",
+        False,
+    ),
     ("search", "`search_runs` over 1,000 runs, filtered by a param", "s", False),
 ]
 TARGET_5X = {"log_batch", "history"}
+# Lines that measure the same target another way: shown, judged against that target.
+SAME_TARGET_AS = {"history_raw": "history"}
 
 
 class MlflowTrackingServer(ServerProcess):
@@ -125,8 +133,8 @@ def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "mlflow": per["mlflow"],
             "studiolo": per["studiolo"],
             "ratio": ratio,  # > 1: Studiolo is better
-            "target": "5x" if key in TARGET_5X else "not slower",
-            "met": ratio >= (5.0 if key in TARGET_5X else 1.0),
+            "target": "5x" if SAME_TARGET_AS.get(key, key) in TARGET_5X else "not slower",
+            "met": ratio >= (5.0 if SAME_TARGET_AS.get(key, key) in TARGET_5X else 1.0),
         }
     return table
 

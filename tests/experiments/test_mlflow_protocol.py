@@ -123,7 +123,8 @@ def test_non_finite_values_travel_as_mlflow_strings(token: str, run: Run) -> Non
         )
         assert response.status_code == 200, response.content
     history = client.get("metrics/get-history", run_id=run.run_uuid, metric_key="x").json()
-    assert [m["value"] for m in history["metrics"]] == ["NaN", "Infinity", "-Infinity"]
+    # One step, one time: ordered by value as MLflow's server stores them (NaN as 0).
+    assert [m["value"] for m in history["metrics"]] == ["-Infinity", "NaN", "Infinity"]
 
 
 def test_history_pages_follow_the_clients_tokens(token: str, run: Run, scientist: User) -> None:
@@ -193,3 +194,60 @@ def test_the_artifacts_proxy_refuses_paths_outside_a_run(token: str, run: Run) -
         f"/api/2.0/mlflow-artifacts/artifacts/999/{run.run_uuid}/artifacts/x.txt"
     )
     refused(wrong_experiment, 404, "RESOURCE_DOES_NOT_EXIST")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_warm_caller_costs_no_query_and_a_revoked_token_ends_within_the_ttl(
+    scientist: User, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from experiments.mlflow import views
+    from studio.accounts.models import ApiToken
+    from studio.accounts.services import token_revoke
+
+    clock = _Clock()
+    monkeypatch.setattr(views, "time", clock)
+    token = make_token(scientist)
+    api = Mlflow(token)
+    body = {"run_id": run.run_uuid, "key": "loss", "value": 0.5, "timestamp": T0, "step": 0}
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post("runs/log-metric", body).status_code == 200
+    reads = [q["sql"].split(" FROM ")[0] for q in queries.captured_queries]
+    assert any(r.startswith('SELECT "accounts_apitoken"') for r in reads), reads
+    assert any(r.startswith('SELECT "accounts_team"') for r in reads), reads
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post("runs/log-metric", {**body, "step": 1}).status_code == 200
+    reads = [q["sql"].split(" FROM ")[0] for q in queries.captured_queries]
+    assert not any(r.startswith('SELECT "accounts_apitoken"') for r in reads), reads
+    assert not any(r.startswith('SELECT "accounts_team"') for r in reads), reads
+    # The role is still read at each write: the services decide, every time.
+    assert any(r.startswith('SELECT "accounts_membership"') for r in reads), reads
+
+    token_revoke(token=ApiToken.objects.get(user=scientist), actor=scientist)
+    clock.now += views.CALLER_TTL_SECONDS / 2
+    assert api.post("runs/log-metric", {**body, "step": 2}).status_code == 200
+    clock.now += views.CALLER_TTL_SECONDS
+    refused(api.post("runs/log-metric", {**body, "step": 3}), 401, "UNAUTHENTICATED")
+
+
+def test_a_member_removed_from_the_team_is_refused_at_once(
+    scientist: User, team: Team, run: Run
+) -> None:
+    from studio.accounts.models import Membership
+
+    api = Mlflow(make_token(scientist))
+    body = {"run_id": run.run_uuid, "key": "loss", "value": 0.5, "timestamp": T0, "step": 0}
+    assert api.post("runs/log-metric", body).status_code == 200
+    Membership.objects.filter(team=team, user=scientist).delete()
+    response = api.post("runs/log-metric", {**body, "step": 1})
+    assert response.status_code in (403, 404), response.content
+    assert MetricPoint.objects.filter(run_id=run.pk, key="loss").count() == 1
