@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from django import forms
 
-from experiments.models import Experiment
+from experiments.models import Experiment, Run
+from experiments.validation import MAX_RUN_NAME_LENGTH
 
 
 class ExperimentForm(forms.Form):
@@ -22,3 +23,13 @@ class ExperimentForm(forms.Form):
     @classmethod
     def for_experiment(cls, experiment: Experiment) -> ExperimentForm:
         return cls(initial={"name": experiment.name, "description": experiment.description})
+
+
+class RunRenameForm(forms.Form):
+    """Renaming a run. The limit is the service's, said here too so the field says it."""
+
+    name = forms.CharField(max_length=MAX_RUN_NAME_LENGTH)
+
+    @classmethod
+    def for_run(cls, run: Run) -> RunRenameForm:
+        return cls(initial={"name": run.name})

@@ -1,6 +1,7 @@
 """The experiments pages: the team's experiments (create, and the deleted ones to restore),
 and an experiment's page: its runs table (attribute, param and metric columns, sorted and
-filtered on the server with MLflow's search syntax, a page at a time), rename and delete.
+filtered on the server with MLflow's search syntax, a page at a time; its deleted runs, to
+restore from their pages, under `?view=deleted`), rename and delete.
 
 Like every UI view: parse, call the experiments services and selectors, render. Service
 errors become form errors or messages with the error's status code, never a 500.
@@ -132,6 +133,7 @@ class TableQuery:
     page_token: str
     params: list[str] | None  # None: not chosen, the defaults apply
     metrics: list[str] | None
+    deleted: bool  # the experiment's deleted runs instead of its active ones
 
     @classmethod
     def parse(cls, query: QueryDict) -> TableQuery:
@@ -142,6 +144,7 @@ class TableQuery:
             page_token=query.get("page", ""),
             params=query.getlist("param")[:MAX_CHOSEN_COLUMNS] if chosen else None,
             metrics=query.getlist("metric")[:MAX_CHOSEN_COLUMNS] if chosen else None,
+            deleted=query.get("view") == "deleted",
         )
 
 
@@ -188,11 +191,12 @@ def _runs_table(request: AuthedRequest, experiment: Experiment) -> dict[str, Any
         orders = search.parse_order_by([query.order]) if query.order else []
         current_order = orders[0] if orders else None
         referenced += [(o.entity, o.key) for o in orders]
-        view = (
-            selectors.ViewType.ACTIVE_ONLY
-            if experiment.lifecycle == Lifecycle.ACTIVE
-            else selectors.ViewType.ALL  # its runs were deleted with it: show what comes back
-        )
+        if experiment.lifecycle != Lifecycle.ACTIVE:
+            view = selectors.ViewType.ALL  # its runs were deleted with it: show what comes back
+        elif query.deleted:
+            view = selectors.ViewType.DELETED_ONLY
+        else:
+            view = selectors.ViewType.ACTIVE_ONLY
         page = selectors.runs_search(
             request.user,
             experiment_ids=[experiment.pk],
@@ -233,17 +237,18 @@ def _runs_table(request: AuthedRequest, experiment: Experiment) -> dict[str, Any
         "next_href": _page_href(request, next_token) if next_token else None,
         "first_href": _href(request) if query.page_token else None,
         "clear_href": _href(request, filter=None),
+        "runs_view_href": _href(request, view=None if query.deleted else "deleted"),
         "column_count": 1 + len(columns),
         "filter_keep": [
             (name, value)
             for name, values in request.GET.lists()
-            if name in ("order", "cols", "param", "metric")
+            if name in ("order", "cols", "param", "metric", "view")
             for value in values
         ],
         "columns_keep": [
             (name, value)
             for name, values in request.GET.lists()
-            if name in ("filter", "order")
+            if name in ("filter", "order", "view")
             for value in values
         ],
     }

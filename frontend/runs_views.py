@@ -1,7 +1,7 @@
 """The run pages: a run's page (attributes, params, tags, metric summaries and charts,
-artifacts, the job it came from), the compare view (runs side by side, parallel coordinates,
-a scatter of any two columns, metric curves overlaid), and the JSON endpoint both draw their
-metric curves from.
+artifacts, the job it came from; rename, delete and restore through the experiments
+services), the compare view (runs side by side, parallel coordinates, a scatter of any two
+columns, metric curves overlaid), and the JSON endpoint both draw their metric curves from.
 
 The curves are fetched, not rendered into the page: a metric of a million points reaches the
 browser downsampled on the server to the pixels of its chart (each bucket's min and max, so
@@ -12,14 +12,17 @@ is full resolution once the range is narrow enough. A live run's page hears `run
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse, QueryDict
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from experiments import selectors, services
 from experiments.models import Lifecycle, Run, RunStatus
@@ -42,7 +45,9 @@ from frontend.experiments_display import (
     run_duration,
     status_colour,
 )
+from frontend.experiments_forms import RunRenameForm
 from frontend.experiments_views import MAX_COMPARE_RUNS, allows
+from frontend.forms import add_service_error
 from frontend.views import AuthedRequest
 from studio.accounts.roles import Action
 from studio.errors import NotFound, StudioloError, ValidationError
@@ -53,6 +58,9 @@ from studio.errors import NotFound, StudioloError, ValidationError
 MIN_WIDTH, MAX_WIDTH, DEFAULT_WIDTH = 16, selectors.MAX_DOWNSAMPLED_POINTS // 2, 800
 MAX_SERIES_KEYS = 100
 MAX_SERIES = 200
+# Series per request when a page asks for its charts' first series: a run's page of up to
+# 10 metrics in one request; a page with more draws its first charts before the rest.
+FIRST_SERIES_BATCH = 10
 
 
 def run_or_404(request: AuthedRequest, run_id: str) -> Run:
@@ -62,10 +70,13 @@ def run_or_404(request: AuthedRequest, run_id: str) -> Run:
         raise Http404(exc.message) from exc
 
 
-def _charts_config(runs: list[Run], keys: list[str]) -> dict[str, Any]:
-    """What experiments.js needs to draw and follow the metric charts of these runs."""
+def _charts_config(runs: list[Run], keys: list[str], *, webgl: bool) -> dict[str, Any]:
+    """What experiments.js needs to draw and follow the metric charts of these runs; `webgl`
+    says whether the page's plotly bundle has scattergl (the full one, not the basic one)."""
     return {
         "series": reverse("runs-series"),
+        "batch": FIRST_SERIES_BATCH,
+        "webgl": webgl,
         "keys": keys,
         "runs": [
             {
@@ -117,9 +128,19 @@ def _breadcrumbs(path: str) -> list[tuple[str, str]]:
 
 @require_GET
 def run_detail(request: AuthedRequest, run_id: str) -> HttpResponse:
-    run = run_or_404(request, run_id)
+    return _run_page(request, run_or_404(request, run_id))
+
+
+def _run_page(
+    request: AuthedRequest,
+    run: Run,
+    *,
+    form: RunRenameForm | None = None,
+    status: int | None = None,
+) -> HttpResponse:
+    """The run's page; with the rename form that was refused, and the status that says why."""
     path = request.GET.get("path", "").strip("/")
-    artifacts, artifacts_error, status = _artifacts(run, path)
+    artifacts, artifacts_error, artifacts_status = _artifacts(run, path)
     summaries = list(run.metric_summaries.all())
     job = getattr(run, "job", None)  # the reverse one-to-one, joined by the selector
     return render(
@@ -130,6 +151,9 @@ def run_detail(request: AuthedRequest, run_id: str) -> HttpResponse:
             "experiment": run.experiment,
             "colour": status_colour(run.status),
             "deleted": run.lifecycle != Lifecycle.ACTIVE,
+            "restorable_until": run.deleted_at + timedelta(days=settings.TRACKING_RETENTION_DAYS)
+            if run.deleted_at
+            else None,
             "running": run.status == RunStatus.RUNNING,
             "started": ms_to_datetime(run.start_time),
             "ended": ms_to_datetime(run.end_time),
@@ -152,10 +176,64 @@ def run_detail(request: AuthedRequest, run_id: str) -> HttpResponse:
             "artifact_path": path,
             "artifact_crumbs": _breadcrumbs(path),
             "can_write": allows(request, run.experiment.team, Action.TRACK),
-            "charts_config": _charts_config([run], [summary.key for summary in summaries]),
+            "form": form or RunRenameForm.for_run(run),
+            "form_open": form is not None,
+            "charts_config": _charts_config(
+                [run], [summary.key for summary in summaries], webgl=False
+            ),
         },
-        status=status,
+        status=status or artifacts_status,
     )
+
+
+# --- renaming, deleting and restoring a run --------------------------------------------------
+
+
+@require_POST
+def run_rename_view(request: AuthedRequest, run_id: str) -> HttpResponse:
+    run = run_or_404(request, run_id)
+    form = RunRenameForm(request.POST)
+    if not form.is_valid():
+        return _run_page(request, run, form=form, status=400)
+    try:
+        services.run_rename(run=run, actor=request.user, name=form.cleaned_data["name"])
+    except StudioloError as error:
+        run.refresh_from_db(fields=["name", "lifecycle", "deleted_at"])  # what is stored
+        if error.field not in form.fields:  # not about the name (a deleted run has no form)
+            messages.error(request, error.message)
+            return _run_page(request, run, status=error.status)
+        add_service_error(form, error)
+        return _run_page(request, run, form=form, status=error.status)
+    messages.success(request, f"Run renamed to “{run.name}”.")
+    return redirect("run-detail", run_id=run.run_uuid)
+
+
+@require_POST
+def run_delete_view(request: AuthedRequest, run_id: str) -> HttpResponse:
+    run = run_or_404(request, run_id)
+    try:
+        services.run_delete(run=run, actor=request.user)
+    except StudioloError as error:
+        messages.error(request, error.message)
+        return _run_page(request, run, status=error.status)
+    messages.success(
+        request,
+        f"Run “{run.name}” deleted. It waits under the experiment's deleted runs, restorable "
+        f"for {settings.TRACKING_RETENTION_DAYS} days.",
+    )
+    return redirect("experiment-detail", experiment_id=run.experiment_id)
+
+
+@require_POST
+def run_restore_view(request: AuthedRequest, run_id: str) -> HttpResponse:
+    run = run_or_404(request, run_id)
+    try:
+        services.run_restore(run=run, actor=request.user)
+    except StudioloError as error:
+        messages.error(request, error.message)
+        return _run_page(request, run, status=error.status)
+    messages.success(request, f"Run “{run.name}” restored.")
+    return redirect("run-detail", run_id=run.run_uuid)
 
 
 # --- the compare view ----------------------------------------------------------------------
@@ -231,7 +309,7 @@ def runs_compare(request: AuthedRequest) -> HttpResponse:
             "y": y,
             "parallel": parallel_coordinates_figure(values, param_keys, metric) if metric else None,
             "scatter": scatter_figure(values, x, y) if x and y else None,
-            "charts_config": _charts_config(runs, metric_keys),
+            "charts_config": _charts_config(runs, metric_keys, webgl=True),
             "max_compare": MAX_COMPARE_RUNS,
         },
     )

@@ -502,7 +502,22 @@ def test_run_page_shows_params_tags_metrics_and_chart_placeholders(
     assert config["runs"][0]["id"] == run.run_uuid
     assert config["series"] == reverse("runs-series")
     assert "No artifacts logged." in html
-    assert "vendor/plotly.min.js" in html
+
+
+def test_run_page_asks_for_its_series_before_loading_the_small_plotly_bundle(
+    ada: User, experiment: Experiment
+) -> None:
+    run = make_run(experiment, ada, "base", metrics={"acc": 0.9})
+    html = signed_in(ada).get(reverse("run-detail", args=[run.run_uuid])).content.decode()
+    # Deferred scripts run in document order: experiments.js sends the series requests,
+    # then the browser evaluates plotly while they travel.
+    assert html.index("frontend/experiments.js") < html.index("vendor/plotly-basic.min.js")
+    assert "vendor/plotly.min.js" not in html
+    config = json.loads(
+        html.split('id="metric-charts-config" type="application/json">')[1].split("</script>")[0]
+    )
+    assert config["webgl"] is False  # the basic bundle has no scattergl
+    assert config["batch"] >= 10  # a run page's first 10 charts in one request
 
 
 def test_run_page_without_metrics_shows_an_empty_state(ada: User, experiment: Experiment) -> None:
@@ -704,6 +719,9 @@ def test_compare_shows_params_and_metrics_side_by_side_with_differences(
     config = response.context["charts_config"]
     assert [run["id"] for run in config["runs"]] == [small.run_uuid, large.run_uuid]
     assert config["keys"] == ["acc", "loss"]
+    # Parallel coordinates and WebGL curves need the full bundle, after experiments.js.
+    assert config["webgl"] is True
+    assert html.index("frontend/experiments.js") < html.index("vendor/plotly.min.js")
 
 
 def test_compare_draws_the_chosen_metric_and_columns(
