@@ -97,12 +97,17 @@ class Studio:
         database_url: str | None = None,
         redis_url: str | None = None,
         keep_home: bool = False,
+        home: Path | None = None,
     ) -> None:
         # A short path: the embedded Redis listens on a unix socket inside it (108-byte limit).
-        self.home = Path(tempfile.mkdtemp(prefix="sb-", dir=tempfile.gettempdir()))
+        # A given `home` is kept, and its user (made by an earlier studio there) is reused.
+        if home is not None:
+            home.mkdir(parents=True, exist_ok=True)
+        self.reused = home is not None and (home / "bench-user").exists()
+        self.home = home or Path(tempfile.mkdtemp(prefix="sb-", dir=tempfile.gettempdir()))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.keep_home = keep_home
+        self.keep_home = keep_home or home is not None
         env = {
             k: v
             for k, v in os.environ.items()
@@ -155,7 +160,9 @@ class Studio:
                 tail = "\n".join(self.output[-30:])
                 raise SystemExit(f"studiolo up did not start:\n{tail}")
         self.ready_seconds = time.monotonic() - started
-        self._cli("user", "create", USER, "--team", TEAM, "--role", "scientist")
+        if not self.reused:
+            self._cli("user", "create", USER, "--team", TEAM, "--role", "scientist")
+            (self.home / "bench-user").write_text(f"{USER}\n")
         self.token = self._cli("token", "create", USER).strip()
         return self
 

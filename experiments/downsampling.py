@@ -121,13 +121,19 @@ def _extent(
 ) -> tuple[int | None, int | None, bool]:
     """First and last steps in the range, and whether it holds at most `max_points` points.
     Each subquery is an index probe or a bounded index range (the count stops at
-    max_points + 1): none grows with the series."""
+    max_points + 1): none grows with the series.
+
+    The count walks the (run, key, step) index in step order: without the ORDER BY,
+    PostgreSQL may read the series' whole index range into a bitmap before the LIMIT applies
+    (its choice when it expects few rows: no statistics yet, or a large series among many
+    small ones), 0.4 s for a million points instead of 1 ms."""
     where, extra = _series_where(step_min, step_max)
     table = _quote(POINTS)
     sql = (
         f"SELECT (SELECT MIN(step) FROM {table} WHERE {where}), "  # noqa: S608 - identifiers are the model's own, quoted; values are parameters
         f"(SELECT MAX(step) FROM {table} WHERE {where}), "
-        f"(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {where} LIMIT %s) AS bounded)"
+        f"(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {where} ORDER BY step LIMIT %s)"
+        " AS bounded)"
     )
     params = [run_id, key, *extra] * 3 + [max_points + 1]
     with connection.cursor() as cursor:

@@ -1,8 +1,10 @@
 """Serve third-party browser assets from the Python packages that ship them.
 
-Nothing third-party is committed to the repository and nothing is fetched from a CDN at
-run time: plotly.js comes from the installed `plotly` package, so its version moves with
-the locked dependency.
+Nothing is fetched from a CDN at run time. The full plotly.js (`vendor/plotly.min.js`) comes
+from the installed `plotly` package, so its version moves with the locked dependency. The one
+asset no Python package ships, plotly.js's basic partial bundle (`vendor/plotly-basic.min.js`,
+for pages that only draw lines and bars), is committed under `frontend/static/vendor/` at the
+same plotly.js version; its README says where it came from.
 """
 
 from __future__ import annotations

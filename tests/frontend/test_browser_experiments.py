@@ -12,6 +12,7 @@ serving studio.asgi; data logged through the experiments services.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -66,6 +67,19 @@ def series_requests(requests: list[str]) -> list[dict[str, list[str]]]:
     return [parse_qs(urlparse(url).query) for url in requests if "/runs/series/" in url]
 
 
+# When plotly is evaluated: the moment the bundle assigns window.Plotly.
+RECORD_PLOTLY_ARRIVAL = """
+Object.defineProperty(window, "Plotly", {
+  configurable: true,
+  get: function () { return undefined; },
+  set: function (value) {
+    window.__plotlyAt = performance.now();
+    Object.defineProperty(window, "Plotly", { value: value, writable: true, configurable: true });
+  },
+});
+"""
+
+
 def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
     asgi_server: str, lab: tuple[Team, User, Experiment, Run, Run], page: Any
 ) -> None:
@@ -76,6 +90,7 @@ def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
     requests: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("request", lambda request: requests.append(request.url))
+    page.add_init_script(RECORD_PLOTLY_ARRIVAL)
     sign_in(page, asgi_server, "ada")
 
     page.goto(f"{asgi_server}/runs/{base.run_uuid}/")
@@ -87,11 +102,19 @@ def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
     expect(acc_chart.locator(".main-svg").first).to_be_visible()
     expect(loss_chart).to_have_attribute("data-resolution", "sampled")
     expect(acc_chart).to_have_attribute("data-resolution", "full")
-    # One request per chart, sent together, each with the chart's width in pixels.
-    first = series_requests(requests)
-    assert sorted(query["key"][0] for query in first) == ["acc", "loss"]
-    width = int(first[0]["width"][0])
+    # One request for both charts, with their width in pixels, sent before plotly (the
+    # small bundle, not the full one) was evaluated.
+    (first,) = series_requests(requests)
+    assert sorted(first["key"]) == ["acc", "loss"]
+    width = int(first["width"][0])
     assert 100 <= width <= 1280
+    assert any(url.endswith("/vendor/plotly-basic.min.js") for url in requests)
+    assert not any(url.endswith("/vendor/plotly.min.js") for url in requests)
+    asked_at, plotly_at = page.evaluate(
+        "[performance.getEntriesByType('resource').find(e => e.name.includes('/runs/series/'))"
+        ".startTime, window.__plotlyAt]"
+    )
+    assert asked_at < plotly_at
     loss_plot = "document.querySelector('[data-key=\"loss\"] [data-plot]')"
     drawn = page.evaluate(f"{loss_plot}.data[0]")
     assert drawn["type"] == "scatter"  # one downsampled series: SVG (WebGL for many)
@@ -108,6 +131,23 @@ def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
     (tail,) = series_requests(requests)
     assert tail["run"] == [base.run_uuid]
     assert int(tail["step_min"][0]) > LONG - 100  # only what the page did not have
+
+    # Tails add up; past twice its budget (two points per pixel) the series is read again
+    # whole, downsampled, so a page left open on a long run stays small (and SVG). Rising
+    # values: each downsampled answer keeps its last bucket's highest point, the last step.
+    requests.clear()
+    end = LONG + 10
+    while not any("step_min" not in query for query in series_requests(requests)):
+        assert end < LONG + 10 + 4 * 3 * width, "the grown series was never read again"
+        chunk = range(end, end + 3 * width)
+        end = chunk.stop
+        in_server_thread(partial(log, base, ada, "loss", chunk, float))
+        page.wait_for_function(
+            f"{loss_plot}.data[0].x[{loss_plot}.data[0].x.length - 1] === {end - 1}",
+            timeout=10_000,
+        )
+    page.wait_for_function(f"{loss_plot}.data[0].x.length <= {2 * width}", timeout=10_000)
+    assert page.evaluate(f"{loss_plot}.data[0].type") == "scatter"
 
     # Zooming asks for the visible steps at the same pixel budget: full resolution there.
     requests.clear()

@@ -3,17 +3,25 @@
  *
  * Metric charts draw series fetched from the series endpoint (`runs-series`), never series
  * rendered into the page:
- *  - every chart asks for its metric at once (in parallel), passing its width in pixels; the
- *    server answers with at most two points per pixel (each slice's min and max);
+ *  - the first series are asked for as soon as this script runs, before plotly: the pages
+ *    load this script first and plotly after it (both deferred, so in that order), and the
+ *    answers travel while the browser evaluates plotly; a chart is drawn once plotly is there
+ *    and its series has come (nothing is drawn before, no empty placeholder charts);
+ *  - charts of the same width share requests of up to `config.batch` series (one for a run's
+ *    page of up to 10 metrics), passing the width in pixels; the server answers with at
+ *    most two points per pixel (each slice's min and max);
  *  - zooming (plotly's relayout) asks for the visible step range at the same budget, which is
  *    full resolution once the range is narrow enough; the coarse series stays drawn outside
  *    the range, so panning never shows a cut line; double-click goes back to the coarse one;
  *  - smoothing (an exponential moving average, debiased as TensorBoard's) and the x-axis
  *    (step, wall time, time since the run started) are applied here, without a request;
  *  - a `run.metrics` event on /ws/events (re-dispatched by studio.js) makes the page ask for
- *    the points after the last step it has of that run, and add charts for new metrics.
- * Large traces are drawn with WebGL (scattergl). Server data is only written with
- * textContent or handed to plotly, never as HTML.
+ *    the points after the last step it has of that run, and add charts for new metrics; a
+ *    series that has grown past twice its chart's budget is asked for again whole (coarse).
+ * Large traces are drawn with WebGL (scattergl) where the page's plotly has it
+ * (`config.webgl`: the compare view loads the full bundle; a run's page the basic one, whose
+ * single run stays within the budget). Server data is only written with textContent or
+ * handed to plotly, never as HTML.
  */
 (function () {
   "use strict";
@@ -28,9 +36,9 @@
     responsive: true,
     modeBarButtonsToRemove: ["select2d", "lasso2d", "toImage"],
   };
-  // Points in a chart above which its traces are drawn with WebGL. Not lower: a single
-  // downsampled series (two points per pixel) draws fast as one SVG path, and a browser
-  // keeps only about 16 WebGL contexts alive, one per chart that uses them.
+  // Points in a chart above which its traces are drawn with WebGL (when the page's plotly
+  // has it). Not lower: a single downsampled series (two points per pixel) draws fast as one
+  // SVG path, and a browser keeps only about 16 WebGL contexts alive, one per chart.
   var GL_THRESHOLD = 4000;
   var ZOOM_DEBOUNCE_MS = 120;
   var FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
@@ -126,7 +134,50 @@
     return isNaN(parsed) ? null : parsed;
   }
 
-  function setupMetricCharts(section, config) {
+  function plotWidth(plot, config) {
+    var width = Math.round(plot.clientWidth || 600);
+    return Math.max(16, Math.min(config.max_width, width));
+  }
+
+  function seriesUrl(config, runIds, keys, width, range) {
+    var query = new URLSearchParams();
+    runIds.forEach(function (id) { query.append("run", id); });
+    keys.forEach(function (key) { query.append("key", key); });
+    query.set("width", String(width));
+    if (range && range.stepMin !== null) query.set("step_min", String(range.stepMin));
+    if (range && range.stepMax !== null) query.set("step_max", String(range.stepMax));
+    return config.series + "?" + query.toString();
+  }
+
+  // The first series of the page's charts, asked for before plotly is evaluated: one request
+  // per `config.batch` series of charts of the same width (the server reads them one after
+  // another either way; one request saves the others' round trips and per-request work).
+  // Returns key -> a promise of that key's answer items (one per run).
+  function requestFirstSeries(section, config) {
+    var ids = config.runs.map(function (run) { return run.id; });
+    var keysPerRequest = Math.max(1, Math.floor(config.batch / Math.max(1, ids.length)));
+    var keysByWidth = {};
+    section.querySelectorAll("[data-metric-chart]").forEach(function (figure) {
+      var width = plotWidth(figure.querySelector("[data-plot]"), config);
+      (keysByWidth[width] = keysByWidth[width] || []).push(figure.getAttribute("data-key"));
+    });
+    var answers = {};
+    Object.keys(keysByWidth).forEach(function (width) {
+      var keys = keysByWidth[width];
+      for (var start = 0; start < keys.length; start += keysPerRequest) {
+        var group = keys.slice(start, start + keysPerRequest);
+        var request = getJson(seriesUrl(config, ids, group, Number(width)));
+        group.forEach(function (key) {
+          answers[key] = request.then(function (answer) {
+            return answer.series.filter(function (item) { return item.key === key; });
+          });
+        });
+      }
+    });
+    return answers;
+  }
+
+  function setupMetricCharts(section, config, firstSeries) {
     if (!window.Plotly) return;
     var grid = section.querySelector("[data-chart-grid]");
     var empty = section.querySelector("[data-charts-empty]");
@@ -139,18 +190,7 @@
     var charts = {};
 
     function widthOf(chart) {
-      var width = Math.round(chart.plot.clientWidth || 600);
-      return Math.max(16, Math.min(config.max_width, width));
-    }
-
-    function seriesUrl(runIds, keys, width, range) {
-      var query = new URLSearchParams();
-      runIds.forEach(function (id) { query.append("run", id); });
-      keys.forEach(function (key) { query.append("key", key); });
-      query.set("width", String(width));
-      if (range && range.stepMin !== null) query.set("step_min", String(range.stepMin));
-      if (range && range.stepMax !== null) query.set("step_max", String(range.stepMax));
-      return config.series + "?" + query.toString();
+      return plotWidth(chart.plot, config);
     }
 
     // Non-finite values come as "NaN", "Infinity", "-Infinity": plotly draws them as gaps.
@@ -174,7 +214,7 @@
         var series = chart.shown[run.id];
         total += series ? series.step.length : 0;
       });
-      var type = total > GL_THRESHOLD ? "scattergl" : "scatter";
+      var type = config.webgl && total > GL_THRESHOLD ? "scattergl" : "scatter";
       config.runs.forEach(function (run) {
         var series = chart.shown[run.id];
         if (!series || !series.step.length) return;
@@ -233,7 +273,7 @@
         }),
         yaxis: Object.assign({}, axis),
         annotations: data.length ? [] : [{
-          text: chart.loaded ? "No values" : "Loading…",
+          text: "No values",
           showarrow: false,
           xref: "paper",
           yref: "paper",
@@ -254,9 +294,15 @@
         : resolution === "sampled" ? "downsampled (min/max per pixel)" : "full resolution";
     }
 
+    // A chart is drawn once its series has come: before, it is its caption's "loading…".
     function draw(chart) {
+      if (!chart.loaded) return;
       var data = traces(chart);
       window.Plotly.react(chart.plot, data, layout(chart, data), PLOT_OPTIONS);
+      if (!chart.listening) { // plotly adds `on` to the plot when it first draws it
+        chart.listening = true;
+        chart.plot.on("plotly_relayout", function (event) { onRelayout(chart, event); });
+      }
       setState(chart);
     }
 
@@ -301,7 +347,8 @@
       chart.state.textContent = "loading the visible range…";
       Promise.all(requests.map(function (request) {
         var ids = request.runs.map(function (run) { return run.id; });
-        return getJson(seriesUrl(ids, [chart.key], width, request.range)).then(function (answer) {
+        var url = seriesUrl(config, ids, [chart.key], width, request.range);
+        return getJson(url).then(function (answer) {
           return { range: request.range, answer: answer };
         });
       })).then(function (results) {
@@ -375,32 +422,44 @@
         shown: {},
         zoomed: null,
         loaded: false,
+        listening: false,
         seq: 0,
         timer: null,
       };
       charts[key] = chart;
-      draw(chart);
-      chart.plot.on("plotly_relayout", function (event) { onRelayout(chart, event); });
+      setState(chart);
       return chart;
+    }
+
+    // The chart's series (coarse, whole) has come: drawn; a zoomed chart keeps its range.
+    function receive(chart, items) {
+      items.forEach(function (item) { chart.full[item.run] = toSeries(item); });
+      if (!chart.zoomed) chart.shown = Object.assign({}, chart.full);
+      chart.loaded = true;
+      draw(chart);
+    }
+
+    function notLoaded(chart) {
+      // A chart already drawn keeps what it has (a failed re-read of a grown series).
+      if (!chart.loaded) chart.state.textContent = "could not load this metric";
     }
 
     function load(chart) {
       var ids = config.runs.map(function (run) { return run.id; });
-      return getJson(seriesUrl(ids, [chart.key], widthOf(chart))).then(function (answer) {
-        answer.series.forEach(function (item) { chart.full[item.run] = toSeries(item); });
-        chart.shown = Object.assign({}, chart.full);
-        chart.loaded = true;
-        draw(chart);
-      }).catch(function () {
-        chart.loaded = true;
-        chart.state.textContent = "could not load this metric";
-      });
+      return getJson(seriesUrl(config, ids, [chart.key], widthOf(chart))).then(function (answer) {
+        receive(chart, answer.series);
+      }).catch(function () { notLoaded(chart); });
     }
 
-    // Every chart asks at once: the server answers them side by side.
+    // The charts in the page draw the series asked for before plotly came (firstSeries).
     var ready = Promise.all(Array.prototype.map.call(
       section.querySelectorAll("[data-metric-chart]"),
-      function (figure) { return load(addChart(figure.getAttribute("data-key"), figure)); }
+      function (figure) {
+        var chart = addChart(figure.getAttribute("data-key"), figure);
+        if (!firstSeries[chart.key]) return load(chart);
+        return firstSeries[chart.key].then(function (items) { receive(chart, items); })
+          .catch(function () { notLoaded(chart); });
+      }
     ));
     section.setAttribute("data-charts-ready", "loading");
     ready.then(function () { section.setAttribute("data-charts-ready", "yes"); });
@@ -484,14 +543,18 @@
         var steps = known.map(function (key) { return lastStep(charts[key], runId); });
         var from = steps.indexOf(null) === -1 ? Math.min.apply(null, steps) + 1 : null;
         var width = Math.max.apply(null, known.map(function (key) { return widthOf(charts[key]); }));
-        var url = seriesUrl([runId], known, width, { stepMin: from, stepMax: null });
+        var url = seriesUrl(config, [runId], known, width, { stepMin: from, stepMax: null });
         work.push(getJson(url).then(function (answer) {
+          var outgrown = [];
           answer.series.forEach(function (item) {
             var chart = charts[item.key];
             if (!chart) return;
             appendTail(chart, item.run, Object.assign(toSeries(item), { raw: item.value }));
-            draw(chart);
+            // Tails add up: past twice its budget the series is asked for again, coarse.
+            if (chart.full[item.run].step.length > 4 * widthOf(chart)) outgrown.push(chart);
+            else draw(chart);
           });
+          return Promise.all(outgrown.map(load));
         }));
       }
       return Promise.all(work);
@@ -527,6 +590,11 @@
     }
   }
 
+  // Now, while the document's later deferred scripts (plotly) are still to be evaluated.
+  var chartsSection = document.querySelector("[data-metric-charts]");
+  var chartsConfig = readConfig("metric-charts-config");
+  var firstSeries = chartsSection && chartsConfig ? requestFirstSeries(chartsSection, chartsConfig) : null;
+
   document.addEventListener("DOMContentLoaded", function () {
     var compareForm = document.querySelector("[data-compare-form]");
     if (compareForm) setupCompareForm(compareForm);
@@ -535,8 +603,6 @@
       setupFigures(comparePage);
       setupDifferences(comparePage);
     }
-    var charts = document.querySelector("[data-metric-charts]");
-    var config = readConfig("metric-charts-config");
-    if (charts && config) setupMetricCharts(charts, config);
+    if (firstSeries) setupMetricCharts(chartsSection, chartsConfig, firstSeries);
   });
 })();
