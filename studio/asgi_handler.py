@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -39,8 +38,6 @@ from django.db import connections
 from django.http import FileResponse, HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
-
-logger = logging.getLogger(__name__)
 
 
 class PooledASGIHandler(ASGIHandler):
