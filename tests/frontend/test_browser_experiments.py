@@ -79,6 +79,18 @@ Object.defineProperty(window, "Plotly", {
 });
 """
 
+# The tick labels of a plot that stick out of its box (by more than a pixel), as text.
+LABELS_OUTSIDE = """
+(plot) => {
+  const box = plot.getBoundingClientRect();
+  return Array.from(plot.querySelectorAll(".xtick text, .ytick text")).filter((label) => {
+    const r = label.getBoundingClientRect();
+    return r.width > 0 && (r.left < box.left - 1 || r.right > box.right + 1
+      || r.top < box.top - 1 || r.bottom > box.bottom + 1);
+  }).map((label) => label.textContent);
+}
+"""
+
 
 def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
     asgi_server: str, lab: tuple[Team, User, Experiment, Run, Run], page: Any
@@ -120,6 +132,10 @@ def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
     assert drawn["type"] == "scatter"  # one downsampled series: SVG (WebGL for many)
     assert len(drawn["x"]) <= 2 * width  # two points per pixel, not 20,000
     assert 99.0 in drawn["y"]  # the one-step spike survives the downsampling
+    # Every tick label lies inside its chart's box: the margins, mostly fixed (experiments.js
+    # draws each chart once), cut none off.
+    for plot in page.locator("[data-metric-chart] [data-plot]").all():
+        assert plot.evaluate(LABELS_OUTSIDE) == []
 
     # The run logs more: the chart grows without a reload, from the points after its last.
     page.evaluate("window.__studioloSamePage = true")
@@ -169,6 +185,11 @@ def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "run-page.png"), full_page=True)
+    # On a wall-time axis the dates take two lines: the bottom margin grows to hold them.
+    page.locator("[data-metric-charts] [data-x-axis]").select_option("time")
+    page.wait_for_function(f"{loss_plot}._fullLayout.xaxis.type === 'date'")
+    assert page.evaluate(f"{loss_plot}._fullLayout._size.b") > 40
+    assert page.locator('[data-key="loss"] [data-plot]').evaluate(LABELS_OUTSIDE) == []
 
     # Pick both runs in the runs table and compare them.
     page.goto(f"{asgi_server}/experiments/")

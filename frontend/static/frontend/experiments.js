@@ -253,12 +253,18 @@
       return data;
     }
 
+    // Drawn once: plotly draws a chart a second time whenever its automatic margins differ
+    // from the ones it started with, which an x tick label at the plot's right edge always
+    // did (half the cost of a page of charts). The margins fit the usual labels, and grow
+    // only for what varies: the x labels' height (dates take two lines) and the y labels'
+    // width. Tick labels are not measured one by one for overflow ("allow"): the margins
+    // hold them.
     function layout(chart, data) {
-      var axis = { gridcolor: "#eef0f3", zeroline: false, linecolor: "#cfd4dc", automargin: true };
+      var axis = { gridcolor: "#eef0f3", zeroline: false, linecolor: "#cfd4dc", ticklabeloverflow: "allow" };
       var titles = { step: "step", time: "wall time (UTC)", relative: "time since the run started (s)" };
       return {
         height: 260,
-        margin: { l: 52, r: 12, t: 8, b: 40 },
+        margin: { l: 52, r: 16, t: 10, b: 40 },
         paper_bgcolor: "rgba(0,0,0,0)",
         plot_bgcolor: "rgba(0,0,0,0)",
         font: { family: FONT, size: 11, color: "#5b6474" },
@@ -268,10 +274,11 @@
         // The user's zoom survives redraws (new data, smoothing) until the x-axis changes.
         uirevision: view.xmode,
         xaxis: Object.assign({}, axis, {
+          automargin: "height",
           title: { text: titles[view.xmode] },
           type: view.xmode === "time" ? "date" : "linear",
         }),
-        yaxis: Object.assign({}, axis),
+        yaxis: Object.assign({}, axis, { automargin: "width" }),
         annotations: data.length ? [] : [{
           text: "No values",
           showarrow: false,
