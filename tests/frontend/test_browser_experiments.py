@@ -136,6 +136,13 @@ def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
     # draws each chart once), cut none off.
     for plot in page.locator("[data-metric-chart] [data-plot]").all():
         assert plot.evaluate(LABELS_OUTSIDE) == []
+    # A chart's mode bar (zoom, pan, reset) is built when the pointer first comes into it;
+    # the chart still follows zooms afterwards (below).
+    assert loss_chart.locator(".modebar").count() == 0
+    loss_chart.locator("[data-plot]").hover()
+    expect(loss_chart.locator(".modebar")).to_be_visible()
+    expect(loss_chart.locator('.modebar-btn[data-val="reset"]')).to_be_visible()
+    assert acc_chart.locator(".modebar").count() == 0
 
     # The run logs more: the chart grows without a reload, from the points after its last.
     page.evaluate("window.__studioloSamePage = true")

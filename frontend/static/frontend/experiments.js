@@ -36,6 +36,10 @@
     responsive: true,
     modeBarButtonsToRemove: ["select2d", "lasso2d", "toImage"],
   };
+  // A metric chart's mode bar (zoom, pan, reset) shows only while the pointer is over the
+  // chart, so it is built then: the first time the pointer (or focus) comes into the chart.
+  // Building ten of them with the charts was a tenth of a page's drawing time.
+  var PLOT_OPTIONS_NO_MODEBAR = Object.assign({}, PLOT_OPTIONS, { displayModeBar: false });
   // Points in a chart above which its traces are drawn with WebGL (when the page's plotly
   // has it). Not lower: a single downsampled series (two points per pixel) draws fast as one
   // SVG path, and a browser keeps only about 16 WebGL contexts alive, one per chart.
@@ -305,12 +309,19 @@
     function draw(chart) {
       if (!chart.loaded) return;
       var data = traces(chart);
-      window.Plotly.react(chart.plot, data, layout(chart, data), PLOT_OPTIONS);
+      var options = chart.modebar ? PLOT_OPTIONS : PLOT_OPTIONS_NO_MODEBAR;
+      window.Plotly.react(chart.plot, data, layout(chart, data), options);
       if (!chart.listening) { // plotly adds `on` to the plot when it first draws it
         chart.listening = true;
         chart.plot.on("plotly_relayout", function (event) { onRelayout(chart, event); });
       }
       setState(chart);
+    }
+
+    function withModebar(chart) {
+      if (chart.modebar) return;
+      chart.modebar = true;
+      draw(chart); // the user's zoom stays (uirevision)
     }
 
     // --- zoom -------------------------------------------------------------------------------
@@ -430,10 +441,13 @@
         zoomed: null,
         loaded: false,
         listening: false,
+        modebar: false,
         seq: 0,
         timer: null,
       };
       charts[key] = chart;
+      chart.plot.addEventListener("pointerenter", function () { withModebar(chart); });
+      chart.plot.addEventListener("focusin", function () { withModebar(chart); });
       setState(chart);
       return chart;
     }
