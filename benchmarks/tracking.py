@@ -13,7 +13,10 @@ The workload (`tracking_driver.py`) is the same mlflow client code against each,
 mlflow venv's Python: runs created per second (one `create_run` each), `log_metric` points per
 second (one call per point), `log_batch` points per second (1,000 per call), the full history
 of that 100,000-point metric (`get_metric_history`, which pages), and `search_runs` over 1,000
-runs filtered by a param. The servers take turns per round; medians over rounds are kept.
+runs filtered by a param. Two lines send the same requests over plain HTTP (`log_batch`'s
+bodies built beforehand; history pages read but not parsed): the servers' own time. The driver
+records its own CPU per line too, which bounds the ratio any server can reach through this
+client. The servers take turns per round; medians over rounds are kept.
 
 Run: .venv/bin/python benchmarks/tracking.py [--rounds 2] [--database-url postgres://...]
 """
