@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from experiments import search
@@ -32,7 +32,7 @@ from experiments.models import (
     RunTag,
 )
 from studio.accounts.models import Team
-from studio.accounts.selectors import teams_for_user
+from studio.accounts.selectors import note_member_role, teams_for_user
 from studio.errors import NotFound, ValidationError
 
 User = AbstractBaseUser | AnonymousUser
@@ -168,10 +168,14 @@ def _with_details(runs: QuerySet[Run]) -> QuerySet[Run]:
 
 
 def runs_for_user(user: User, *, team: Team | None = None) -> QuerySet[Run]:
-    runs = Run.objects.filter(experiment__team__in=teams_for_user(user))
     if team is not None:
-        runs = runs.filter(experiment__team=team)
-    return runs
+        # One team: its membership row joined (one query, no subquery to build).
+        if not user.is_authenticated:
+            return Run.objects.none()
+        return Run.objects.filter(
+            experiment__team=team, experiment__team__memberships__user_id=user.pk
+        )
+    return Run.objects.filter(experiment__team__in=teams_for_user(user))
 
 
 def run_for_user(user: User, run_id: str, *, team: Team | None = None, details: bool = True) -> Run:
@@ -181,9 +185,16 @@ def run_for_user(user: User, run_id: str, *, team: Team | None = None, details: 
         raise NotFound("run not found", field="run_id")
     runs = runs_for_user(user, team=team)
     runs = _with_details(runs) if details else runs.select_related("experiment__team")
-    run = runs.filter(run_uuid=run_id).first()
+    if team is not None:
+        # The membership row is joined (runs_for_user): its role comes along, for the
+        # permission check a write makes next.
+        runs = runs.annotate(member_role=F("experiment__team__memberships__role"))
+    # The id is unique: no ORDER BY to build or run (as `first()` or the default order would).
+    run = next(iter(runs.filter(run_uuid=run_id).order_by()[:1]), None)
     if run is None:
         raise NotFound(f"run {run_id} not found", field="run_id")
+    if team is not None:
+        note_member_role(run.experiment.team, user.pk, getattr(run, "member_role", None))
     return run
 
 

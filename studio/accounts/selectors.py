@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import Q, QuerySet
@@ -16,6 +17,23 @@ def teams_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Team]:
     if not user.is_authenticated:
         return Team.objects.none()
     return Team.objects.filter(memberships__user_id=user.pk)
+
+
+def note_member_role(team: Team, user_id: Any, role: str | None) -> None:
+    """Keep on this team instance the user's role, read in the same query that loaded the
+    team (a selector that joins the membership row): the permission check that follows in
+    this request reads it instead of asking again. Only the instance carries it, so it lasts
+    as long as the request that loaded it."""
+    roles: dict[Any, str | None] = team.__dict__.setdefault("_member_roles", {})
+    roles[user_id] = role
+
+
+def noted_member_role(team: Team, user_id: Any) -> tuple[bool, str | None]:
+    """(whether a role was noted on this instance for the user, that role)."""
+    roles = team.__dict__.get("_member_roles")
+    if roles is None or user_id not in roles:
+        return False, None
+    return True, roles[user_id]
 
 
 def team_for_user(user: AbstractBaseUser | AnonymousUser, slug: str) -> Team:

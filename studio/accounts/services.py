@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from studio.accounts.models import ApiToken, Membership, Team, TokenPurpose
 from studio.accounts.roles import Action, Role, role_allows
-from studio.accounts.selectors import dead_try_tokens_q
+from studio.accounts.selectors import dead_try_tokens_q, noted_member_role
 from studio.audit.services import audit_record
 from studio.errors import Conflict, NotFound, PermissionDenied, ValidationError
 
@@ -43,8 +43,14 @@ def token_digest(secret: str) -> str:
 
 
 def membership_role(*, user: Actor, team: Team) -> str | None:
+    """The user's role in the team (None: not a member), read from the database; or, when
+    this team instance was loaded together with the user's membership row in this request
+    (`studio.accounts.selectors.note_member_role`), that row's role."""
     if user is None or not user.is_authenticated:
         return None
+    known, role = noted_member_role(team, user.pk)
+    if known:
+        return role
     return (
         Membership.objects.filter(team=team, user_id=user.pk).values_list("role", flat=True).first()
     )

@@ -229,8 +229,10 @@ def test_a_warm_caller_costs_no_query_and_a_revoked_token_ends_within_the_ttl(
     reads = [q["sql"].split(" FROM ")[0] for q in queries.captured_queries]
     assert not any(r.startswith('SELECT "accounts_apitoken"') for r in reads), reads
     assert not any(r.startswith('SELECT "accounts_team"') for r in reads), reads
-    # The role is still read at each write: the services decide, every time.
-    assert any(r.startswith('SELECT "accounts_membership"') for r in reads), reads
+    # The role is still read at each write (with the run: its membership row is joined), and
+    # the services decide, every time.
+    sqls = [q["sql"] for q in queries.captured_queries]
+    assert any('"accounts_membership"."role"' in sql for sql in sqls), sqls
 
     token_revoke(token=ApiToken.objects.get(user=scientist), actor=scientist)
     clock.now += views.CALLER_TTL_SECONDS / 2
@@ -251,3 +253,22 @@ def test_a_member_removed_from_the_team_is_refused_at_once(
     response = api.post("runs/log-metric", {**body, "step": 1})
     assert response.status_code in (403, 404), response.content
     assert MetricPoint.objects.filter(run_id=run.pk, key="loss").count() == 1
+
+
+def test_a_role_change_applies_at_the_next_call_with_a_warm_caller(
+    scientist: User, team: Team, run: Run
+) -> None:
+    """The role comes with the run (its membership row joined) at every call: a member made
+    a viewer can no longer log, and one removed no longer sees the run, even while the API
+    keeps their token and team (CALLER_TTL_SECONDS)."""
+    from studio.accounts.services import membership_remove
+
+    api = Mlflow(make_token(scientist))
+    body = {"run_id": run.run_uuid, "key": "loss", "value": 0.5, "timestamp": T0, "step": 0}
+    assert api.post("runs/log-metric", body).status_code == 200
+    membership_set(team=team, user=scientist, role="viewer")
+    refused(api.post("runs/log-metric", {**body, "step": 1}), 403, "PERMISSION_DENIED")
+    assert api.get("runs/get", run_id=run.run_uuid).status_code == 200  # viewers read
+    membership_remove(team=team, user=scientist)
+    refused(api.post("runs/log-metric", {**body, "step": 2}), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert MetricPoint.objects.filter(run=run).count() == 1
