@@ -364,6 +364,11 @@ class MetricsAnnouncer:
         except Exception:  # a lost live event only means a page redraws later
             log.warning("could not announce new points of run %s", target.run_id, exc_info=True)
 
+    def owed(self) -> set[str]:
+        """The runs (ids) whose trailing event this process still owes."""
+        with self._lock:
+            return set(self._trailing)
+
     def reset(self) -> None:
         """Forget this process's state (tests). Windows in Redis expire on their own."""
         with self._lock:

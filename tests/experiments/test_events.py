@@ -74,8 +74,10 @@ def test_batches_within_the_window_make_one_trailing_event_with_all_their_keys()
     harness.advance(0.5)
     harness.offer("loss", "lr")
     assert len(harness.sent) == 1
+    assert harness.announcer.owed() == {TARGET.run_id}  # the trailing event is this process's
     harness.advance(1.0)  # the window ends
     assert harness.sent[1] == (TARGET.run_id, ["acc", "loss", "lr"])
+    assert harness.announcer.owed() == set()
     harness.advance(10)
     assert len(harness.sent) == 2  # nothing more was logged
 

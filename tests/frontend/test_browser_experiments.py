@@ -12,6 +12,7 @@ serving studio.asgi; data logged through the experiments services.
 from __future__ import annotations
 
 import math
+import time
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -19,6 +20,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from django.contrib.auth.models import User
 
+from experiments import events
 from experiments.models import Experiment, Run
 from experiments.services import MetricInput, experiment_create, run_create, run_log_batch
 from studio.accounts.models import Team
@@ -60,6 +62,13 @@ def lab(transactional_db: None) -> tuple[Team, User, Experiment, Run, Run]:
     other = run_create(experiment=experiment, name="wide", actor=ada, start_time=T0 + 1)
     run_log_batch(run=other, actor=ada, params=[("lr", "0.01"), ("model", "resnet")])
     log(other, ada, "acc", range(50), lambda step: step / 40)
+    # The live events of these batches have gone out (the last one ends the runs' throttle
+    # windows, up to 2 s later) before a page opens: a page that heard one would ask for
+    # the points after its own, and a later batch would share that event's window.
+    deadline = time.monotonic() + 10
+    while events.announcer.owed() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not events.announcer.owed()
     return team, ada, experiment, base, other
 
 
