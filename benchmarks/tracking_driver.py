@@ -44,6 +44,19 @@ def _session_and_uri():  # type: ignore[no-untyped-def]
     return session, get_tracking_uri().rstrip("/")
 
 
+def repeated_fetch(line: str, fetch, expected: int, sizes: dict) -> dict:  # type: ignore[no-untyped-def]
+    """`fetch` (returning the points it got) timed `history_repeats` times: the median."""
+    times = []
+    count = 0
+    for _ in range(sizes["history_repeats"]):
+        seconds, count = timed(fetch, line)
+        times.append(seconds)
+    if count != expected:
+        raise SystemExit(f"{line}: {count} points, expected {expected}")
+    median = statistics.median(times)
+    return {"n": count, "seconds": median, "all_seconds": times, "rate": count / median}
+
+
 def log_batch_bodies(run_id: str, payloads: list[list[Metric]]) -> list[str]:
     """The JSON bodies MlflowClient.log_batch sends for these metrics (the same protobuf
     message, turned into JSON by the same function), built ahead of the timed posts."""
@@ -125,36 +138,16 @@ def main() -> None:
     out["log_batch"] = {"n": points, "calls": batches, "seconds": seconds, "rate": points / seconds}
 
     # 4. The full history of that metric (client.get_metric_history pages through it).
-    fetches = []
-    count = 0
-    for _ in range(sizes["history_repeats"]):
-        seconds, history = timed(lambda: client.get_metric_history(run, "curve"), "history")
-        fetches.append(seconds)
-        count = len(history)
-    if count != points:
-        raise SystemExit(f"get_metric_history returned {count} points, expected {points}")
-    out["history"] = {
-        "n": count,
-        "seconds": statistics.median(fetches),
-        "all_seconds": fetches,
-        "rate": count / statistics.median(fetches),
-    }
+    out["history"] = repeated_fetch(
+        "history", lambda: len(client.get_metric_history(run, "curve")), points, sizes
+    )
 
     # 4b. The same history over plain HTTP, pages as the client asks for them but left as
     # JSON text: the servers' own time, without the client's ~10 us per metric of protobuf
     # parsing (which no server can speed up).
-    raw = []
-    for _ in range(sizes["history_repeats"]):
-        seconds, count = timed(lambda: raw_history(run, "curve"), "history_raw")
-        raw.append(seconds)
-    if count != points:
-        raise SystemExit(f"raw get-history returned {count} points, expected {points}")
-    out["history_raw"] = {
-        "n": count,
-        "seconds": statistics.median(raw),
-        "all_seconds": raw,
-        "rate": count / statistics.median(raw),
-    }
+    out["history_raw"] = repeated_fetch(
+        "history_raw", lambda: raw_history(run, "curve"), points, sizes
+    )
 
     # 4c. The same log_batch calls over plain HTTP, into a run of their own: the bodies the
     # client sends, built beforehand, so the time is the servers' (and one requests post).
