@@ -8,6 +8,7 @@ job to another worker whose runner re-attaches to the container by its labels.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -79,8 +80,14 @@ def instance_label() -> str:
     return str(settings.STUDIOLO_HOME)
 
 
+def installation_tag() -> str:
+    """Short and stable per studio installation, so two studios on one engine never pick the
+    same container name."""
+    return hashlib.sha256(instance_label().encode()).hexdigest()[:6]
+
+
 def container_name(job: Job) -> str:
-    return f"studiolo-job-{job.pk}"
+    return f"studiolo-job-{installation_tag()}-{job.pk}"
 
 
 def job_labels(job: Job) -> dict[str, str]:

@@ -29,7 +29,6 @@ answers, the dead instances are replaced as usual.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -53,7 +52,7 @@ from endpoints.models import (
 )
 from endpoints.services.lifecycle import IllegalTransition, endpoint_event, endpoint_transition
 from endpoints.services.models import serving_source
-from jobs.runner import instance_label
+from jobs.runner import installation_tag, instance_label
 from jobs.runtime import get_runtime
 from jobs.runtime.base import (
     LABEL_INSTANCE,
@@ -89,12 +88,6 @@ STUCK_MARGIN_SECONDS = 120  # a busy endpoint not moving for startup timeout + t
 # routing cache (endpoints.gateway.directory.ROUTING_TTL_SECONDS, 1 s) plus the time a table
 # takes to load. No serving container starts before every such instance has been out this long.
 OUT_OF_ROTATION_SECONDS = 1.5
-
-
-def installation_tag() -> str:
-    """Short and stable per studio installation, so two studios on one engine never pick the
-    same container name."""
-    return hashlib.sha256(instance_label().encode()).hexdigest()[:6]
 
 
 def container_name(instance: EndpointInstance) -> str:

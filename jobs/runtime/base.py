@@ -57,7 +57,7 @@ class Mount:
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    name: str  # deterministic, e.g. "studiolo-job-42"; starting a second one with it fails
+    name: str  # deterministic, e.g. "studiolo-job-3fa2b1-42"; starting a second one with it fails
     image: str
     command: list[str] | None = None  # arguments; replaces the image's CMD ("train")
     entrypoint: list[str] | None = None  # replaces the image's ENTRYPOINT when given

@@ -42,6 +42,8 @@ from studio.errors import ValidationError
 
 IMAGE = "studiolo/python-base:bookworm"
 TEST_LABEL = "io.studiolo.test"
+# This run's value of TEST_LABEL: test runs sharing one engine clean up only their own containers.
+TEST_RUN = os.path.basename(os.environ["STUDIOLO_HOME"])
 GROUP_LABEL = "io.studiolo.test-group"
 MEMBER_LABEL = "io.studiolo.test-member"
 WAIT = 30  # seconds: any single container in this file is done well before
@@ -61,7 +63,9 @@ def _no_leaked_test_containers() -> Iterator[None]:
 
     client = docker.from_env()
     try:
-        for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}=true"}):
+        for container in client.containers.list(
+            all=True, filters={"label": f"{TEST_LABEL}={TEST_RUN}"}
+        ):
             container.remove(force=True)
     finally:
         client.close()
@@ -76,7 +80,7 @@ class Harness:
     started: list[str] = field(default_factory=list)
 
     def spec(self, code: str, *args: str, **overrides: Any) -> ContainerSpec:
-        labels = {TEST_LABEL: "true", **overrides.pop("labels", {})}
+        labels = {TEST_LABEL: TEST_RUN, **overrides.pop("labels", {})}
         values: dict[str, Any] = {
             "name": f"studiolo-test-{uuid.uuid4().hex[:12]}",
             "image": IMAGE,
@@ -160,7 +164,7 @@ def test_a_container_runs_its_command_and_reports_the_exit_code(rt: Harness) -> 
     state = rt.start(spec)
     assert state.name == spec.name
     assert state.labels[LABEL_MANAGED] == "true"
-    assert state.labels[TEST_LABEL] == "true"
+    assert state.labels[TEST_LABEL] == TEST_RUN
 
     done = rt.runtime.wait(state.id, timeout=WAIT)
 
@@ -358,7 +362,7 @@ def test_find_returns_the_containers_carrying_all_the_labels(rt: Harness) -> Non
     )
     rt.runtime.wait(a.id, timeout=WAIT)
 
-    both = rt.runtime.find({GROUP_LABEL: group, TEST_LABEL: "true"})
+    both = rt.runtime.find({GROUP_LABEL: group, TEST_LABEL: TEST_RUN})
     only_a = rt.runtime.find({GROUP_LABEL: group, MEMBER_LABEL: "a"})
 
     assert sorted(state.name for state in both) == sorted([a.name, b.name])
@@ -554,7 +558,7 @@ def test_process_other_mounts_users_and_ports_are_refused(
         process_rt.start(process_rt.spec("pass", user="nobody-else"))
     with pytest.raises(ValidationError, match="9000"):
         process_rt.start(process_rt.spec("pass", ports={9000: None}))
-    assert process_rt.runtime.find({TEST_LABEL: "true"}) == []
+    assert process_rt.runtime.find({TEST_LABEL: TEST_RUN}) == []
 
 
 def test_process_train_runs_the_toolkit_on_the_job_folder(
