@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from studio import health
 from studio.api.views import StudioAPIView
 from studio.artifacts import get_store
+from studio.artifacts.services import team_of_key
 from studio.artifacts.signing import verify_download
 
 
@@ -46,8 +47,9 @@ class ArtifactDownloadApi(StudioAPIView):
     """Signed download links served through the studio ("presigned-ish").
 
     A service that decided the reader may see an artifact hands out a link signed with
-    SECRET_KEY; the link works until it expires, for an authenticated user, and streams the
-    object from whichever backend holds it without loading it in memory.
+    SECRET_KEY; the link works until it expires, for a signed-in member of the team whose
+    area holds the key (anyone else gets 404, as for every read across teams), and streams
+    the object from whichever backend holds it without loading it in memory.
     """
 
     @extend_schema(
@@ -60,6 +62,7 @@ class ArtifactDownloadApi(StudioAPIView):
     )
     def get(self, request: Request) -> FileResponse:
         key = verify_download(request.query_params, secret=settings.SECRET_KEY)
+        team_of_key(request.user, key)  # a link passed on outside the team is worth nothing
         store = get_store()
         info = store.stat(key)
         filename = request.query_params.get("filename") or key.rsplit("/", 1)[-1]

@@ -1,7 +1,8 @@
 """Team-scoped access to the artifact store for the API and the CLI.
 
 Every team owns the keys below `teams/<slug>/`; a key elsewhere, or of another team, is
-reported as not found (no leaks), and writing needs a role that may submit work.
+reported as not found (no leaks), and writing needs a role that may submit work and a key
+the platform does not own (`protection.py`: job outputs, archives pinned by packages).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from studio.accounts.roles import Action
 from studio.accounts.selectors import team_for_user
 from studio.accounts.services import require_permission
 from studio.artifacts import ObjectInfo, get_store, validate_key, validate_prefix
+from studio.artifacts.protection import require_user_writable
 from studio.audit.services import audit_record
 from studio.errors import NotFound
 
@@ -23,6 +25,7 @@ User = AbstractBaseUser | AnonymousUser
 
 
 def team_of_key(user: User, key: str) -> Team:
+    """The team whose area holds `key`, when `user` is one of its members; NotFound else."""
     parts = key.split("/")
     if len(parts) < 2 or parts[0] != "teams":
         raise NotFound(f"{key} not found", field="key")
@@ -36,6 +39,7 @@ def artifact_put(*, user: User, key: str, data: BinaryIO) -> tuple[str, ObjectIn
     key = validate_key(key)
     team = team_of_key(user, key)
     require_permission(user=user, team=team, action=Action.SUBMIT_JOB)
+    require_user_writable(key)
     store = get_store()
     info = store.put(key, data)
     audit_record(
