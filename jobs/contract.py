@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs import archives
 from studio.artifacts import ArtifactStore
+from studio.artifacts.integrity import artifact_label
 
 REGION = "local"
 ACCOUNT = "000000000000"
@@ -160,10 +162,19 @@ def download_prefix_or_object(
 
 def stage_source(store: ArtifactStore, key: str, code_dir: Path) -> None:
     """Pre-extract the user's code into /opt/ml/code, so the container needs no store access
-    (the training toolkit uses /opt/ml/code as it is when it is not empty)."""
+    (the training toolkit uses /opt/ml/code as it is when it is not empty). The archive is
+    unpacked within the archive limits (jobs.archives), which the submission could only
+    check in part."""
     if store.exists(key):
-        with store.open(key) as stream, tarfile.open(fileobj=stream, mode="r|gz") as archive:
-            archive.extractall(code_dir, filter="data")  # refuses absolute paths, .., devices
+        label = f"source archive {artifact_label(store, key)}"
+        with store.open(key) as stream:
+            archives.extract(
+                stream,
+                code_dir,
+                archive_size=store.stat(key).size,
+                label=label,
+                field="source_uri",
+            )
     else:
         download_prefix_or_object(store, key, code_dir)
 

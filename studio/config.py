@@ -72,6 +72,18 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "$STUDIOLO_HOME/work",
         "Where workers lay out each job's `/opt/ml` folder. With the Docker runtime it must be a path the engine sees (compose shares it).",
     ),
+    "ARCHIVE_MAX_EXPANDED_MB": (
+        "10240",
+        "Most content, in MiB, one source or model archive may unpack to; a bigger one is refused (at submission when its headers say so, else when it is unpacked), naming this limit. Raise it for models over 10 GiB.",
+    ),
+    "ARCHIVE_MAX_FILES": (
+        "100000",
+        "Most members (files, folders, links) one source or model archive may hold.",
+    ),
+    "ARCHIVE_MAX_RATIO": (
+        "200",
+        "Most times an archive's content may exceed the archive's own size (checked past 1 MiB of content): code and data compress 3-20 times, an archive bomb a thousand.",
+    ),
     "JOB_STOP_GRACE_SECONDS": (
         "120",
         "Seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker uses 120).",
@@ -127,6 +139,9 @@ class Config:
     log_level: str
     instance_types: dict[str, dict[str, float]]
     jobs_work_dir: Path
+    archive_max_expanded_mb: int
+    archive_max_files: int
+    archive_max_ratio: int
     job_stop_grace_seconds: int
     endpoint_startup_timeout_seconds: int
     endpoint_invocation_timeout_seconds: int
@@ -328,6 +343,19 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         log_level=log_level,
         instance_types=_instance_types(env),
         jobs_work_dir=_absolute_path("JOBS_WORK_DIR", env.get("JOBS_WORK_DIR"), home / "work"),
+        archive_max_expanded_mb=_int(
+            "ARCHIVE_MAX_EXPANDED_MB",
+            env.get("ARCHIVE_MAX_EXPANDED_MB"),
+            10240,
+            1,
+            16 * 1024 * 1024,
+        ),
+        archive_max_files=_int(
+            "ARCHIVE_MAX_FILES", env.get("ARCHIVE_MAX_FILES"), 100_000, 1, 100_000_000
+        ),
+        archive_max_ratio=_int(
+            "ARCHIVE_MAX_RATIO", env.get("ARCHIVE_MAX_RATIO"), 200, 1, 1_000_000
+        ),
         job_stop_grace_seconds=_int(
             "JOB_STOP_GRACE_SECONDS", env.get("JOB_STOP_GRACE_SECONDS"), 120, 0, 3600
         ),

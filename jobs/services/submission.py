@@ -7,7 +7,6 @@ worker queue of its instance type after the transaction commits.
 from __future__ import annotations
 
 import re
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from django.db import IntegrityError, transaction
 
 from experiments.models import RunSource
 from experiments.services import experiment_get_or_create, run_create
+from jobs import archives
 from jobs.frameworks import framework_image
 from jobs.instance_types import InstanceType, instance_type_get
 from jobs.models import Job, JobKind, JobStatus, JobTransition, SecondaryStatus
@@ -27,6 +27,7 @@ from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
 from studio.artifacts import ArtifactStore, get_store
 from studio.artifacts.errors import ArtifactStoreError
+from studio.artifacts.integrity import artifact_label
 from studio.audit.services import audit_record
 from studio.errors import ValidationError
 from studio.events import publish_team_event
@@ -44,6 +45,9 @@ MAX_ENV = 100
 MAX_RUNTIME_LIMIT = 28 * 24 * 3600
 DEFAULT_MAX_RUNTIME = 24 * 3600
 DEFAULT_EXPERIMENT = "training-jobs"
+# How much of a source archive's content a submission reads past (decompressing it) to check
+# its headers: about a second of work. A bigger archive is checked in full by the worker.
+SUBMISSION_SCAN_BYTES = 256 * 1024 * 1024
 INPUT_MODES = ("File",)
 
 
@@ -358,11 +362,7 @@ def _source(store: ArtifactStore, team: Team, request: JobRequest) -> str:
             raise ValidationError(
                 "source_uri: expected a sourcedir.tar.gz or a folder", field="source_uri"
             )
-        if request.entry_point and not _archive_has(store, key, request.entry_point):
-            raise ValidationError(
-                f"entry_point: {request.entry_point!r} is not in the source archive",
-                field="entry_point",
-            )
+        _check_source_archive(store, key, request.entry_point)
     elif not prefix_or_object_exists(store, key):
         raise ValidationError(
             f"source_uri: {request.source_uri} does not exist", field="source_uri"
@@ -374,14 +374,23 @@ def _source(store: ArtifactStore, team: Team, request: JobRequest) -> str:
     return store.uri(key)
 
 
-def _archive_has(store: ArtifactStore, key: str, member: str) -> bool:
-    try:
-        with store.open(key) as stream, tarfile.open(fileobj=stream, mode="r|gz") as archive:
-            return any(info.name.removeprefix("./") == member for info in archive)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+def _check_source_archive(store: ArtifactStore, key: str, entry_point: str) -> None:
+    """What is cheap to check in a web request: the archive's headers, within the archive
+    limits, up to SUBMISSION_SCAN_BYTES of content (or until the entry point shows up). The
+    archive is unpacked by the worker, which applies the limits to the rest."""
+    with store.open(key) as stream:
+        scanned = archives.scan(
+            stream,
+            archive_size=store.stat(key).size,
+            label=f"source archive {artifact_label(store, key)}",
+            field="source_uri",
+            wanted=entry_point,
+            budget_bytes=SUBMISSION_SCAN_BYTES,
+        )
+    if entry_point and scanned.complete and not scanned.found:
         raise ValidationError(
-            f"source_uri: not a readable .tar.gz ({exc})", field="source_uri"
-        ) from exc
+            f"entry_point: {entry_point!r} is not in the source archive", field="entry_point"
+        )
 
 
 def _channels(
