@@ -191,3 +191,21 @@ def endpoint_traffic(
         "totals": totals,
         "variants": variants,
     }
+
+
+def staged_model_uris() -> list[str]:
+    """The artifacts whose staged model an endpoint may still serve from a worker: those of
+    every endpoint's current and pending config, and of any config it still runs instances
+    of (an old config draining). A deleted endpoint's are not in it."""
+    configs = (
+        Q(variants__config__in=Endpoint.objects.values("config"))
+        | Q(
+            variants__config__in=Endpoint.objects.filter(pending_config__isnull=False).values(
+                "pending_config"
+            )
+        )
+        | Q(variants__config__in=EndpointInstance.objects.values("config"))
+    )
+    return list(
+        ServingModel.objects.filter(configs).values_list("artifact_uri", flat=True).distinct()
+    )

@@ -6,6 +6,8 @@
 - A Pending job that sat unclaimed for a long time is queued again (its message may have
   been lost with a Redis that kept nothing); a duplicate is harmless, the lease decides.
 - A container of this studio whose job is over or unknown is removed.
+- Staged folders nothing needs (a deleted endpoint's model, a job folder its runner left
+  behind) are removed (jobs/staging.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 from jobs.runner import instance_label
 from jobs.runtime import get_runtime
 from jobs.runtime.base import LABEL_INSTANCE, LABEL_JOB_ID, LABEL_KIND
+from jobs.staging import staging_prune
 from studio.errors import StudioloError
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,7 @@ def reconcile_jobs() -> dict[str, int]:
         run_job.apply_async(args=[job.pk], queue=_queue(job))
         counts["requeued"] += 1
     counts["removed"] = _remove_orphans(now)
+    counts.update(staging_prune())
     return counts
 
 

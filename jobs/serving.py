@@ -14,26 +14,21 @@ containers itself (compose) sets `ENDPOINT_NETWORK`: serving containers then joi
 network, publish nothing, and are reached at their address on it, port 8080 (the studio's own
 containers join the same network).
 
-The model archive is downloaded and unpacked once per artifact into a shared folder under
-`JOBS_WORK_DIR/serving/` (mounted read-only into Docker containers), so ten instances of one
-model cost one download.
+The model archive is downloaded, checked and unpacked once per artifact into a shared folder
+under `JOBS_WORK_DIR/serving/` (`jobs/staging.py`; mounted read-only into Docker containers),
+so ten instances of one model cost one download.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
-import hashlib
 import http.client
 import math
 import os
-import shutil
 import socket
-import tarfile
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +37,8 @@ from django.conf import settings
 from jobs.frameworks import CONTAINER_UID, is_framework_image
 from jobs.instance_types import instance_type_get
 from jobs.runtime.base import ContainerSpec, ContainerState, Mount, Runtime
-from studio.artifacts import get_store
-from studio.errors import StudioloError, ValidationError
+from studio.artifacts.integrity import ArtifactPin
+from studio.errors import StudioloError
 
 SERVING_PORT = 8080
 DEFAULT_BRIDGE = "bridge"  # the engine's default network, where serving containers go by default
@@ -65,72 +60,12 @@ class ServingSource:
     artifact_uri: str
     environment: Mapping[str, str] = field(default_factory=dict)
     program: str = ""  # the package's entry point (SAGEMAKER_PROGRAM), if it names one
-
-
-def staged_model_root(artifact_uri: str) -> Path:
-    digest = hashlib.sha256(artifact_uri.encode()).hexdigest()[:24]
-    return Path(settings.JOBS_WORK_DIR) / "serving" / digest
-
-
-def stage_model(artifact_uri: str) -> Path:
-    """Download and unpack the model archive once; returns a folder holding `model/`.
-
-    Safe against concurrent callers (several instances starting at once, in one worker or in
-    several): a file lock serialises them and the folder appears complete or not at all.
-    """
-    root = staged_model_root(artifact_uri)
-    if (root / "model").is_dir():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(root.parent / f"{root.name}.lock"):
-        if (root / "model").is_dir():
-            return root
-        store = get_store()
-        key = store.key_from_uri(artifact_uri)
-        if not store.exists(key):
-            raise ValidationError(
-                f"model: the model artifact {artifact_uri} does not exist", field="model"
-            )
-        scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-        try:
-            model_dir = scratch / "model"
-            model_dir.mkdir()
-            with store.open(key) as stream:
-                try:
-                    with tarfile.open(fileobj=stream, mode="r|*") as archive:
-                        # "data" refuses absolute paths, "..", devices and links out of the tree.
-                        archive.extractall(model_dir, filter="data")
-                except tarfile.TarError as exc:
-                    raise ValidationError(
-                        f"model: {artifact_uri} is not a readable model.tar.gz ({exc})",
-                        field="model",
-                    ) from exc
-            _readable_by_all(scratch)
-            os.replace(scratch, root)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return root
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _readable_by_all(root: Path) -> None:
-    """Serving containers of framework images run as an unprivileged user: the unpacked model
-    must be readable (and its folders searchable) by it, whatever modes the archive held."""
-    for folder, _dirs, files in os.walk(root):
-        os.chmod(folder, 0o755)  # noqa: S103 - the model is not secret from its own container
-        for name in files:
-            path = os.path.join(folder, name)
-            if not os.path.islink(path):
-                os.chmod(path, os.stat(path).st_mode | 0o444)
+    # What the archive's content must be, and who pinned it ("package churn/3"). A source
+    # with `pinned_by` and no pin (a package registered before pinning, whose artifact was
+    # gone at the upgrade) is refused; one with neither (an admin's image model) is not
+    # checked.
+    pin: ArtifactPin | None = None
+    pinned_by: str = ""
 
 
 def serving_container_spec(

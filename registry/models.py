@@ -2,7 +2,8 @@
 
 A package's artifact and lineage are written once, at registration, and never change; only
 its approval status moves, through `registry.services.approval`, one locked transition at a
-time, each with who, when and why.
+time, each with who, when and why. The artifact is pinned by content (sha256 and size, read
+from the store at registration): what was approved is what gets served, or nothing is.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ class ModelPackage(models.Model):
 
     # What is deployed: written at registration, never changed.
     artifact_uri = models.CharField(max_length=1024)
+    # The artifact's content when it was registered; whatever serves the package checks it.
+    # Blank only for a package registered before pinning whose artifact was gone at the
+    # upgrade (migration 0003): such a package is never deployed.
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    artifact_size = models.PositiveBigIntegerField(null=True, blank=True)
     image = models.CharField(max_length=512)
     framework = models.CharField(max_length=32, blank=True)
     entry_point = models.CharField(max_length=256, blank=True)
@@ -99,7 +105,11 @@ class ModelPackage(models.Model):
                 fields=["group", "version"], name="model_package_unique_version"
             ),
         ]
-        indexes = [models.Index(fields=["approval_status"], name="model_package_status")]
+        indexes = [
+            models.Index(fields=["approval_status"], name="model_package_status"),
+            # A user's upload asks whether its key is any package's artifact.
+            models.Index(fields=["artifact_uri"], name="model_package_artifact"),
+        ]
         ordering = ["group", "-version"]
 
     def __str__(self) -> str:

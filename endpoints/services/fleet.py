@@ -68,9 +68,9 @@ from jobs.serving import (
     serving_address,
     serving_container_spec,
     serving_network,
-    stage_model,
     wait_until_ready,
 )
+from jobs.staging import stage_model, staged_models_prune
 from studio.errors import StudioloError
 from studio.events import publish_team_event
 
@@ -137,7 +137,7 @@ def _start_container(
     runtime: Runtime, endpoint: Endpoint, variant: ProductionVariant, instance: EndpointInstance
 ) -> None:
     name = instance.container_name
-    model_root = stage_model(variant.model.artifact_uri)
+    model_root = stage_model(serving_source(variant.model))  # checked against its pin
     spec = serving_container_spec(
         serving_source(variant.model),
         runtime=runtime,
@@ -237,7 +237,7 @@ def _bring_up(runtime: Runtime, endpoint: Endpoint, config: EndpointConfig) -> l
     """Start every instance of every variant of `config` and wait until all are healthy.
     On failure the caller removes what was started (found by endpoint and config)."""
     started: list[EndpointInstance] = []
-    for variant in config.variants.select_related("model").order_by("id"):
+    for variant in config.variants.select_related("model__package__group").order_by("id"):
         for _ in range(variant.instance_count):
             started.append(_start_instance(runtime, endpoint, config, variant))
     _await_healthy(runtime, started)
@@ -370,6 +370,7 @@ def roll_out_endpoint(endpoint_id: int) -> None:
             return  # deleted meanwhile: the deletion removes every instance
     time.sleep(DRAIN_SECONDS)
     removed = _remove_instances(runtime, old, STOP_GRACE_SECONDS)
+    staged_models_prune()  # the old config's models, unless something else serves them
     endpoint = Endpoint.objects.select_related("team").get(pk=endpoint_id)
     endpoint_event(endpoint=endpoint, message=f"Drained and stopped {removed} old instance(s)")
 
@@ -418,6 +419,7 @@ def delete_endpoint(endpoint_id: int) -> None:
             event="endpoint.deleted",
             data={"id": endpoint_id, "name": name},
         )
+    staged_models_prune()  # its models' folders, unless something else serves them
 
 
 def heal_instance(instance_id: int) -> None:

@@ -23,6 +23,7 @@ from jobs.services.submission import ENV_KEY, team_prefix
 from jobs.serving import ServingSource
 from registry.models import ModelPackage
 from registry.services.approval import package_require_deployable
+from registry.services.artifacts import package_pin
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
@@ -65,13 +66,18 @@ def package_from_ref(*, team: Team, ref: str, field_name: str = "model") -> Mode
 
 
 def serving_source(model: ServingModel) -> ServingSource:
+    """What the fleet serves for `model`; a model made from a package carries the package's
+    pin, which its archive is checked against when it is staged."""
     environment = dict(model.environment)
     program = environment.pop("SAGEMAKER_PROGRAM", "")
+    package = model.package
     return ServingSource(
         image=model.image,
         artifact_uri=model.artifact_uri,
         environment=environment,
         program=program,
+        pin=package_pin(package) if package is not None else None,
+        pinned_by=f"package {package}" if package is not None else "",
     )
 
 

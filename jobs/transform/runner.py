@@ -4,9 +4,10 @@ It shares the training runner's lease, watchdog (lease renewal, stop requests,
 MaxRuntimeInSeconds), transitions and log; what happens in between differs:
 
 1. Starting: take the job, open its log.
-2. Downloading: stage the model (once per artifact, shared with endpoints), check that its
-   package is still Approved, download the input objects into the job's work folder and
-   count their records (the progress total).
+2. Downloading: check that its package is still Approved, stage the model (once per
+   artifact, shared with endpoints; checked against the package's pin while it downloads),
+   download the input objects into the job's work folder and count their records (the
+   progress total).
 3. Start the model's serving container (`serve`, the batch environment variables, the job's
    labels and deterministic name, so reconciliation finds it); its output goes into the job's
    log. A container that exits before answering /ping fails the job with its last lines.
@@ -14,7 +15,8 @@ MaxRuntimeInSeconds), transitions and log; what happens in between differs:
    MaxConcurrentTransforms in flight, and the answers written in input order to
    `<output path>/<path relative to the input prefix>.out`, once the whole object succeeded.
    A failed request (after its retries) fails the job, naming the object and the records.
-5. Stop and remove the container, whatever happened, and the work folder.
+5. Stop and remove the container, whatever happened, and the work folder (and the staged
+   model, when nothing else serves it).
 
 A worker that dies mid-transform: the next owner (after reconciliation) removes the old
 container and starts over from the first object; the outputs written already are written
@@ -31,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
@@ -50,9 +52,9 @@ from jobs.serving import (
     serving_address,
     serving_container_spec,
     serving_network,
-    stage_model,
     wait_until_ready,
 )
+from jobs.staging import stage_model, staged_models_prune
 from jobs.transform.client import (
     InvocationFailed,
     ModelClient,
@@ -61,6 +63,7 @@ from jobs.transform.client import (
 )
 from jobs.transform.records import MB, Batch, RecordTooLarge, assemble, batches, count_records
 from studio.artifacts import ArtifactStore, get_store
+from studio.artifacts.integrity import ArtifactPin
 from studio.errors import StudioloError, ValidationError
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,7 @@ class TransformRunner(JobRunner):
         super().__init__(job, lease)
         self.settings = cast(TransformSettings, job.transform)
         self.model_root: Path | None = None
+        self.source: ServingSource | None = None  # once the package was checked
         self.address: tuple[str, int] | None = None  # the serving container's, once ready
         self._interrupted = threading.Event()  # a stop or the runtime limit
         self._cancel = threading.Event()  # in-flight requests: give up, do not retry
@@ -193,8 +197,8 @@ class TransformRunner(JobRunner):
         )
         writer = self._writer()
         writer.system(f"Staging the model from {self.settings['model_artifact_uri']}")
-        self.model_root = stage_model(self.settings["model_artifact_uri"])
-        self._require_deployable()
+        self.source = self._deployable_source()
+        self.model_root = stage_model(self.source)  # checked against the package's pin
         self._check()
         store = get_store()
         listing = _list_inputs(store, store.key_from_uri(self.settings["input_uri"]))
@@ -230,32 +234,37 @@ class TransformRunner(JobRunner):
         )
         return objects
 
-    def _require_deployable(self) -> None:
-        """The package may have been rejected since the job was submitted."""
+    def _deployable_source(self) -> ServingSource:
+        """The package may have been rejected since the job was submitted. Returns what the
+        container serves: the model copied into the job at submission, with its package's
+        pin (which never changes), checked when it is staged."""
         from registry.models import ModelPackage
         from registry.services.approval import package_require_deployable
 
+        source = ServingSource(
+            image=self.job.image,
+            artifact_uri=self.settings["model_artifact_uri"],
+            environment={**self.settings["model_environment"], **self.job.environment},
+            program=self.settings["program"],
+        )
         package_id = self.settings["model_package_id"]
         if package_id is None:
-            return
+            return source  # an admin's image model: not from the registry
         package = ModelPackage.objects.select_related("group").filter(pk=package_id).first()
         if package is None:
             raise ValidationError(
                 f"model: the model package {self.settings['model']} does not exist any more",
                 field="model",
             )
-        package_require_deployable(package)
+        package_require_deployable(package)  # Approved, and pinned
+        pin = ArtifactPin(sha256=package.artifact_sha256, size=package.artifact_size or 0)
+        return replace(source, pin=pin, pinned_by=f"package {package}")
 
     def _start_serving(self) -> None:
         job, writer = self.job, self._writer()
-        if self.model_root is None:
+        if self.model_root is None or self.source is None:
             raise RuntimeError("the model is not staged")
-        source = ServingSource(
-            image=job.image,
-            artifact_uri=self.settings["model_artifact_uri"],
-            environment={**self.settings["model_environment"], **job.environment},
-            program=self.settings["program"],
-        )
+        source = self.source
         spec = serving_container_spec(
             source,
             runtime=self.runtime,
@@ -549,6 +558,7 @@ class TransformRunner(JobRunner):
             finish()
         finally:
             self._cleanup()
+        staged_models_prune()  # its model, unless an endpoint or another transform serves it
 
     def _end_failed(self, reason: str) -> None:
         if self._interrupted.is_set():

@@ -88,6 +88,10 @@ class PackageSerializer(serializers.Serializer[Any]):
 
 class PackageDetailSerializer(PackageSerializer):
     artifact_uri = serializers.CharField()
+    # The content the package was registered (and approved) with; "" for a legacy package
+    # that could not be pinned, which cannot be deployed.
+    artifact_sha256 = serializers.CharField()
+    artifact_size = serializers.IntegerField(allow_null=True)
     image = serializers.CharField()
     framework = serializers.CharField()
     entry_point = serializers.CharField()

@@ -202,14 +202,22 @@ def _publish(
 
 
 def package_is_deployable(package: ModelPackage) -> bool:
-    """The policy other apps obey: only Approved packages are deployed or used for batch
-    transform (endpoints and transform jobs ask here, never look at the status themselves)."""
-    return package.approval_status == ApprovalStatus.APPROVED
+    """The policy other apps obey: only Approved packages with a pinned artifact are deployed
+    or used for batch transform (endpoints and transform jobs ask here, never look at the
+    status themselves; what serves them checks the pin)."""
+    return package.approval_status == ApprovalStatus.APPROVED and bool(package.artifact_sha256)
 
 
 def package_require_deployable(package: ModelPackage) -> None:
-    if not package_is_deployable(package):
+    if package.approval_status != ApprovalStatus.APPROVED:
         raise ValidationError(
             f"model: {package} is {package.approval_status}; only Approved packages can be deployed",
+            field="model",
+        )
+    if not package.artifact_sha256:
+        raise ValidationError(
+            f"model: {package} has no pinned artifact checksum (it was registered before "
+            "packages pinned their artifact, and its artifact was missing when the studio was "
+            "upgraded): register the model again",
             field="model",
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
@@ -17,11 +17,13 @@ from jobs.models import Job, JobStatus
 from jobs.runtime import get_runtime
 from jobs.services.submission import team_prefix
 from registry.models import ApprovalStatus, ApprovalTransition, ModelPackage, ModelPackageGroup
+from registry.services.artifacts import artifact_pin_read
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
 from studio.artifacts import get_store
 from studio.artifacts.errors import ArtifactStoreError
+from studio.artifacts.integrity import ArtifactPin
 from studio.audit.services import audit_record
 from studio.errors import NotFound, StudioloError, ValidationError
 from studio.events import publish_team_event
@@ -41,6 +43,12 @@ class InferenceSpec:
     entry_point: str = ""
     content_types: Sequence[str] = ("text/csv", "application/json")
     response_types: Sequence[str] = ("application/json", "text/csv")
+
+
+class _Artifact(NamedTuple):
+    uri: str
+    key: str
+    field: str  # the request's field that named it, for errors
 
 
 @dataclass(frozen=True)
@@ -93,17 +101,13 @@ def package_register_from_job(
     actor: Actor,
     inference: InferenceSpec,
     description: str = "",
+    pin: ArtifactPin | None = None,
 ) -> ModelPackage:
     """Register a completed job's model, copying its lineage: job, run, hyperparameters,
-    input data, training image and its digest, and the run's final metrics."""
+    input data, training image and its digest, and the run's final metrics. `pin` is the
+    model's, when the caller read it already (outside its transaction)."""
     require_permission(user=actor, team=group.team, action=Action.REGISTER_MODEL)
-    if job.team_id != group.team_id:
-        raise NotFound(f"job {job.pk} not found", field="job")
-    if job.status != JobStatus.COMPLETED or not job.model_artifact_uri:
-        raise ValidationError(
-            f"job: {job.name} is {job.status}; only a Completed job with a model can be registered",
-            field="job",
-        )
+    key = _job_model_key(job, group.team)
     metrics: dict[str, Any] = {}
     if job.run_id is not None:
         metrics = {s.key: s.last_value for s in MetricSummary.objects.filter(run_id=job.run_id)}
@@ -112,7 +116,8 @@ def package_register_from_job(
         actor=actor,
         inference=inference,
         description=description,
-        artifact_uri=job.model_artifact_uri,
+        artifact=_Artifact(job.model_artifact_uri, key, "job"),
+        pin=pin,
         lineage={
             "external": False,
             "source_job": job,
@@ -124,6 +129,24 @@ def package_register_from_job(
             "metrics": metrics,
         },
     )
+
+
+def _job_model_key(job: Job, team: Team) -> str:
+    """The key of a job's model archive, if the job may be registered in `team`."""
+    if job.team_id != team.pk:
+        raise NotFound(f"job {job.pk} not found", field="job")
+    if job.status != JobStatus.COMPLETED or not job.model_artifact_uri:
+        raise ValidationError(
+            f"job: {job.name} is {job.status}; only a Completed job with a model can be registered",
+            field="job",
+        )
+    try:
+        return get_store().key_from_uri(job.model_artifact_uri)
+    except ArtifactStoreError as exc:
+        raise ValidationError(
+            f"job: the model of {job.name} is not in the artifact store ({exc.message})",
+            field="job",
+        ) from exc
 
 
 def package_register_external(
@@ -152,7 +175,7 @@ def package_register_external(
         actor=actor,
         inference=inference,
         description=description,
-        artifact_uri=store.uri(key),
+        artifact=_Artifact(store.uri(key), key, "artifact_uri"),
         lineage={"external": True, "metrics": _metrics(artifact.metrics)},
     )
 
@@ -203,10 +226,17 @@ def _register(
     actor: Actor,
     inference: InferenceSpec,
     description: str,
-    artifact_uri: str,
+    artifact: _Artifact,
+    pin: ArtifactPin | None = None,
     lineage: dict[str, Any],
 ) -> ModelPackage:
+    """Record the package of `artifact`, pinned to the content its key holds now: read
+    here, once the request is known to be valid, and before the transaction (slow I/O),
+    unless the caller read it already."""
     image, framework = _inference_image(inference)
+    artifact_uri = artifact.uri
+    if pin is None:
+        pin = artifact_pin_read(artifact.key, field=artifact.field)
     with transaction.atomic():
         # The group row lock serialises version numbers: two registrations never share one.
         ModelPackageGroup.objects.select_for_update().filter(pk=group.pk).first()
@@ -217,6 +247,8 @@ def _register(
             description=description,
             created_by=actor if isinstance(actor, User) else None,
             artifact_uri=artifact_uri,
+            artifact_sha256=pin.sha256,
+            artifact_size=pin.size,
             image=image,
             framework=framework,
             entry_point=inference.entry_point,
@@ -238,6 +270,8 @@ def _register(
             team=group.team,
             details={
                 "artifact_uri": artifact_uri,
+                "artifact_sha256": pin.sha256,
+                "artifact_size": pin.size,
                 "external": package.external,
                 "job": package.source_job_id,
             },
@@ -275,11 +309,19 @@ def package_register_from_job_in_new_group(
     description: str = "",
 ) -> ModelPackage:
     """Create a group and register the job's model as its first version, in one transaction:
-    a refused registration leaves no new, empty group behind."""
+    a refused registration leaves no new, empty group behind. The model is read (pinned)
+    before the transaction begins."""
+    require_permission(user=actor, team=team, action=Action.REGISTER_MODEL)
+    pin = artifact_pin_read(_job_model_key(job, team), field="job")
     with transaction.atomic():
         group = group_create(
             team=team, name=group_name, actor=actor, approvals_required=approvals_required
         )
         return package_register_from_job(
-            group=group, job=job, actor=actor, inference=inference, description=description
+            group=group,
+            job=job,
+            actor=actor,
+            inference=inference,
+            description=description,
+            pin=pin,
         )

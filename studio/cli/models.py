@@ -195,6 +195,12 @@ def describe(args: argparse.Namespace) -> int:
         ("Image", image),
         ("Entry point", package["entry_point"] or "-"),
         ("Artifact", package["artifact_uri"]),
+        (
+            "Artifact sha256",
+            f"{package['artifact_sha256']}  ({package['artifact_size']} bytes)"
+            if package["artifact_sha256"]
+            else "- (not pinned: cannot be deployed)",
+        ),
         ("Metrics", _metrics_text(package["metrics"])),
         ("Source", "external artifact" if package["external"] else "training job"),
     ]

@@ -87,9 +87,10 @@ def test_register_external_with_metrics_and_list_versions_side_by_side(
 def test_describe_shows_lineage_and_history(
     studio: Studio, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    registered(make_group(studio.team, studio.scientist), studio.scientist, "train-1")
+    package = registered(make_group(studio.team, studio.scientist), studio.scientist, "train-1")
     assert main(["models", "describe", "churn/1"]) == 0
     out = capsys.readouterr().out
+    assert f"Artifact sha256: {package.artifact_sha256}  (11 bytes)" in out
     assert "train-1" in out
     assert f"file:///data/{studio.team.slug}/train.csv" in out
     assert "Registered" in out

@@ -132,6 +132,8 @@ def test_package_page_shows_lineage_and_history(team: Team, scientist: User) -> 
     assert f'href="/jobs/{package.source_job_id}/"' in html
     assert "Registered" in html
     assert "0 of 1 approval" in html
+    # The content it was registered with, which every deployment checks.
+    assert f"data-artifact-sha256>{package.artifact_sha256}</code>" in html
 
 
 def test_decision_buttons_only_for_those_allowed(
