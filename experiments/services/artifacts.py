@@ -20,6 +20,7 @@ from experiments.services.logging import check_writable
 from experiments.services.runs import run_artifact_prefix
 from studio.artifacts import ObjectInfo, get_store, validate_key, validate_prefix
 from studio.artifacts.errors import InvalidArtifactKey
+from studio.artifacts.protection import protected_key_reason, require_user_writable
 from studio.audit.services import audit_record
 
 
@@ -46,6 +47,7 @@ def run_artifact_put(*, run: Run, actor: Actor, path: str, data: BinaryIO | byte
     require_tracking(actor=actor, experiment=run.experiment)
     check_writable(run, recording=True)
     key = _key(run, path)
+    require_user_writable(key)  # e.g. an archive a model package was registered from
     # Slow I/O outside any transaction; the audit event follows the write.
     info = get_store().put(key, data)
     with transaction.atomic():
@@ -95,7 +97,8 @@ def run_artifacts_collect(*, run: Run, folder: Path) -> tuple[int, int]:
     calls it) and no status check (the job's run ends right after), one audit event.
 
     The folder was written by the job's container: symbolic links are skipped and files are
-    opened without following links, so a job cannot make the worker upload a host file."""
+    opened without following links, so a job cannot make the worker upload a host file; nor
+    can it overwrite an archive a model package pinned (studio.artifacts.protection)."""
     if not folder.is_dir():
         return 0, 0
     root = run_artifact_prefix(run)
@@ -109,10 +112,17 @@ def run_artifacts_collect(*, run: Run, folder: Path) -> tuple[int, int]:
             relative = path.relative_to(folder).as_posix()
             try:
                 key = f"{root}/{validate_key(relative)}"
+            except InvalidArtifactKey:
+                skipped.append(relative)  # a name the store refuses
+                continue
+            if protected_key_reason(key):
+                skipped.append(relative)  # a package's pinned archive: it stays as it is
+                continue
+            try:
                 # O_NONBLOCK: opening a fifo the job left there must not wait for a writer.
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            except (InvalidArtifactKey, OSError):
-                skipped.append(relative)  # a link, or a name the store refuses
+            except OSError:
+                skipped.append(relative)  # a link
                 continue
             with os.fdopen(fd, "rb") as stream:
                 if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):

@@ -154,6 +154,12 @@ def test_train_register_approve_deploy_invoke_and_every_bad_input(
     assert response.status_code == 201, response.text
     job = wait_for_job(response.json()["id"], timeout=120)
     assert job.status == JobStatus.COMPLETED, job.failure_reason
+    # The job's model is the platform's: nobody swaps it before (or after) registration.
+    swap = api.put(
+        f"/api/v1/artifacts/{store.key_from_uri(job.model_artifact_uri)}", content=b"swapped"
+    )
+    assert swap.status_code == 403, swap.text
+    assert "output of training job train-churn" in swap.json()["error"]["message"]
 
     group = group_create(team=team, name="churn", actor=scientist)
     package = package_register_from_job(
