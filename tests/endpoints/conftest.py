@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
 
 from endpoints.models import Endpoint
+from jobs.runner import instance_label
+from jobs.runtime import get_runtime
+from jobs.runtime.base import LABEL_INSTANCE, LABEL_KIND
 from registry.models import ModelPackage
 from registry.services.approval import package_decide
 from registry.services.registration import (
@@ -113,3 +116,12 @@ def wait_for_endpoint(
             )
             pytest.fail(f"endpoint {endpoint_id} did not get there in {timeout} s ({state})")
         time.sleep(0.1)
+
+
+@pytest.fixture
+def no_container_left_behind() -> Iterator[None]:
+    """A failed test must not leave serving containers running for the next ones."""
+    yield
+    runtime = get_runtime()
+    for state in runtime.find({LABEL_KIND: "endpoint", LABEL_INSTANCE: instance_label()}):
+        runtime.remove(state.id)

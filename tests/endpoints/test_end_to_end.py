@@ -26,7 +26,7 @@ from endpoints.services import fleet
 from jobs.models import JobStatus
 from jobs.runner import instance_label
 from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE, LABEL_KIND
+from jobs.runtime.base import LABEL_INSTANCE
 from registry.services.approval import package_decide
 from registry.services.registration import InferenceSpec, group_create, package_register_from_job
 from studio.artifacts import get_store
@@ -86,12 +86,8 @@ class Traffic:
 
 
 @pytest.fixture(autouse=True)
-def _no_container_left_behind() -> Iterator[None]:
-    """A failed test must not leave serving containers running for the next ones."""
-    yield
-    runtime = get_runtime()
-    for state in runtime.find({LABEL_KIND: "endpoint", LABEL_INSTANCE: instance_label()}):
-        runtime.remove(state.id)
+def _no_container_left_behind(no_container_left_behind: None) -> None:
+    """(tests/endpoints/conftest.py)"""
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import hashlib
 import io
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,7 @@ from django.test import Client
 
 from endpoints.models import Endpoint, EndpointStatus
 from jobs.models import JobStatus
-from jobs.runner import instance_label, work_dir
-from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE, LABEL_KIND
+from jobs.runner import work_dir
 from jobs.staging import staged_model_root
 from registry.services.approval import package_decide
 from registry.services.registration import (
@@ -43,11 +40,21 @@ docker_only = pytest.mark.parametrize("runtime_name", ["docker"], indirect=True)
 
 
 @pytest.fixture(autouse=True)
-def _no_container_left_behind() -> Iterator[None]:
-    yield
-    runtime = get_runtime()
-    for state in runtime.find({LABEL_KIND: "endpoint", LABEL_INSTANCE: instance_label()}):
-        runtime.remove(state.id)
+def _no_container_left_behind(no_container_left_behind: None) -> None:
+    """(tests/endpoints/conftest.py)"""
+
+
+def deploy(client: Client, auth: dict[str, Any], name: str, model: str) -> Endpoint:
+    """Create an endpoint through the API and wait until it is no longer Creating."""
+    response = client.post(
+        "/api/v1/endpoints", {"name": name, "model": model}, "application/json", **auth
+    )
+    assert response.status_code == 201, response.content
+    return wait_for_endpoint(
+        Endpoint.objects.get(name=name, team__slug=response.json()["team"]).pk,
+        lambda e: e.status != EndpointStatus.CREATING,
+        timeout=120,
+    )
 
 
 def wait_until_gone(path: Path, timeout: float = 30) -> None:
@@ -86,15 +93,7 @@ def test_a_swapped_model_archive_is_refused_by_the_api_and_caught_at_every_deplo
 
     # 2. The same swap done straight in the store: the endpoint fails, saying why.
     store.put(key, swapped)
-    response = client.post(
-        "/api/v1/endpoints", {"name": "echo", "model": "echo/1"}, "application/json", **auth
-    )
-    assert response.status_code == 201, response.content
-    endpoint = wait_for_endpoint(
-        Endpoint.objects.get(team=team, name="echo").pk,
-        lambda e: e.status != EndpointStatus.CREATING,
-        timeout=120,
-    )
+    endpoint = deploy(client, auth, "echo", "echo/1")
     assert endpoint.status == EndpointStatus.FAILED
     expected = (
         f"model artifact {key} changed since package echo/1 was registered "
@@ -120,18 +119,7 @@ def test_a_swapped_model_archive_is_refused_by_the_api_and_caught_at_every_deplo
 
     # 3. The approved bytes back: the same package deploys and answers as approved.
     store.put(key, approved)
-    response = client.post(
-        "/api/v1/endpoints",
-        {"name": "echo-2", "model": "echo/1"},
-        "application/json",
-        **auth,
-    )
-    assert response.status_code == 201, response.content
-    endpoint = wait_for_endpoint(
-        Endpoint.objects.get(team=team, name="echo-2").pk,
-        lambda e: e.status != EndpointStatus.CREATING,
-        timeout=120,
-    )
+    endpoint = deploy(client, auth, "echo-2", "echo/1")
     assert endpoint.status == EndpointStatus.IN_SERVICE, endpoint.failure_reason
     assert (root / "model" / "tag.txt").read_text() == "approved"
 
@@ -192,15 +180,7 @@ def test_a_model_archive_bomb_fails_its_endpoint_and_its_transform_naming_the_li
     auth: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {make_token(scientist)}"}
     refusal = "model archive teams/bombs/models/bomb/model.tar.gz is refused: it expands to more than 200 times its own size"
 
-    response = client.post(
-        "/api/v1/endpoints", {"name": "bomb", "model": "bomb/1"}, "application/json", **auth
-    )
-    assert response.status_code == 201, response.content
-    endpoint = wait_for_endpoint(
-        Endpoint.objects.get(team=team, name="bomb").pk,
-        lambda e: e.status != EndpointStatus.CREATING,
-        timeout=120,
-    )
+    endpoint = deploy(client, auth, "bomb", "bomb/1")
     assert endpoint.status == EndpointStatus.FAILED
     assert refusal in endpoint.failure_reason
     assert "(ARCHIVE_MAX_RATIO)" in endpoint.failure_reason
