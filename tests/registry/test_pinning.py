@@ -28,7 +28,12 @@ from registry.services.registration import (
 from studio.artifacts import S3ArtifactStore, get_store
 from studio.errors import ValidationError
 from tests.factories import make_team, make_token, make_user
-from tests.fixtures.s3 import moto_server, s3_store  # noqa: F401 - fixtures
+from tests.fixtures.s3 import (  # noqa: F401 - fixtures
+    closed_local_port,
+    moto_server,
+    s3_store,
+    use_fake_aws_environment,
+)
 from tests.registry.conftest import make_group, registered
 
 pytestmark = pytest.mark.django_db
@@ -121,3 +126,27 @@ def test_the_upgrade_pins_older_packages_and_those_it_cannot_are_never_deployed(
     assert error.value.field == "model"
     assert "no pinned artifact checksum" in error.value.message
     assert "register the model again" in error.value.message
+
+
+def test_the_upgrade_stops_rather_than_leave_packages_unpinned_when_the_store_is_away(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = make_team("lab")
+    author = make_user(team)
+    package = registered(make_group(team, author), author, "train-1")
+    ModelPackage.objects.update(
+        artifact_sha256="",
+        artifact_size=None,
+        artifact_uri="s3://studiolo-away/prefix/teams/lab/model.tar.gz",
+    )
+    use_fake_aws_environment(monkeypatch)
+    settings.ARTIFACT_STORE = "s3://studiolo-away/prefix"
+    settings.S3_ENDPOINT_URL = f"http://127.0.0.1:{closed_local_port()}"
+    get_store.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="run the migration again"):
+            _migration().pin_registered_artifacts(apps, None)
+    finally:
+        get_store.cache_clear()
+    package.refresh_from_db()
+    assert package.artifact_sha256 == ""
