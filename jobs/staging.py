@@ -123,9 +123,14 @@ def _stage(source: ServingSource, root: Path) -> None:
             # used unless the whole object matched the pin.
             with open_verified(store, key, source.pin, owner=source.pinned_by) as verified:
                 buffered = io.BufferedReader(verified, READ_BUFFER)
-                extract(buffered, model_dir, archive_size=size, label=label, field="model")
-                buffered.detach()  # leaves `verified` open: what it read ahead is hashed already
-                verified.finish()
+                try:
+                    extract(buffered, model_dir, archive_size=size, label=label, field="model")
+                finally:
+                    # Leaves `verified` open: what it read ahead is hashed already. A refused
+                    # archive is read to its end too: a swapped one says so, rather than
+                    # why it cannot be unpacked.
+                    buffered.detach()
+                    verified.finish()
         (scratch / CHECKED_MARKER).write_text(source.pin.sha256 if source.pin else "")
         _readable_by_all(scratch)
         if root.exists():

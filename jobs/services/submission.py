@@ -376,8 +376,9 @@ def _source(store: ArtifactStore, team: Team, request: JobRequest) -> str:
 
 def _check_source_archive(store: ArtifactStore, key: str, entry_point: str) -> None:
     """What is cheap to check in a web request: the archive's headers, within the archive
-    limits, up to SUBMISSION_SCAN_BYTES of content (or until the entry point shows up). The
-    archive is unpacked by the worker, which applies the limits to the rest."""
+    limits, up to SUBMISSION_SCAN_BYTES of content, and the entry point among them. The
+    archive is unpacked by the worker, which applies the limits to the rest (and looks for an
+    entry point the scan did not reach)."""
     with store.open(key) as stream:
         scanned = archives.scan(
             stream,

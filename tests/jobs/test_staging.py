@@ -216,3 +216,12 @@ def test_a_source_archive_is_unpacked_within_the_limits(work: Path, settings: An
         "source archive teams/lab/code/src.tar.gz is refused: it holds more than 1 files "
         "(ARCHIVE_MAX_FILES)"
     )
+
+
+def test_a_swapped_archive_that_cannot_be_unpacked_is_reported_as_swapped(work: Path) -> None:
+    approved = archive({"weights.txt": b"approved"})
+    garbage = b"\x1f\x8b" + bytes(len(approved) - 2)  # as long, and not a readable archive
+    get_store().put(KEY, garbage)
+    with pytest.raises(ArtifactChanged, match="changed since package churn/3 was registered"):
+        stage_model(source(approved))
+    assert leftovers(work) == []
