@@ -60,7 +60,7 @@ def deploy(client: Client, auth: dict[str, Any], name: str, model: str) -> Endpo
 def wait_until_gone(path: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while path.exists():
-        assert time.monotonic() < deadline, f"{path.name} is still staged"
+        assert time.monotonic() < deadline, f"{path.name} is still there"
         time.sleep(0.1)
 
 
@@ -149,7 +149,7 @@ def test_a_transform_leaves_neither_its_work_folder_nor_its_model_staged(
     job = wait_for_job(job_id, timeout=120)
     assert job.status == JobStatus.COMPLETED, (job.failure_reason, log_text(job))
     assert "Staging the model" in log_text(job)
-    assert not work_dir(job).exists()
+    wait_until_gone(work_dir(job))  # removed right after the final status is written
     wait_until_gone(staged_model_root(package.artifact_uri))
 
 
