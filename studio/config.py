@@ -8,6 +8,7 @@ value raises `ConfigError` whose message is one line naming the variable; the CL
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -100,6 +101,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "8",
         "Threads of the web server that run Django's views (each keeps a database connection, reused for up to 60 s): how many page, API and tracking requests one web process serves at once while others wait on the database.",
     ),
+    "WEBHOOK_ALLOWED_HOSTS": (
+        "empty",
+        "Comma-separated host names and IP networks (`hooks.corp.example,10.20.0.0/16,127.0.0.1`) that webhooks may call although they are internal: by default loopback, private, link-local, CGNAT, multicast and reserved addresses and cloud metadata names are refused, at creation and after resolving the name at each delivery. A failed answer from a target allowed only through this list is logged with its status code alone.",
+    ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
 }
@@ -134,6 +139,7 @@ class Config:
     endpoint_network: str
     tracking_retention_days: int
     web_threads: int
+    webhook_allowed_hosts: tuple[str, ...]
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -353,6 +359,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             "TRACKING_RETENTION_DAYS", env.get("TRACKING_RETENTION_DAYS"), 30, 0, 36500
         ),
         web_threads=_int("WEB_THREADS", env.get("WEB_THREADS"), 8, 1, 256),
+        webhook_allowed_hosts=_allowed_hosts(
+            "WEBHOOK_ALLOWED_HOSTS", env.get("WEBHOOK_ALLOWED_HOSTS")
+        ),
     )
 
 
@@ -379,6 +388,26 @@ def _network(name: str, raw: str | None) -> str:
             f"{name}: expected the name of a user-defined Docker network, got {value!r}"
         )
     return value
+
+
+_HOST_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
+
+
+def _allowed_hosts(name: str, raw: str | None) -> tuple[str, ...]:
+    """Host names (lower case) and IP networks (`10.0.0.0/8`; an address alone is a /32 or
+    /128), normalised; anything else is refused."""
+    entries: list[str] = []
+    for item in _list(raw, []):
+        try:
+            entries.append(str(ipaddress.ip_network(item, strict=False)))
+            continue
+        except ValueError:
+            pass
+        host = item.lower().rstrip(".")
+        if not _HOST_NAME.match(host):
+            raise ConfigError(f"{name}: {item!r} is neither a host name nor an IP network")
+        entries.append(host)
+    return tuple(entries)
 
 
 def _absolute_path(name: str, raw: str | None, default: Path) -> Path:

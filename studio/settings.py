@@ -167,6 +167,7 @@ ENDPOINT_HEALTH_CHECK_SECONDS = CONFIG.endpoint_health_check_seconds
 ENDPOINT_NETWORK = CONFIG.endpoint_network
 TRACKING_RETENTION_DAYS = CONFIG.tracking_retention_days
 WEB_THREADS = CONFIG.web_threads
+WEBHOOK_ALLOWED_HOSTS = CONFIG.webhook_allowed_hosts
 
 LOGGING = {
     "version": 1,
