@@ -239,7 +239,7 @@ def test_rejecting_a_serving_package_marks_the_endpoint_and_tells_the_team(
     webhook_create(
         team=team,
         actor=people["admin"],
-        url="https://hooks.example.com/hook",
+        url="http://127.0.0.1:9/hook",
         events=["endpoint.model_rejected"],
     )
     package_decide(

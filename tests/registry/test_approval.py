@@ -310,7 +310,7 @@ def test_approval_changes_go_out_to_subscribed_webhooks() -> None:
     webhook_create(
         team=team,
         actor=admin,
-        url="https://hooks.example.com/hook",
+        url="http://127.0.0.1:9/hook",
         events=["model_package.approval_changed"],
     )
     package = register(team, make_user(team))

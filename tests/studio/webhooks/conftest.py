@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
@@ -85,13 +84,6 @@ class Receiver:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def _loopback_receivers_allowed(settings: Any) -> None:
-    """The receivers here listen on 127.0.0.1, which the URL policy refuses unless a
-    deployment allows it (WEBHOOK_ALLOWED_HOSTS); tests of the refusals set their own."""
-    settings.WEBHOOK_ALLOWED_HOSTS = ("127.0.0.1/32",)
 
 
 @pytest.fixture
