@@ -105,6 +105,14 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "empty",
         "Comma-separated host names and IP networks (`hooks.corp.example,10.20.0.0/16,127.0.0.1`) that webhooks may call although they are internal: by default loopback, private, link-local, CGNAT, multicast and reserved addresses and cloud metadata names are refused, at creation and after resolving the name at each delivery. A failed answer from a target allowed only through this list is logged with its status code alone.",
     ),
+    "CONTAINER_PIDS_LIMIT": (
+        "4096",
+        "Most processes and threads one container (job, transform, endpoint instance) may run at once; a fork bomb stops there. Threads count: PyTorch DataLoader workers with their BLAS and OpenMP threads, or a JVM, use hundreds.",
+    ),
+    "CONTAINER_TMP_PERCENT": (
+        "50",
+        "Size of each container's `/tmp` (a tmpfs: the root file system is read-only) in percent of its instance type's memory; what it holds counts against that memory.",
+    ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
 }
@@ -140,6 +148,8 @@ class Config:
     tracking_retention_days: int
     web_threads: int
     webhook_allowed_hosts: tuple[str, ...]
+    container_pids_limit: int
+    container_tmp_percent: int
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -361,6 +371,12 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         web_threads=_int("WEB_THREADS", env.get("WEB_THREADS"), 8, 1, 256),
         webhook_allowed_hosts=_allowed_hosts(
             "WEBHOOK_ALLOWED_HOSTS", env.get("WEBHOOK_ALLOWED_HOSTS")
+        ),
+        container_pids_limit=_int(
+            "CONTAINER_PIDS_LIMIT", env.get("CONTAINER_PIDS_LIMIT"), 4096, 64, 4_194_304
+        ),
+        container_tmp_percent=_int(
+            "CONTAINER_TMP_PERCENT", env.get("CONTAINER_TMP_PERCENT"), 50, 1, 100
         ),
     )
 
