@@ -742,6 +742,77 @@ ProcessRuntime(Path({str(root)!r})).start(ContainerSpec(
     assert ProcessRuntime(root).wait(spec.name, timeout=WAIT).exit_code == 0
 
 
+# A container whose script starts a process in a session of its own (out of its process
+# group, as a daemon does) and prints its pid, then waits.
+_ESCAPING = """
+    import subprocess, sys, time
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+    print(daemon.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def _escaped_pid(runtime: Runtime, container_id: str) -> int:
+    seen = b""
+    for chunk in runtime.logs(container_id, follow=True):
+        seen += chunk.data
+        if seen.endswith(b"\n"):
+            return int(seen)
+    pytest.fail(f"the container exited before printing its daemon's pid: {seen!r}")
+
+
+def _gone(pid: int, timeout: float = 15) -> bool:
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_process_remove_ends_what_left_the_process_group(process_rt: Harness) -> None:
+    state = process_rt.start(process_rt.spec(_ESCAPING))
+    daemon = _escaped_pid(process_rt.runtime, state.id)
+
+    process_rt.runtime.remove(state.id)
+
+    assert _gone(daemon)
+
+
+def test_process_stopping_ends_what_left_the_process_group(process_rt: Harness) -> None:
+    state = process_rt.start(process_rt.spec(_ESCAPING))
+    daemon = _escaped_pid(process_rt.runtime, state.id)
+
+    process_rt.runtime.stop(state.id, grace_seconds=1)
+
+    assert _gone(daemon)
+    assert not process_rt.runtime.inspect(state.id).running
+
+
+def test_process_a_container_whose_folder_is_deleted_ends(process_rt: Harness) -> None:
+    # Nobody removed the container, but its state folder went (a test run's temporary home
+    # deleted at its end): the supervisor ends the command and everything it started.
+    import shutil
+
+    import psutil
+
+    state = process_rt.start(process_rt.spec(_ESCAPING))
+    daemon = _escaped_pid(process_rt.runtime, state.id)
+    record = json.loads((process_rt.runtime.root / state.id / "process.json").read_text())
+
+    shutil.rmtree(process_rt.runtime.root / state.id)
+
+    for pid in (daemon, record["pid"], record["supervisor_pid"]):
+        assert _gone(pid), psutil.Process(pid).cmdline()
+
+
 def test_process_the_memory_limit_makes_allocations_fail(process_rt: Harness) -> None:
     code = """
         data = b"x" * (1024 * 1024 * 1024)
