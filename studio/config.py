@@ -91,7 +91,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "ENDPOINT_NETWORK": (
         "unset",
-        "Docker network that serving containers (endpoints, batch transform) join, for a studio that runs in containers itself: the studio reaches them at their address on it, port 8080, and nothing is published. Unset: serving containers are on the engine's default bridge with port 8080 published on the host's 127.0.0.1 only, and the studio calls them at their bridge address when that bridge is on this host (no hop through the engine's port proxy), else at the published port. Compose sets `studiolo-serving`.",
+        "Docker network that the studio's own containers share when it runs in containers itself (compose sets `studiolo-serving`): the worker attaches those containers (the ones on it that the studio did not start) to each team's serving network, and the studio reaches serving containers at their address there; nothing is published. Unset: the studio runs on the engine's host and reaches serving containers at their address on their team's bridge; only when that bridge is not this host's (Docker Desktop, a remote engine) is port 8080 published, on 127.0.0.1 only.",
     ),
     "TRACKING_RETENTION_DAYS": (
         "30",

@@ -18,6 +18,9 @@ What every container gets, whatever the spec says:
   and published ports on 127.0.0.1 only;
 - docker's init (tini) as PID 1 (see `start`);
 - the label `io.studiolo.managed=true`.
+
+Networks (`network_ensure` and friends) are user-defined bridges the studio makes for serving
+containers (see `jobs.serving`); they carry the same managed label.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import docker
@@ -43,6 +47,7 @@ from jobs.runtime.base import (
     ContainerState,
     ImageNotFound,
     LogChunk,
+    NetworkState,
     Runtime,
     RuntimeUnavailable,
 )
@@ -50,6 +55,7 @@ from jobs.runtime.docker_api import (
     NS,
     STREAM_NAMES,
     EngineErrors,
+    network_state,
     parse_time_ns,
     split_frames,
     state_from_inspect,
@@ -287,6 +293,100 @@ class DockerRuntime(Runtime):
                 states.append(self.inspect(str(entry["Id"])))
             except ContainerNotFound:
                 continue  # removed between the listing and the inspect
+        return states
+
+    # --- networks ----------------------------------------------------------------------------
+
+    def _networks_named(self, name: str) -> list[NetworkState]:
+        """Every network called exactly `name` (the engine's name filter also matches parts
+        of names), the oldest first."""
+        with EngineErrors():
+            listed = self._api.networks(names=[name])
+        found = []
+        for entry in listed:
+            if entry.get("Name") != name:
+                continue
+            with contextlib.suppress(ContainerNotFound), EngineErrors():  # removed meanwhile
+                found.append(network_state(self._api.inspect_network(entry["Id"])))
+        return sorted(found, key=lambda n: (n.created_at or datetime.min.replace(tzinfo=UTC), n.id))
+
+    def network_inspect(self, name: str) -> NetworkState | None:
+        found = self._networks_named(name)
+        return found[0] if found else None
+
+    def network_ensure(self, name: str, labels: Mapping[str, str]) -> NetworkState:
+        """Make the bridge network unless it exists. Two workers making it at once can both
+        succeed (the engine's duplicate check is not atomic): then the oldest is kept and the
+        others, still empty, are removed, so the name stays unambiguous."""
+        found = self._networks_named(name)
+        if not found:
+            try:
+                with EngineErrors():
+                    self._api.create_network(
+                        name,
+                        driver="bridge",
+                        labels={**labels, LABEL_MANAGED: "true"},
+                        check_duplicate=True,
+                    )
+            except RuntimeUnavailable as exc:
+                if "address pool" in exc.message:
+                    raise RuntimeUnavailable(
+                        f"the Docker engine has no address range left for network {name}: "
+                        "remove unused networks or widen the engine's default-address-pools "
+                        f"({exc.message})"
+                    ) from exc
+                if "already exists" not in exc.message:  # made by another worker meanwhile
+                    raise
+            found = self._networks_named(name)
+        if not found:
+            raise RuntimeUnavailable(f"network {name} vanished while it was being made")
+        kept, *extra = found
+        for duplicate in extra:
+            # Still empty unless its maker attached something already; then it stays and the
+            # kept one serves every later start.
+            with contextlib.suppress(RuntimeUnavailable, ContainerNotFound), EngineErrors():
+                self._api.remove_network(duplicate.id)
+        return kept
+
+    def network_connect(self, name: str, container_id: str) -> None:
+        try:
+            with EngineErrors(name=container_id):
+                self._api.connect_container_to_network(container_id, name)
+        except RuntimeUnavailable as exc:
+            if "already exists" not in exc.message:  # "endpoint with name ... already exists"
+                raise
+
+    def network_disconnect(self, name: str, container_id: str) -> None:
+        try:
+            with EngineErrors(name=container_id):
+                self._api.disconnect_container_from_network(container_id, name, force=True)
+        except ContainerNotFound:
+            return  # the container or the network is gone
+        except RuntimeUnavailable as exc:
+            if "is not connected" not in exc.message:
+                raise
+
+    def network_remove(self, name: str) -> bool:
+        for network in self._networks_named(name):
+            try:
+                with EngineErrors():
+                    self._api.remove_network(network.id)
+            except ContainerNotFound:
+                continue  # removed meanwhile
+            except RuntimeUnavailable as exc:
+                if "active endpoints" in exc.message:  # a container is attached
+                    return False
+                raise
+        return True
+
+    def networks_find(self, labels: Mapping[str, str]) -> list[NetworkState]:
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        with EngineErrors():
+            listed = self._api.networks(filters=filters)
+        states = []
+        for entry in listed:
+            with contextlib.suppress(ContainerNotFound), EngineErrors():  # removed meanwhile
+                states.append(network_state(self._api.inspect_network(entry["Id"])))
         return states
 
     # --- logs --------------------------------------------------------------------------------

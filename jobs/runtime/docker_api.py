@@ -18,6 +18,7 @@ from jobs.runtime.base import (
     ContainerNotFound,
     ContainerState,
     ImageNotFound,
+    NetworkState,
     RuntimeUnavailable,
 )
 
@@ -102,6 +103,18 @@ def state_from_inspect(attrs: Mapping[str, Any]) -> ContainerState:
         error=error,
         addresses=addresses,
         gateways=gateways,
+    )
+
+
+def network_state(attrs: Mapping[str, Any]) -> NetworkState:
+    ipam = (attrs.get("IPAM") or {}).get("Config") or []
+    return NetworkState(
+        name=str(attrs.get("Name", "")),
+        id=str(attrs["Id"]),
+        labels=dict(attrs.get("Labels") or {}),
+        gateways=tuple(str(c["Gateway"]) for c in ipam if c and c.get("Gateway")),
+        containers=tuple((attrs.get("Containers") or {}).keys()),
+        created_at=parse_docker_time(str(attrs.get("Created") or "")),
     )
 
 

@@ -84,6 +84,7 @@ from jobs.runtime.base import (
     ContainerSpec,
     ContainerState,
     LogChunk,
+    NetworkState,
     Runtime,
     RuntimeUnavailable,
 )
@@ -464,6 +465,34 @@ class ProcessRuntime(Runtime):
             if all(have.get(key) == value for key, value in labels.items()):
                 states.append(self._state(folder))
         return states
+
+    # --- networks: local processes share the host's ----------------------------------------
+
+    @staticmethod
+    def _no_networks(name: str) -> ValidationError:
+        return ValidationError(
+            f"network {name!r}: the process runtime has no networks (its processes share the "
+            "host's)",
+            field="network",
+        )
+
+    def network_ensure(self, name: str, labels: Mapping[str, str]) -> NetworkState:
+        raise self._no_networks(name)
+
+    def network_inspect(self, name: str) -> NetworkState | None:
+        return None
+
+    def network_connect(self, name: str, container_id: str) -> None:
+        raise self._no_networks(name)
+
+    def network_disconnect(self, name: str, container_id: str) -> None:
+        return None
+
+    def network_remove(self, name: str) -> bool:
+        return True
+
+    def networks_find(self, labels: Mapping[str, str]) -> list[NetworkState]:
+        return []
 
     # --- logs --------------------------------------------------------------------------------
 
