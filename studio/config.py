@@ -8,6 +8,7 @@ value raises `ConfigError` whose message is one line naming the variable; the CL
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -102,7 +103,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "ENDPOINT_NETWORK": (
         "unset",
-        "Docker network that serving containers (endpoints, batch transform) join, for a studio that runs in containers itself: the studio reaches them at their address on it, port 8080, and nothing is published. Unset: serving containers are on the engine's default bridge with port 8080 published on the host's 127.0.0.1 only, and the studio calls them at their bridge address when that bridge is on this host (no hop through the engine's port proxy), else at the published port. Compose sets `studiolo-serving`.",
+        "Docker network that the studio's own containers share when it runs in containers itself (compose sets `studiolo-serving`): the worker attaches those containers (the ones on it that the studio did not start) to each team's serving network, and the studio reaches serving containers at their address there; nothing is published. Unset: the studio runs on the engine's host and reaches serving containers at their address on their team's bridge; only when that bridge is not this host's (Docker Desktop, a remote engine) is port 8080 published, on 127.0.0.1 only.",
     ),
     "TRACKING_RETENTION_DAYS": (
         "30",
@@ -111,6 +112,18 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "WEB_THREADS": (
         "8",
         "Threads of the web server that run Django's views (each keeps a database connection, reused for up to 60 s): how many page, API and tracking requests one web process serves at once while others wait on the database.",
+    ),
+    "WEBHOOK_ALLOWED_HOSTS": (
+        "empty",
+        "Comma-separated host names and IP networks (`hooks.corp.example,10.20.0.0/16,127.0.0.1`) that webhooks may call although they are internal: by default loopback, private, link-local, CGNAT, multicast and reserved addresses and cloud metadata names are refused, at creation and after resolving the name at each delivery. A failed answer from a target allowed only through this list is logged with its status code alone.",
+    ),
+    "CONTAINER_PIDS_LIMIT": (
+        "4096",
+        "Most processes and threads one container (job, transform, endpoint instance) may run at once; a fork bomb stops there. Threads count: PyTorch DataLoader workers with their BLAS and OpenMP threads, or a JVM, use hundreds.",
+    ),
+    "CONTAINER_TMP_PERCENT": (
+        "50",
+        "Size of each container's `/tmp` (a tmpfs: the root file system is read-only) in percent of its instance type's memory; what it holds counts against that memory.",
     ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
@@ -149,6 +162,9 @@ class Config:
     endpoint_network: str
     tracking_retention_days: int
     web_threads: int
+    webhook_allowed_hosts: tuple[str, ...]
+    container_pids_limit: int
+    container_tmp_percent: int
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -381,6 +397,15 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             "TRACKING_RETENTION_DAYS", env.get("TRACKING_RETENTION_DAYS"), 30, 0, 36500
         ),
         web_threads=_int("WEB_THREADS", env.get("WEB_THREADS"), 8, 1, 256),
+        webhook_allowed_hosts=_allowed_hosts(
+            "WEBHOOK_ALLOWED_HOSTS", env.get("WEBHOOK_ALLOWED_HOSTS")
+        ),
+        container_pids_limit=_int(
+            "CONTAINER_PIDS_LIMIT", env.get("CONTAINER_PIDS_LIMIT"), 4096, 64, 4_194_304
+        ),
+        container_tmp_percent=_int(
+            "CONTAINER_TMP_PERCENT", env.get("CONTAINER_TMP_PERCENT"), 50, 1, 100
+        ),
     )
 
 
@@ -407,6 +432,26 @@ def _network(name: str, raw: str | None) -> str:
             f"{name}: expected the name of a user-defined Docker network, got {value!r}"
         )
     return value
+
+
+_HOST_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
+
+
+def _allowed_hosts(name: str, raw: str | None) -> tuple[str, ...]:
+    """Host names (lower case) and IP networks (`10.0.0.0/8`; an address alone is a /32 or
+    /128), normalised; anything else is refused."""
+    entries: list[str] = []
+    for item in _list(raw, []):
+        try:
+            entries.append(str(ipaddress.ip_network(item, strict=False)))
+            continue
+        except ValueError:
+            pass
+        host = item.lower().rstrip(".")
+        if not _HOST_NAME.match(host):
+            raise ConfigError(f"{name}: {item!r} is neither a host name nor an IP network")
+        entries.append(host)
+    return tuple(entries)
 
 
 def _absolute_path(name: str, raw: str | None, default: Path) -> Path:

@@ -170,6 +170,9 @@ ENDPOINT_HEALTH_CHECK_SECONDS = CONFIG.endpoint_health_check_seconds
 ENDPOINT_NETWORK = CONFIG.endpoint_network
 TRACKING_RETENTION_DAYS = CONFIG.tracking_retention_days
 WEB_THREADS = CONFIG.web_threads
+WEBHOOK_ALLOWED_HOSTS = CONFIG.webhook_allowed_hosts
+CONTAINER_PIDS_LIMIT = CONFIG.container_pids_limit
+CONTAINER_TMP_PERCENT = CONFIG.container_tmp_percent
 
 LOGGING = {
     "version": 1,

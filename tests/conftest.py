@@ -32,6 +32,30 @@ def _redis_for_tests() -> Iterator[None]:
     embedded_redis.stop(process)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the run, after the workers stopped: remove what the runtimes started in
+    it, then fail if a process the process runtime started is still alive (tests/leftovers.py)."""
+    yield
+    try:
+        from django.conf import settings
+    except ImportError:  # toolkit tests run without Django
+        return
+    if not settings.configured:
+        return
+    from tests import leftovers
+
+    home = settings.STUDIOLO_HOME
+    leftovers.remove_this_runs_containers(home)
+    survivors = leftovers.surviving_processes(home, tmp_path_factory.getbasetemp())
+    if survivors:
+        pytest.fail(
+            "processes started by the process runtime in this run outlived it (killed now):\n"
+            + leftovers.describe_and_kill(survivors),
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def redis_available() -> None:
     from studio.health import redis_client

@@ -45,5 +45,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
     "global_keyprefix": _RUN_PREFIX + ":",
 }
 
+# Webhook tests deliver to receivers on 127.0.0.1, which the URL policy refuses unless a
+# deployment allows it; worker processes started by tests read this too. Tests of the
+# refusals set their own (empty) list.
+WEBHOOK_ALLOWED_HOSTS = ("127.0.0.1/32",)
+
 # A model that will never answer /ping fails its endpoint in seconds, not minutes.
 ENDPOINT_STARTUP_TIMEOUT_SECONDS = 30

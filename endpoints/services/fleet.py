@@ -68,6 +68,10 @@ from jobs.serving import (
     serving_address,
     serving_container_spec,
     serving_network,
+    serving_network_release,
+    serving_networks_reconcile,
+    serving_placement,
+    serving_start,
     wait_until_ready,
 )
 from jobs.staging import stage_model, staged_models_prune
@@ -88,6 +92,9 @@ STUCK_MARGIN_SECONDS = 120  # a busy endpoint not moving for startup timeout + t
 # routing cache (endpoints.gateway.directory.ROUTING_TTL_SECONDS, 1 s) plus the time a table
 # takes to load. No serving container starts before every such instance has been out this long.
 OUT_OF_ROTATION_SECONDS = 1.5
+# A team's serving network that no container uses is removed by the periodic check once it is
+# this old (a younger one may be about to get the container it was made for).
+IDLE_NETWORK_AGE = timedelta(seconds=60)
 
 
 def container_name(instance: EndpointInstance) -> str:
@@ -138,9 +145,11 @@ def _start_container(
 ) -> None:
     name = instance.container_name
     model_root = stage_model(serving_source(variant.model))  # checked against its pin
+    team = endpoint.team.slug
     spec = serving_container_spec(
         serving_source(variant.model),
         runtime=runtime,
+        placement=serving_placement(runtime, team),
         name=name,
         instance_type=variant.instance_type,
         labels=_labels(endpoint, instance),
@@ -152,7 +161,7 @@ def _start_container(
         },
     )
     _wait_until_out_of_rotation()
-    state = runtime.start(spec)
+    state = serving_start(runtime, spec, team)
     address = serving_address(state, serving_network(runtime))
     host, port = address if address is not None else (instance.host, None)
     EndpointInstance.objects.filter(pk=instance.pk).update(
@@ -270,6 +279,15 @@ def _remove_instances(runtime: Runtime, instances: Iterable[EndpointInstance], g
     return len(instances)
 
 
+def _release_network(runtime: Runtime, team_slug: str) -> None:
+    """The team's serving network goes once its last serving container has (the periodic
+    check removes any this misses)."""
+    try:
+        serving_network_release(runtime, team_slug)
+    except StudioloError as exc:
+        log.warning("could not remove the serving network of team %s: %s", team_slug, exc)
+
+
 def _failure(exc: BaseException) -> str:
     if isinstance(exc, StudioloError):
         return exc.message
@@ -294,6 +312,7 @@ def deploy_endpoint(endpoint_id: int) -> None:
         _bring_up(runtime, endpoint, endpoint.config)
     except Exception as exc:
         _remove_instances(runtime, EndpointInstance.objects.filter(endpoint_id=endpoint_id), 0)
+        _release_network(runtime, endpoint.team.slug)
         reason = _failure(exc)
         with contextlib.suppress(IllegalTransition, Endpoint.DoesNotExist):  # deleted meanwhile
             endpoint_transition(
@@ -411,6 +430,7 @@ def delete_endpoint(endpoint_id: int) -> None:
     )
     _remove_containers(runtime, [state.id for state in leftovers], 0)
     team_id, team_slug, name = endpoint.team_id, endpoint.team.slug, endpoint.name
+    _release_network(runtime, team_slug)
     with transaction.atomic():
         endpoint.delete()
         publish_team_event(
@@ -551,6 +571,7 @@ def check_endpoints() -> dict[str, int]:
         "moved": 0,
         "resumed": 0,
         "orphans": 0,
+        "networks_removed": 0,
         "engine_unreachable": int(bool(engine_error)),
     }
     instances = list(
@@ -626,6 +647,12 @@ def check_endpoints() -> dict[str, int]:
         tasks.heal_instance.delay(instance_id)
     counts["resumed"] = _resume_stuck(now)
     counts["orphans"] = _remove_orphans(runtime)
+    try:
+        counts["networks_removed"] = serving_networks_reconcile(
+            runtime, older_than=IDLE_NETWORK_AGE
+        )
+    except StudioloError as exc:
+        log.warning("endpoint check: serving networks: %s", exc)
     return counts
 
 

@@ -97,6 +97,18 @@ class ContainerState:
 
 
 @dataclass(frozen=True)
+class NetworkState:
+    """A user-defined network that containers join (the Docker runtime's bridge networks)."""
+
+    name: str
+    id: str
+    labels: Mapping[str, str]
+    gateways: tuple[str, ...]  # the host's addresses on it: reached from the host when local
+    containers: tuple[str, ...]  # ids of the containers attached to it now
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class LogChunk:
     stream: str  # "stdout" | "stderr"
     data: bytes  # raw bytes as they arrived; may hold several lines or part of one
@@ -145,3 +157,31 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
         """Containers (running or exited) carrying all the given labels."""
+
+    # --- networks ------------------------------------------------------------------------------
+    # Only an isolated runtime has networks of its own; the process runtime's "containers" share
+    # the host's: it finds no network and refuses to make or join one.
+
+    @abc.abstractmethod
+    def network_ensure(self, name: str, labels: Mapping[str, str]) -> NetworkState:
+        """The bridge network `name`, made with these labels when it does not exist."""
+
+    @abc.abstractmethod
+    def network_inspect(self, name: str) -> NetworkState | None:
+        """The network, or None when there is none by that name."""
+
+    @abc.abstractmethod
+    def network_connect(self, name: str, container_id: str) -> None:
+        """Attach a running container to the network; no error if it is attached already."""
+
+    @abc.abstractmethod
+    def network_disconnect(self, name: str, container_id: str) -> None:
+        """Detach a container from the network; no error if it is not attached."""
+
+    @abc.abstractmethod
+    def network_remove(self, name: str) -> bool:
+        """Remove the network unless a container is still attached; True when it is gone."""
+
+    @abc.abstractmethod
+    def networks_find(self, labels: Mapping[str, str]) -> list[NetworkState]:
+        """Networks carrying all the given labels."""

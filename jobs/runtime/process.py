@@ -35,10 +35,20 @@ earlier one started: `<root>/<name>/` holds
   error           why the command could not be executed, if it could not
   supervisor.log  the supervisor's own complaints, if any
 
-Every process runs under a small supervisor (`_SUPERVISOR`, run by the same interpreter),
+Every process runs under a small supervisor (`process_supervisor.SUPERVISOR`, run by the same
+interpreter),
 detached from the worker by a double fork so that it outlives it and is reaped by init. The
-supervisor starts the command in a session of its own, waits for it, kills what is left in its
-process group (as the end of a container's PID 1 ends everything in it) and writes exit_code.
+supervisor starts the command in a session of its own, waits for it, kills what is left of it
+(as the end of a container's PID 1 ends everything in it) and writes exit_code.
+
+"What is left of it" is every process carrying the container's mark, `STUDIOLO_CONTAINER=
+<state folder>` in its environment (set for the command, inherited by all it starts), whether
+or not it stayed in the command's process group: a server that daemonises, or a script that
+starts its own session, is found all the same. And the state folder is the container: while
+the command runs the supervisor checks every second that it still exists, and once it is gone
+(removed by `remove`, or with the whole data folder, as a test run's temporary home at its
+end) the supervisor kills everything marked and exits. So a container that nobody removed
+cannot outlive the folder that describes it, reparented to init and unfindable.
 
 Stopping mirrors `docker stop` with docker's init: SIGTERM to the main process only (the
 toolkit forwards it to the user's script; a SIGTERM to the whole group would reach the script
@@ -74,9 +84,11 @@ from jobs.runtime.base import (
     ContainerSpec,
     ContainerState,
     LogChunk,
+    NetworkState,
     Runtime,
     RuntimeUnavailable,
 )
+from jobs.runtime.process_supervisor import MARK_ENV, SUPERVISOR, kill_marked
 from studio.errors import ValidationError
 
 OPT_ML = "/opt/ml"
@@ -101,78 +113,6 @@ _SUPERVISOR_EXIT_TIMEOUT = 5.0  # after SIGKILL: time for the supervisor to reco
 # An exit whose status nobody recorded (the supervisor was killed too, or the machine
 # rebooted); 255 is what a shell reports for an unknown status.
 UNKNOWN_EXIT_CODE = 255
-
-# The supervisor, run as `python -c _SUPERVISOR <state folder>`. Standard library plus psutil
-# (a Studiolo dependency, so present in the interpreter that runs Studiolo).
-_SUPERVISOR = r"""
-import json, os, resource, signal, subprocess, sys, time
-import psutil
-
-state = sys.argv[1]
-
-def path(name):
-    return os.path.join(state, name)
-
-def write_atomic(name, text):
-    try:
-        with open(path(name + ".tmp"), "w") as f:
-            f.write(text)
-        os.replace(path(name + ".tmp"), path(name))
-    except FileNotFoundError:
-        pass  # the container was removed meanwhile
-
-with open(path("launch.json")) as f:
-    launch = json.load(f)
-ready_r, ready_w = os.pipe()
-if os.fork():
-    # The launcher: the caller waits for it; it waits until the supervisor has started the
-    # command (or found it cannot), then exits, leaving the supervisor to init.
-    os.close(ready_w)
-    sys.exit(0 if os.read(ready_r, 1) == b"k" else 1)
-os.close(ready_r)
-for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    # A no-op handler rather than SIG_IGN: handlers are reset by exec, ignored signals are not.
-    signal.signal(sig, lambda signum, frame: None)
-memory = launch.get("memory_bytes")
-
-def limit_memory():
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
-out = os.open(path("stdout.log"), os.O_WRONLY | os.O_APPEND)
-err = os.open(path("stderr.log"), os.O_WRONLY | os.O_APPEND)
-me = psutil.Process()
-try:
-    child = subprocess.Popen(
-        launch["argv"], cwd=launch["cwd"], env=launch["env"], stdin=subprocess.DEVNULL,
-        stdout=out, stderr=err, start_new_session=True,
-        preexec_fn=limit_memory if memory else None,
-    )
-except OSError as exc:
-    # What docker's init does when exec fails: say so on stderr, exit 127 (not found) or 126.
-    message = f"exec {launch['argv'][0]} failed: {exc.strerror or exc}"
-    os.write(err, f"[studiolo process runtime] {message}\n".encode())
-    write_atomic("error", message)
-    write_atomic("exit_code", "127\n" if isinstance(exc, FileNotFoundError) else "126\n")
-    os.write(ready_w, b"k")
-    sys.exit(0)
-try:
-    child_created = psutil.Process(child.pid).create_time()
-except psutil.NoSuchProcess:
-    child_created = 0.0
-write_atomic("process.json", json.dumps({
-    "pid": child.pid, "create_time": child_created,
-    "supervisor_pid": me.pid, "supervisor_create_time": me.create_time(),
-    "started_at": time.time(),
-}))
-os.write(ready_w, b"k")
-os.close(ready_w)
-returncode = child.wait()
-try:
-    os.killpg(child.pid, signal.SIGKILL)  # whatever the process left behind in its group
-except OSError:
-    pass
-write_atomic("exit_code", f"{128 - returncode if returncode < 0 else returncode}\n")
-"""
 
 
 def _free_port() -> int:
@@ -261,6 +201,8 @@ class ProcessRuntime(Runtime):
             raise ContainerAlreadyExists(spec.name) from None
         except OSError as exc:
             raise RuntimeUnavailable(f"process runtime: cannot create {folder}: {exc}") from exc
+        # The mark: how the supervisor and `remove` find every process of this container.
+        launch["env"][MARK_ENV] = str(folder.resolve())
         try:
             self._launch_supervisor(folder, spec, launch, ports)
         except (OSError, subprocess.SubprocessError) as exc:
@@ -391,7 +333,7 @@ class ProcessRuntime(Runtime):
         with open(folder / "supervisor.log", "ab") as supervisor_log:
             # Our own interpreter running our own supervisor: no user input reaches a shell.
             launcher = subprocess.run(
-                [sys.executable, "-c", _SUPERVISOR, str(folder)],
+                [sys.executable, "-c", SUPERVISOR, launch["env"][MARK_ENV], MARK_ENV],
                 stdin=subprocess.DEVNULL,
                 stdout=supervisor_log,
                 stderr=supervisor_log,
@@ -483,12 +425,15 @@ class ProcessRuntime(Runtime):
         self._kill(folder, process)
 
     def _kill(self, folder: Path, process: Mapping[str, Any]) -> None:
-        """SIGKILL to the process's group, then wait for the supervisor to record the exit."""
+        """SIGKILL to the process's group, then wait for the supervisor to record the exit;
+        anything marked as this container's that is still there (it left the group, or the
+        supervisor is gone too) is killed as well."""
         if _alive(process.get("pid"), process.get("create_time")):
             # The process leads its own session and group: the group id is its pid.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(int(process["pid"]), signal.SIGKILL)
         self.wait(folder.name, timeout=_SUPERVISOR_EXIT_TIMEOUT)
+        kill_marked(folder)
 
     def remove(self, container_id: str) -> None:
         try:
@@ -500,6 +445,8 @@ class ProcessRuntime(Runtime):
             return
         if self._state(folder).running:
             self._kill(folder, _read_json(folder / "process.json"))
+        else:
+            kill_marked(folder)  # one its supervisor missed (it was killed itself, say)
         for _ in range(3):  # a supervisor finishing its last write can race the first pass
             shutil.rmtree(folder, ignore_errors=True)
             if not folder.exists():
@@ -518,6 +465,34 @@ class ProcessRuntime(Runtime):
             if all(have.get(key) == value for key, value in labels.items()):
                 states.append(self._state(folder))
         return states
+
+    # --- networks: local processes share the host's ----------------------------------------
+
+    @staticmethod
+    def _no_networks(name: str) -> ValidationError:
+        return ValidationError(
+            f"network {name!r}: the process runtime has no networks (its processes share the "
+            "host's)",
+            field="network",
+        )
+
+    def network_ensure(self, name: str, labels: Mapping[str, str]) -> NetworkState:
+        raise self._no_networks(name)
+
+    def network_inspect(self, name: str) -> NetworkState | None:
+        return None
+
+    def network_connect(self, name: str, container_id: str) -> None:
+        raise self._no_networks(name)
+
+    def network_disconnect(self, name: str, container_id: str) -> None:
+        return None
+
+    def network_remove(self, name: str) -> bool:
+        return True
+
+    def networks_find(self, labels: Mapping[str, str]) -> list[NetworkState]:
+        return []
 
     # --- logs --------------------------------------------------------------------------------
 

@@ -52,6 +52,9 @@ from jobs.serving import (
     serving_address,
     serving_container_spec,
     serving_network,
+    serving_network_release,
+    serving_placement,
+    serving_start,
     wait_until_ready,
 )
 from jobs.staging import stage_model, staged_models_prune
@@ -268,6 +271,7 @@ class TransformRunner(JobRunner):
         spec = serving_container_spec(
             source,
             runtime=self.runtime,
+            placement=serving_placement(self.runtime, job.team.slug),
             name=container_name(job),
             instance_type=job.instance_type,
             labels=job_labels(job),
@@ -276,7 +280,7 @@ class TransformRunner(JobRunner):
         )
         self._check()
         writer.system(f"Starting the model's serving container ({job.image})")
-        state = self.runtime.start(spec)
+        state = serving_start(self.runtime, spec, job.team.slug)
         self.container_id = state.id
         self._follow_container_log(state.id, writer)
         address = serving_address(state, serving_network(self.runtime))
@@ -537,6 +541,7 @@ class TransformRunner(JobRunner):
             return
         try:
             self.runtime.remove(self.container_id)
+            serving_network_release(self.runtime, self.job.team.slug)  # if it was the last
         except (ContainerNotFound, StudioloError):
             log.warning("job %s: could not remove container %s", self.job.pk, self.container_id)
         self.container_id = None

@@ -25,9 +25,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from studio.errors import ValidationError
 from studio.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
-from studio.webhooks.services import webhook_disable_gone, webhook_url_validate
+from studio.webhooks.services import webhook_disable_gone
+from studio.webhooks.targets import PinnedTarget, TargetRefused, TargetUnresolved, target_resolve
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ TASK_TIME_LIMIT = 60  # seconds; a receiver that drips bytes forever is cut off 
 # While an attempt is in flight its row is leased this long; the sweep re-sends a delivery
 # whose lease ran out (a worker died mid-attempt) or whose retry message was lost.
 ATTEMPT_LEASE = timedelta(seconds=2 * TASK_TIME_LIMIT)
-RESPONSE_EXCERPT_BYTES = 500
+RESPONSE_EXCERPT_CHARS = 256  # of a failed answer's body, printable, kept in the log
+RESPONSE_READ_BYTES = 1024  # read to make that excerpt; the rest is never read
 USER_AGENT = "Studiolo-Webhooks/1"
 SIGNATURE_SCHEME = "sha256"
 
@@ -101,35 +102,73 @@ class _Response:
     duration_ms: int
 
 
-def _post(url: str, *, body: bytes, headers: dict[str, str]) -> _Response:
+def response_excerpt(data: bytes) -> str:
+    """At most RESPONSE_EXCERPT_CHARS printable characters of a receiver's answer, on one
+    line: enough to tell a receiver's own error message, never a page of someone's data."""
+    text = data.decode("utf-8", errors="replace")
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(printable.split())[:RESPONSE_EXCERPT_CHARS]
+
+
+def _pinned_request(
+    client: httpx.Client, target: PinnedTarget, *, body: bytes, headers: dict[str, str]
+) -> httpx.Request:
+    """A request to the checked address itself, not to a name the client would look up
+    again: the URL's host is replaced by the address, and the name travels where the
+    receiver expects it, in `Host` and, for https, in TLS's server name (which the
+    certificate is verified against)."""
+    url = httpx.URL(target.url)
+    extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
+    return client.build_request(
+        "POST",
+        url.copy_with(host=target.address),
+        content=body,
+        headers={**headers, "Host": url.netloc.decode("ascii")},
+        extensions=extensions,
+    )
+
+
+def _post(target: PinnedTarget, *, body: bytes, headers: dict[str, str]) -> _Response:
     timeout = request_timeout()
     started = time.monotonic()
     status_code: int | None = None
     error = ""
     try:
         # Redirects are not followed: a signed event must not be forwarded to a host the
-        # team never configured, and a 3xx is reported so they can fix the URL.
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=False) as client,
-            client.stream("POST", url, content=body, headers=headers) as response,
-        ):
-            status_code = response.status_code
-            if not response.is_success:
-                excerpt = b""
-                for chunk in response.iter_bytes():
-                    excerpt += chunk
-                    if len(excerpt) >= RESPONSE_EXCERPT_BYTES:
-                        break
-                text = excerpt[:RESPONSE_EXCERPT_BYTES].decode(errors="replace").strip()
-                error = f"HTTP {status_code}" + (f": {text}" if text else "")
-                if response.is_redirect:
-                    error += " (redirects are not followed)"
+        # team never configured (nor to one the policy would refuse), and a 3xx is reported
+        # so they can fix the URL. Proxies from the environment are not used: the request
+        # must go to the address that was checked.
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            request = _pinned_request(client, target, body=body, headers=headers)
+            response = client.send(request, stream=True)
+            try:
+                status_code = response.status_code
+                if not response.is_success:
+                    error = f"HTTP {status_code}"
+                    # An internal receiver (allowed by WEBHOOK_ALLOWED_HOSTS) gets its status
+                    # recorded, nothing of its answer: other teams' admins may aim there too.
+                    if not target.internal:
+                        excerpt = response_excerpt(_read_some(response, RESPONSE_READ_BYTES))
+                        error += f": {excerpt}" if excerpt else ""
+                    if response.is_redirect:
+                        error += " (redirects are not followed)"
+            finally:
+                response.close()
     except httpx.TimeoutException as exc:
         error = f"timed out after {timeout:g} s ({type(exc).__name__})"
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     duration_ms = int((time.monotonic() - started) * 1000)
     return _Response(status_code=status_code, error=error, duration_ms=duration_ms)
+
+
+def _read_some(response: httpx.Response, limit: int) -> bytes:
+    data = b""
+    for chunk in response.iter_bytes():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return data[:limit]
 
 
 def delivery_attempt(delivery_id: int, *, attempt: int | None = None) -> AttemptOutcome:
@@ -163,15 +202,19 @@ def delivery_attempt(delivery_id: int, *, attempt: int | None = None) -> Attempt
     delivery.attempts = number
 
     try:
-        url = webhook_url_validate(webhook.url)
-    except ValidationError as exc:
-        # Stored rows passed the same check; this guards rows written around the services.
-        response = _Response(status_code=None, error=exc.message, duration_ms=0)
+        # The URL passed the policy when it was stored; its name is resolved and checked
+        # now, and the request goes to the address checked here (see targets.py).
+        target = target_resolve(webhook.url)
+    except TargetRefused as exc:
+        response = _Response(status_code=None, error=f"refused: {exc.message}", duration_ms=0)
         return _record(delivery, number=number, at=now, response=response, permanent=True)
+    except TargetUnresolved as exc:
+        response = _Response(status_code=None, error=str(exc), duration_ms=0)
+        return _record(delivery, number=number, at=now, response=response)
     timestamp = int(time.time())
     body = delivery_body(delivery)
     response = _post(
-        url, body=body, headers=delivery_headers(delivery, body=body, timestamp=timestamp)
+        target, body=body, headers=delivery_headers(delivery, body=body, timestamp=timestamp)
     )
     return _record(delivery, number=number, at=now, response=response)
 

@@ -11,7 +11,6 @@ import secrets as secrets_module
 from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
@@ -24,37 +23,16 @@ from studio.audit.services import audit_record
 from studio.errors import Conflict, ValidationError
 from studio.webhooks.events import ALL_EVENTS, EVENT_TYPES, TEST_EVENT, event_type_known
 from studio.webhooks.models import Webhook, WebhookDelivery
+from studio.webhooks.targets import url_validate
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
-MAX_URL_LENGTH = 2000
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a public marker that makes leaked secrets easy to scan for
 MIN_SECRET_LENGTH = 16
 MAX_SECRET_LENGTH = 200
-ALLOWED_SCHEMES = ("http", "https")
 
 
 # --- validation ------------------------------------------------------------------------
-
-
-def webhook_url_validate(url: str) -> str:
-    """An absolute http(s) URL with a host. Other schemes (file:, ftp:, gopher:) are
-    refused here and again before every send, so a stored row can never reach them."""
-    url = url.strip()
-    if not url or len(url) > MAX_URL_LENGTH:
-        raise ValidationError(f"url: 1-{MAX_URL_LENGTH} characters", field="url")
-    if any(ch.isspace() or ord(ch) < 0x20 for ch in url):
-        raise ValidationError("url: must not contain spaces or control characters", field="url")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as exc:
-        raise ValidationError(f"url: {exc}", field="url") from exc
-    if parts.scheme.lower() not in ALLOWED_SCHEMES:
-        raise ValidationError("url: only http:// and https:// URLs are allowed", field="url")
-    if not parts.hostname:
-        raise ValidationError("url: a host is required", field="url")
-    return url
 
 
 def _events_validate(events: Iterable[str]) -> list[str]:
@@ -98,7 +76,7 @@ def webhook_create(
     """Create a webhook; returns it with its signing secret (generated when not given),
     which the API shows this once."""
     require_permission(user=actor, team=team, action=Action.MANAGE_TEAM)
-    url = webhook_url_validate(url)
+    url = url_validate(url)
     chosen = _events_validate(events)
     secret = (
         _secret_validate(secret)
@@ -135,7 +113,7 @@ def webhook_update(
     require_permission(user=actor, team=webhook.team, action=Action.MANAGE_TEAM)
     changes: dict[str, Any] = {}
     if url is not None:
-        url = webhook_url_validate(url)
+        url = url_validate(url)
         if url != webhook.url:
             changes["url"] = url
     if events is not None:

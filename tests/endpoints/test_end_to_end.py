@@ -27,6 +27,7 @@ from jobs.models import JobStatus
 from jobs.runner import instance_label
 from jobs.runtime import get_runtime
 from jobs.runtime.base import LABEL_INSTANCE
+from jobs.serving import serving_network_name
 from registry.services.approval import package_decide
 from registry.services.registration import InferenceSpec, group_create, package_register_from_job
 from studio.artifacts import get_store
@@ -181,15 +182,16 @@ def test_train_register_approve_deploy_invoke_and_every_bad_input(
     create_to_in_service = time.monotonic() - started
     assert create_to_in_service < 30
     if use_runtime == "docker":
-        # Published on the host's 127.0.0.1 only, yet called at the address on the engine's
-        # bridge (this host's): no hop through the engine's port proxy.
+        # On the team's own bridge, whose gateway is this host's: called at the container's
+        # address there, and nothing is published on the host.
         engine = docker.from_env()
         for instance in endpoint.instances.all():
             attrs = engine.api.inspect_container(instance.container_id)
-            bindings = attrs["HostConfig"]["PortBindings"]["8080/tcp"]
-            assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
-            bridge = attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
-            assert (instance.host, instance.port) == (bridge, 8080)
+            assert not attrs["HostConfig"]["PortBindings"]
+            network = serving_network_name(team.slug)
+            assert attrs["HostConfig"]["NetworkMode"] == network
+            address = attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+            assert (instance.host, instance.port) == (address, 8080)
         engine.close()
 
     invoke = _api(asgi_server, token)

@@ -28,9 +28,11 @@ from jobs.runtime.base import (
     ContainerSpec,
     ContainerState,
     LogChunk,
+    NetworkState,
     Runtime,
     RuntimeUnavailable,
 )
+from jobs.serving import serving_network_name
 from tests.endpoints.conftest import approved_package
 from tests.factories import make_team, make_user
 from tests.support import free_port
@@ -73,6 +75,7 @@ class ScriptedEngine(Runtime):
     next_start: ContainerState | None = None
     started: list[ContainerSpec] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    networks: dict[str, NetworkState] = field(default_factory=dict)
 
     def _engine(self) -> None:
         if self.down:
@@ -117,6 +120,32 @@ class ScriptedEngine(Runtime):
         self.removed.append(container_id)
 
     def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        self._engine()
+        return []
+
+    # A network per team, on a bridge that is not this host's (TEST-NET-1): port 8080 is
+    # published, so the instances' addresses are the test's loopback servers.
+    def network_ensure(self, name: str, labels: Mapping[str, str]) -> NetworkState:
+        self._engine()
+        made = NetworkState(name, f"id-{name}", dict(labels), ("192.0.2.1",), ())
+        return self.networks.setdefault(name, made)
+
+    def network_inspect(self, name: str) -> NetworkState | None:
+        self._engine()
+        return self.networks.get(name)
+
+    def network_connect(self, name: str, container_id: str) -> None:
+        self._engine()
+
+    def network_disconnect(self, name: str, container_id: str) -> None:
+        self._engine()
+
+    def network_remove(self, name: str) -> bool:
+        self._engine()
+        self.networks.pop(name, None)
+        return True
+
+    def networks_find(self, labels: Mapping[str, str]) -> list[NetworkState]:
         self._engine()
         return []
 
@@ -280,7 +309,9 @@ def test_a_replacement_given_an_address_still_in_rotation_takes_that_row_out(
     stale.refresh_from_db()
     assert stale.status == Status.UNHEALTHY
     assert "was given to another container" in stale.message
-    assert engine.started[0].ports == {8080: None}  # published (on 127.0.0.1), no network
+    # The team's bridge is not this host's: published on 127.0.0.1, on the team's network.
+    assert engine.started[0].ports == {8080: None}
+    assert engine.started[0].network_name == serving_network_name(endpoint.team.slug)
 
 
 def test_no_container_starts_while_an_instance_left_rotation_less_than_a_routing_ttl_ago(

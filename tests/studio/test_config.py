@@ -83,6 +83,12 @@ def test_s3_artifact_store_and_external_redis(tmp_path: Path) -> None:
         ("ENDPOINT_NETWORK", "container:abc"),
         ("TRACKING_RETENTION_DAYS", "a month"),
         ("TRACKING_RETENTION_DAYS", "-1"),
+        ("WEBHOOK_ALLOWED_HOSTS", "hooks.corp,not a host"),
+        ("WEBHOOK_ALLOWED_HOSTS", "http://hooks.corp"),
+        ("CONTAINER_PIDS_LIMIT", "10"),
+        ("CONTAINER_PIDS_LIMIT", "unlimited"),
+        ("CONTAINER_TMP_PERCENT", "0"),
+        ("CONTAINER_TMP_PERCENT", "150"),
     ],
 )
 def test_bad_value_names_the_variable_in_one_line(tmp_path: Path, name: str, value: str) -> None:
@@ -97,6 +103,26 @@ def test_serving_containers_publish_on_loopback_unless_a_network_is_named(tmp_pa
     assert load_config(env(tmp_path)).endpoint_network == ""
     named = load_config(env(tmp_path, ENDPOINT_NETWORK=" studiolo-serving "))
     assert named.endpoint_network == "studiolo-serving"
+
+
+def test_webhooks_allow_no_internal_target_unless_listed(tmp_path: Path) -> None:
+    assert load_config(env(tmp_path)).webhook_allowed_hosts == ()
+    listed = load_config(
+        env(tmp_path, WEBHOOK_ALLOWED_HOSTS="Hooks.Corp.Example., 10.20.3.4/16, 127.0.0.1, ::1")
+    )
+    assert listed.webhook_allowed_hosts == (
+        "hooks.corp.example",
+        "10.20.0.0/16",
+        "127.0.0.1/32",
+        "::1/128",
+    )
+
+
+def test_containers_get_a_pid_limit_and_a_tmp_sized_from_their_memory(tmp_path: Path) -> None:
+    config = load_config(env(tmp_path))
+    assert (config.container_pids_limit, config.container_tmp_percent) == (4096, 50)
+    config = load_config(env(tmp_path, CONTAINER_PIDS_LIMIT="512", CONTAINER_TMP_PERCENT="10"))
+    assert (config.container_pids_limit, config.container_tmp_percent) == (512, 10)
 
 
 def test_deleted_tracking_data_is_kept_30_days_unless_said_otherwise(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from studiolo_toolkit.entry_point import EntryPointType, plan_entry_point
+from studiolo_toolkit.entry_point import READ_ONLY_USER_BASE, EntryPointType, plan_entry_point
 from studiolo_toolkit.errors import (
     ExecuteUserScriptError,
     InstallModuleError,
@@ -102,3 +102,40 @@ def test_a_missing_entry_point_file_is_named_in_the_error(tmp_path: Path) -> Non
 def test_no_program_at_all_is_an_error() -> None:
     with pytest.raises(ToolkitError, match="sagemaker_program"):
         plan_entry_point("/nowhere", None, [], python=PY)
+
+
+@pytest.mark.parametrize("program", ["train.py", "setup.py"])
+def test_in_a_read_only_image_requirements_go_to_a_user_site_the_script_then_finds(
+    tmp_path: Path, program: str
+) -> None:
+    (tmp_path / program).write_text("")
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+
+    plan = plan_entry_point(
+        str(tmp_path), "train.py", [], python=PY, in_container=True, site_writable=False
+    )
+
+    [install] = plan.install
+    assert install.command[:6] == [PY, "-m", "pip", "install", "--no-input", "--user"]
+    assert install.extra_env["PYTHONUSERBASE"] == READ_ONLY_USER_BASE
+    assert plan.run.extra_env == {"PYTHONUSERBASE": READ_ONLY_USER_BASE}
+    assert READ_ONLY_USER_BASE.startswith("/tmp/")  # noqa: S108 - the container's /tmp
+
+
+def test_a_writable_image_or_no_container_installs_as_before(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("")
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+
+    for in_container, writable in ((True, True), (False, False)):
+        plan = plan_entry_point(
+            str(tmp_path),
+            "train.py",
+            [],
+            python=PY,
+            in_container=in_container,
+            site_writable=writable,
+        )
+        [install] = plan.install
+        assert "--user" not in install.command
+        assert "PYTHONUSERBASE" not in install.extra_env
+        assert plan.run.extra_env == {}

@@ -508,6 +508,68 @@ def test_docker_containers_get_the_limits_and_hardening(docker_rt: Harness) -> N
     assert host["SecurityOpt"] == ["no-new-privileges"]
     assert host["CapDrop"] == ["ALL"]
     assert host["Init"] is True
+    assert host["PidsLimit"] == 4096
+    assert host["ReadonlyRootfs"] is True
+    # /tmp: half the memory limit by default (CONTAINER_TMP_PERCENT).
+    assert host["Tmpfs"] == {"/tmp": "rw,nosuid,nodev,mode=1777,size=65536k"}
+
+
+def test_docker_a_fork_bomb_stops_at_the_pid_limit(docker_rt: Harness, settings: Any) -> None:
+    settings.CONTAINER_PIDS_LIMIT = 64
+    code = """
+        import os, time
+        children = 0
+        try:
+            while children < 1000:
+                if os.fork() == 0:
+                    time.sleep(60)
+                    os._exit(0)
+                children += 1
+        except OSError as exc:
+            print("refused after", children, exc.strerror, flush=True)
+    """
+    done, out = docker_rt.run(code)
+
+    assert done.exit_code == 0, out
+    line = out["stdout"].decode()
+    assert line.startswith("refused after "), out
+    # tini and the script count too: the script got fewer than 64 children.
+    assert int(line.split()[2]) < 64
+
+
+def test_docker_the_root_file_system_is_read_only_but_the_contract_paths_are_not(
+    docker_rt: Harness, tmp_path: Path
+) -> None:
+    code = f"""
+        import os
+        base = {BASE_DIR}
+        for path in ("/usr/studiolo-probe", "/etc/studiolo-probe", "/root-probe",
+                     os.path.join(base, "model", "model.txt"),
+                     os.path.join(base, "output", "data", "out.txt"),
+                     "/tmp/scratch.txt"):
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w") as f:
+                    f.write("x")
+                print(path, "written")
+            except OSError as exc:
+                print(path, "refused", exc.strerror)
+    """
+    (tmp_path / "ml" / "model").mkdir(parents=True)
+    done, out = docker_rt.run(
+        code, mounts=(Mount(tmp_path / "ml", "/opt/ml"),), memory_bytes=256 * 1024 * 1024
+    )
+
+    assert done.exit_code == 0, out
+    assert out["stdout"].decode().splitlines() == [
+        "/usr/studiolo-probe refused Read-only file system",
+        "/etc/studiolo-probe refused Read-only file system",
+        "/root-probe refused Read-only file system",
+        "/opt/ml/model/model.txt written",
+        "/opt/ml/output/data/out.txt written",
+        "/tmp/scratch.txt written",
+    ]
+    assert (tmp_path / "ml" / "model" / "model.txt").read_text() == "x"
 
 
 def test_docker_ports_are_published_on_loopback_only(docker_rt: Harness) -> None:
@@ -529,6 +591,67 @@ def test_docker_ports_are_published_on_loopback_only(docker_rt: Harness) -> None
 def test_docker_ports_without_a_network_are_refused(docker_rt: Harness) -> None:
     with pytest.raises(ValidationError):
         docker_rt.start(docker_rt.spec("pass", ports={8080: None}))
+
+
+def _wheel(folder: Path, name: str, module_source: str) -> Path:
+    """A minimal pure-Python wheel (pip installs it offline, with no build step)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist_info = f"{name}-0.1.dist-info"
+    files = {
+        f"{name}.py": module_source,
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    wheel = folder / f"{name}-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
+def test_docker_script_mode_requirements_install_under_the_read_only_root(
+    docker_rt: Harness, tmp_path: Path
+) -> None:
+    opt_ml = tmp_path / "ml"
+    (opt_ml / "input" / "config").mkdir(parents=True)
+    code = opt_ml / "code"
+    code.mkdir()
+    (opt_ml / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"sagemaker_program": '"train.py"'})
+    )
+    (opt_ml / "input" / "config" / "inputdataconfig.json").write_text("{}")
+    wheel = _wheel(code, "studiolo_probe_dep", "ANSWER = 42\n")
+    (code / "requirements.txt").write_text(f"./{wheel.name}\n")
+    (code / "train.py").write_text(
+        "import studiolo_probe_dep, sys\n"
+        "print('imported', studiolo_probe_dep.ANSWER, 'from', studiolo_probe_dep.__file__)\n"
+    )
+    spec = docker_rt.spec(
+        "",
+        image="studiolo/sklearn:latest",
+        mounts=(Mount(opt_ml, "/opt/ml"),),
+        memory_bytes=512 * 1024 * 1024,
+        env={"PIP_NO_INDEX": "1"},
+    )
+    spec = ContainerSpec(**{**spec.__dict__, "command": ["train"]})
+
+    state = docker_rt.start(spec)
+    done = docker_rt.runtime.wait(state.id, timeout=120)
+    out = collect(docker_rt.runtime.logs(state.id))
+
+    assert done.exit_code == 0, out
+    stdout = out["stdout"].decode()
+    assert "imported 42 from /tmp/studiolo-python/" in stdout, out
 
 
 # --- process only ----------------------------------------------------------------------------
@@ -617,6 +740,77 @@ ProcessRuntime(Path({str(root)!r})).start(ContainerSpec(
     out = collect(ProcessRuntime(root).logs(spec.name, follow=True))
     assert out["stdout"] == b"one\ntwo\n"
     assert ProcessRuntime(root).wait(spec.name, timeout=WAIT).exit_code == 0
+
+
+# A container whose script starts a process in a session of its own (out of its process
+# group, as a daemon does) and prints its pid, then waits.
+_ESCAPING = """
+    import subprocess, sys, time
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+    print(daemon.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def _escaped_pid(runtime: Runtime, container_id: str) -> int:
+    seen = b""
+    for chunk in runtime.logs(container_id, follow=True):
+        seen += chunk.data
+        if seen.endswith(b"\n"):
+            return int(seen)
+    pytest.fail(f"the container exited before printing its daemon's pid: {seen!r}")
+
+
+def _gone(pid: int, timeout: float = 15) -> bool:
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_process_remove_ends_what_left_the_process_group(process_rt: Harness) -> None:
+    state = process_rt.start(process_rt.spec(_ESCAPING))
+    daemon = _escaped_pid(process_rt.runtime, state.id)
+
+    process_rt.runtime.remove(state.id)
+
+    assert _gone(daemon)
+
+
+def test_process_stopping_ends_what_left_the_process_group(process_rt: Harness) -> None:
+    state = process_rt.start(process_rt.spec(_ESCAPING))
+    daemon = _escaped_pid(process_rt.runtime, state.id)
+
+    process_rt.runtime.stop(state.id, grace_seconds=1)
+
+    assert _gone(daemon)
+    assert not process_rt.runtime.inspect(state.id).running
+
+
+def test_process_a_container_whose_folder_is_deleted_ends(process_rt: Harness) -> None:
+    # Nobody removed the container, but its state folder went (a test run's temporary home
+    # deleted at its end): the supervisor ends the command and everything it started.
+    import shutil
+
+    import psutil
+
+    state = process_rt.start(process_rt.spec(_ESCAPING))
+    daemon = _escaped_pid(process_rt.runtime, state.id)
+    record = json.loads((process_rt.runtime.root / state.id / "process.json").read_text())
+
+    shutil.rmtree(process_rt.runtime.root / state.id)
+
+    for pid in (daemon, record["pid"], record["supervisor_pid"]):
+        assert _gone(pid), psutil.Process(pid).cmdline()
 
 
 def test_process_the_memory_limit_makes_allocations_fail(process_rt: Harness) -> None:

@@ -186,3 +186,36 @@ def test_deliveries_list_query_count_does_not_grow_with_rows(
     with django_assert_max_num_queries(8):
         page = client.get(f"/api/v1/teams/lab/webhooks/{webhook.pk}/deliveries", **headers)
     assert len(page.json()["results"]) == 20
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://127.0.0.1:8000/endpoints/their-model/invocations",
+        "http://10.0.0.7:8080/invocations",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://admin:pw@hooks.example.com/hook",
+    ],
+)
+def test_an_internal_or_credentialed_url_is_a_400_naming_url(
+    client: Client, url: str, settings: Any
+) -> None:
+    settings.WEBHOOK_ALLOWED_HOSTS = ()
+    _, admin = make_admin_team("lab")
+    response = create(client, "lab", auth(admin), url=url)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["field"] == "url"
+    assert not Webhook.objects.exists()
+    webhook = make_webhook(URL)
+    response = client.patch(
+        f"/api/v1/teams/{webhook.team.slug}/webhooks/{webhook.pk}",
+        {"url": url},
+        content_type="application/json",
+        **auth(make_user(webhook.team, role="admin")),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "url"
+    webhook.refresh_from_db()
+    assert webhook.url == URL

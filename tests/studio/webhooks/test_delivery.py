@@ -13,6 +13,7 @@ import pytest
 
 from studio.audit.models import AuditEvent
 from studio.webhooks import delivery as delivery_module
+from studio.webhooks import targets
 from studio.webhooks.delivery import delivery_attempt
 from studio.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from tests.studio.webhooks.conftest import HANG, Receiver
@@ -249,3 +250,63 @@ def test_a_webhook_deleted_during_an_attempt_is_not_an_error(
     outcome = delivery_attempt(delivery.pk)
     assert (outcome.attempt, outcome.status, outcome.retry_in) == (1, None, None)
     assert len(receiver.requests) == 1
+
+
+def test_a_loopback_receiver_is_refused_at_delivery_without_the_allow_list(
+    receiver: Receiver, settings: Any
+) -> None:
+    webhook = make_webhook(receiver.url)  # created while the allow-list let it through
+    settings.WEBHOOK_ALLOWED_HOSTS = ()
+    delivery = emit_one(webhook)
+    outcome = delivery_attempt(delivery.pk)
+    assert outcome.status == DeliveryStatus.FAILED  # for good: no retry
+    assert receiver.requests == []
+    delivery.refresh_from_db()
+    assert delivery.last_error.startswith("refused: url: 127.0.0.1 is a loopback address")
+    (attempt,) = delivery.attempt_log.all()
+    assert attempt.status_code is None
+
+
+def test_a_name_resolving_to_loopback_at_delivery_is_refused(
+    receiver: Receiver, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name was public when the webhook was made; now its DNS answers 127.0.0.1.
+    settings.WEBHOOK_ALLOWED_HOSTS = ()
+    port = receiver.url.split(":")[2].split("/")[0]
+    webhook = make_webhook(f"http://rebind.example.test:{port}/hook")
+    monkeypatch.setattr(targets, "system_resolve", lambda host, port: ["127.0.0.1"])
+    delivery = emit_one(webhook)
+    assert delivery_attempt(delivery.pk).status == DeliveryStatus.FAILED
+    assert receiver.requests == []
+    delivery.refresh_from_db()
+    assert "rebind.example.test (127.0.0.1) is a loopback address" in delivery.last_error
+
+
+def test_the_request_goes_to_the_checked_address_without_a_second_lookup(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only our resolver knows the name: a second lookup by the HTTP client would fail.
+    port = receiver.url.split(":")[2].split("/")[0]
+    webhook = make_webhook(f"http://hooks.example.test:{port}/hook")
+    lookups: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(targets, "system_resolve", resolve)
+    delivery = emit_one(webhook)
+    assert delivery_attempt(delivery.pk).status == DeliveryStatus.DELIVERED
+    assert lookups == ["hooks.example.test"]
+    (request,) = receiver.requests
+    assert request.headers["Host"] == f"hooks.example.test:{port}"
+
+
+def test_an_internal_receivers_answer_is_not_kept(receiver: Receiver) -> None:
+    receiver.answer(500)  # its body says "answer 500"
+    delivery = emit_one(make_webhook(receiver.url))  # 127.0.0.1: allowed by the list only
+    delivery_attempt(delivery.pk)
+    (attempt,) = delivery.attempt_log.all()
+    assert attempt.error == "HTTP 500"
+    delivery.refresh_from_db()
+    assert delivery.last_error == "HTTP 500"

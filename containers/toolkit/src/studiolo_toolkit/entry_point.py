@@ -14,6 +14,7 @@ import os
 import shlex
 import stat
 import sys
+import sysconfig
 from dataclasses import dataclass, field
 
 from studiolo_toolkit.errors import (
@@ -69,10 +70,19 @@ _PIP_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 # already-satisfied requirement. Outside a container (the process runtime, SAGEMAKER_BASE_DIR
 # set) the interpreter is the host's, and its protection stays on.
 _CONTAINER_PIP_ENV = {"PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore"}
+# Where requirements go when the image's own site-packages cannot be written (a read-only root
+# file system, as the Studiolo runtime gives every container, or an unprivileged user): a user
+# site under /tmp, the one writable place besides /opt/ml that any runtime gives. Every Python
+# the job starts finds it through PYTHONUSERBASE (site.py puts it on sys.path).
+READ_ONLY_USER_BASE = "/tmp/studiolo-python"  # noqa: S108 - the container's own /tmp
 
 
-def _pip_install(python: str, *targets: str) -> list[str]:
-    return [python, "-m", "pip", "install", "--no-input", *targets]
+def site_packages_writable() -> bool:
+    return os.access(sysconfig.get_paths()["purelib"], os.W_OK)
+
+
+def _pip_install(python: str, *targets: str, user: bool = False) -> list[str]:
+    return [python, "-m", "pip", "install", "--no-input", *(["--user"] if user else []), *targets]
 
 
 def plan_entry_point(
@@ -82,11 +92,13 @@ def plan_entry_point(
     *,
     python: str | None = None,
     in_container: bool = False,
+    site_writable: bool | None = None,
 ) -> EntryPointPlan:
     """Decide what to install and what to run; checks the entry point exists, changes nothing.
 
     ``in_container``: the job runs in a training container (base dir ``/opt/ml``), so pip may
-    install into the image's system Python.
+    install into the image's system Python, or, when its site-packages cannot be written
+    (``site_writable``, checked when not given), into ``READ_ONLY_USER_BASE``.
     """
     if not program:
         raise ToolkitError(
@@ -97,6 +109,11 @@ def plan_entry_point(
     kind = entry_point_type(code_dir, program)
     has_requirements = os.path.isfile(os.path.join(code_dir, REQUIREMENTS_FILE))
     pip_env = {**_PIP_ENV, **(_CONTAINER_PIP_ENV if in_container else {})}
+    if site_writable is None:
+        site_writable = site_packages_writable()
+    user_site = in_container and not site_writable
+    run_env = {"PYTHONUSERBASE": READ_ONLY_USER_BASE} if user_site else {}
+    pip_env.update(run_env)
 
     if kind is EntryPointType.PYTHON_PACKAGE:
         # The module may live inside the package, so there is no single file to check for.
@@ -105,9 +122,14 @@ def plan_entry_point(
         return EntryPointPlan(
             kind=kind,
             install=[
-                Step(_pip_install(python, *targets), InstallModuleError, pip_env, tee_stdout=True)
+                Step(
+                    _pip_install(python, *targets, user=user_site),
+                    InstallModuleError,
+                    pip_env,
+                    tee_stdout=True,
+                )
             ],
-            run=Step([python, "-m", module, *user_args], ExecuteUserScriptError),
+            run=Step([python, "-m", module, *user_args], ExecuteUserScriptError, run_env),
         )
 
     path = os.path.join(code_dir, program)
@@ -121,7 +143,7 @@ def plan_entry_point(
         install = (
             [
                 Step(
-                    _pip_install(python, "-r", REQUIREMENTS_FILE),
+                    _pip_install(python, "-r", REQUIREMENTS_FILE, user=user_site),
                     InstallRequirementsError,
                     pip_env,
                     tee_stdout=True,
@@ -133,7 +155,7 @@ def plan_entry_point(
         return EntryPointPlan(
             kind=kind,
             install=install,
-            run=Step([python, program, *user_args], ExecuteUserScriptError),
+            run=Step([python, program, *user_args], ExecuteUserScriptError, run_env),
         )
 
     # COMMAND. `exec` makes the shell replace itself with the program, so a forwarded
@@ -145,7 +167,9 @@ def plan_entry_point(
     else:
         invocation = ["/bin/sh", executable]  # a read-only .sh still runs through the shell
     script = "exec " + shlex.join([*invocation, *user_args])
-    return EntryPointPlan(kind=kind, run=Step(["/bin/sh", "-c", script], ExecuteUserScriptError))
+    return EntryPointPlan(
+        kind=kind, run=Step(["/bin/sh", "-c", script], ExecuteUserScriptError, run_env)
+    )
 
 
 def _make_executable(path: str) -> bool:
