@@ -8,6 +8,7 @@ value raises `ConfigError` whose message is one line naming the variable; the CL
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -100,6 +101,19 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "8",
         "Threads of the web server that run Django's views (each keeps a database connection, reused for up to 60 s): how many page, API and tracking requests one web process serves at once while others wait on the database.",
     ),
+    # --- behind a TLS proxy (see docs/deployment.md) ---
+    "SECURE_COOKIES": (
+        "false",
+        "`true` when browsers reach the studio over HTTPS only: the session, CSRF and login-device cookies get the Secure flag, so a browser never sends them over plain HTTP.",
+    ),
+    "HSTS_SECONDS": (
+        "0",
+        "Strict-Transport-Security max-age sent on HTTPS answers (`0`: none). Once a browser has seen it, it refuses plain HTTP to this host for that long: set it only when HTTPS works for good.",
+    ),
+    "TRUSTED_PROXIES": (
+        "empty",
+        "Comma-separated addresses or networks (`127.0.0.1`, `172.18.0.0/16`) of reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed: the client address (login throttling, audit) and HTTPS (HSTS, CSRF) come from them. Empty: those headers are ignored.",
+    ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
 }
@@ -107,6 +121,35 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
 
 class ConfigError(ImproperlyConfigured):
     """A setting has a bad value; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class ProxySecurity:
+    """HTTPS behind a reverse proxy: cookie flags, HSTS, and whose forwarded headers count."""
+
+    secure_cookies: bool
+    hsts_seconds: int
+    trusted_proxies: list[str]
+
+
+def _proxy_security(env: Mapping[str, str]) -> ProxySecurity:
+    proxies = []
+    for proxy in _list(env.get("TRUSTED_PROXIES"), []):
+        try:
+            # Spelled as the network it names (172.18.0.1/16 -> 172.18.0.0/16): uvicorn's
+            # parser would otherwise take a network with host bits for a literal and trust none.
+            network = ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"TRUSTED_PROXIES: {proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+        proxies.append(str(network.network_address) if "/" not in proxy else str(network))
+    return ProxySecurity(
+        secure_cookies=_bool("SECURE_COOKIES", env.get("SECURE_COOKIES"), default=False),
+        # Two years is what the HSTS preload list asks for; more is never useful.
+        hsts_seconds=_int("HSTS_SECONDS", env.get("HSTS_SECONDS"), 0, 0, 63_072_000),
+        trusted_proxies=proxies,
+    )
 
 
 @dataclass(frozen=True)
@@ -134,6 +177,7 @@ class Config:
     endpoint_network: str
     tracking_retention_days: int
     web_threads: int
+    proxy_security: ProxySecurity
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -353,6 +397,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             "TRACKING_RETENTION_DAYS", env.get("TRACKING_RETENTION_DAYS"), 30, 0, 36500
         ),
         web_threads=_int("WEB_THREADS", env.get("WEB_THREADS"), 8, 1, 256),
+        proxy_security=_proxy_security(env),
     )
 
 
