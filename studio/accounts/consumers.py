@@ -39,13 +39,18 @@ class GrantedConsumer(JsonWebsocketConsumer):
         await super().__call__(scope, _ReceiveOrRecheck(receive, self), send)
 
     def authorise(self) -> bool:
-        """Take the handshake's grant and join its groups; refuse (4401) an anonymous one."""
+        """Take the handshake's grant and join its groups; refuse (4401) an anonymous one,
+        and one revoked between the handshake's lookup and the joining (its announcement
+        went to groups the socket was not in yet)."""
         self.grant = grant_from_scope(self.scope)
         if self.grant is None:
             self.close(code=CLOSE_UNAUTHENTICATED)
             return False
         self.groups: list[str] = []
         self.join(self.grant.groups)
+        if grant_ended(self.grant) is not None:
+            self.close(code=CLOSE_UNAUTHENTICATED)
+            return False
         return True
 
     def rights_changed(self) -> None:

@@ -14,9 +14,9 @@ guesser has to be stopped before the check, not by it. Failures are counted unde
 Past a key's free failures (ACCOUNT_FREE_FAILURES, ADDRESS_FREE_FAILURES) each further one
 locks the key for twice as long as the last: 1 s, 2 s, 4 s, ... up to MAX_LOCK_SECONDS. An
 attempt under a locked key is refused with the time left (HTTP 429 and Retry-After on the
-login page) without running the hasher; it counts under the account's key too (a lock-out
-grows while someone keeps knocking), not under the address's (one impatient user must not
-lock out everyone behind the same NAT). The right password is refused as well during a
+login page) without running the hasher; under a locked account key it counts as one more
+failure (the lock-out grows while someone keeps knocking), under a locked address key not
+(one impatient user must not lock out everyone behind the same NAT for longer). The right password is refused as well during a
 lock-out: checking it would answer a guess. A count is forgiven one failure per LEAK_SECONDS
 without one, so a trickle of typos never adds up, and a guesser held at the cap gets about
 four checks an hour per key. A sign-in resets its account key.
@@ -150,13 +150,18 @@ def _admit(account_key: str, address_key: str, *, username: str, client: LoginCl
     with transaction.atomic():
         account, address = _locked(account_key, address_key)
         now = timezone.now()  # once the rows are ours: other attempts may have come first
-        if _seconds_left(account, now) or _seconds_left(address, now):
-            grew = _count(account, now, ACCOUNT_FREE_FAILURES)
-            wait = max(_seconds_left(account, now), _seconds_left(address, now))
-            if grew or _refusal_audit_due(account, now):
-                account.refusal_audited_at = now
-                _audit_failure(username, client, reason="throttled", row=account, wait=wait)
+        account_locked, address_wait = _seconds_left(account, now) > 0, _seconds_left(address, now)
+        if account_locked or address_wait:
+            # Knocking on a locked account lengthens its lock-out; an address's lock-out
+            # (several people behind one NAT) is not lengthened by refusals.
+            grew = account_locked and _count(account, now, ACCOUNT_FREE_FAILURES)
+            refused_by = account if account_locked else address
+            wait = max(_seconds_left(account, now), address_wait)
+            if grew or _refusal_audit_due(refused_by, now):
+                refused_by.refusal_audited_at = now
+                _audit_failure(username, client, reason="throttled", row=refused_by, wait=wait)
             account.save()
+            address.save()
             return wait
         _count(account, now, ACCOUNT_FREE_FAILURES)
         _count(address, now, ADDRESS_FREE_FAILURES)
@@ -262,9 +267,10 @@ def _audit_failure(
             "user": username,
             "address": client.address,
             "reason": reason,
+            # Whose count: "account", "device" (the account on a known browser), "address".
+            "count": row.key.split(":", 1)[0],
             "failures": row.failures,
             "locked_seconds": wait,
-            "known_browser": row.key.startswith("device:"),
         },
     )
 

@@ -194,6 +194,11 @@ def test_one_address_trying_many_accounts_is_locked_and_others_are_not(
     refused = sign_in(client, "Summer2025!", username="user20")
     assert refused.status_code == 429
     assert int(refused["Retry-After"]) == 1
+    # Knocking on does not lengthen an address's lock-out, nor count against the accounts.
+    assert int(sign_in(client, "Summer2025!", username="user21")["Retry-After"]) == 1
+    refused_names = LoginThrottle.objects.filter(key__in=["account:user20", "account:user21"])
+    assert set(refused_names.values_list("failures", flat=True)) == {0}
+    assert LoginThrottle.objects.get(key="address:127.0.0.1").failures == 20
     # Another address is unaffected, even for the same names.
     elsewhere = sign_in(Client(), "Summer2025!", username="user20", REMOTE_ADDR="10.0.0.2")
     assert elsewhere.status_code == 200
