@@ -21,7 +21,9 @@ from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.csp import CSP
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_POST
 
 from experiments import selectors, services
@@ -253,7 +255,17 @@ def _compare_error(request: AuthedRequest, message: str, status: int) -> HttpRes
     )
 
 
+# The compare page loads plotly.js's full bundle for its WebGL traces (parallel coordinates,
+# many runs' curves): its WebGL layer (regl) compiles functions from strings, so this page's
+# Content-Security-Policy allows eval, and no other page's does.
+WEBGL_PAGE_CSP: dict[str, list[str]] = {
+    **settings.SECURE_CSP,
+    "script-src": [CSP.SELF, CSP.UNSAFE_EVAL],
+}
+
+
 @require_GET
+@csp_override(WEBGL_PAGE_CSP)
 def runs_compare(request: AuthedRequest) -> HttpResponse:
     run_ids = _run_ids(request.GET)
     if not 2 <= len(run_ids) <= MAX_COMPARE_RUNS:

@@ -3,10 +3,18 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import endpoints_views, experiments_views, jobs_views, models_views, runs_views, views
+from frontend import (
+    endpoints_views,
+    experiments_views,
+    jobs_views,
+    login,
+    models_views,
+    runs_views,
+    views,
+)
 
 urlpatterns = [
-    path("login/", views.LoginView.as_view(), name="login"),
+    path("login/", login.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.dashboard, name="dashboard"),
     path("team/switch/", views.team_switch, name="team-switch"),

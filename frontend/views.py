@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import User
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -47,11 +46,6 @@ class AuthedRequest(HttpRequest):
     """LoginRequiredMiddleware guarantees a signed-in user on every view below."""
 
     user: User
-
-
-class LoginView(auth_views.LoginView):
-    template_name = "frontend/login.html"
-    redirect_authenticated_user = True
 
 
 # --- dashboard -------------------------------------------------------------------------

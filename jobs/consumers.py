@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from asgiref.sync import async_to_sync
-from channels.generic.websocket import JsonWebsocketConsumer
-
 from jobs.logs import job_group, lines_after, to_wire
 from jobs.models import TERMINAL_STATUSES, Job
 from jobs.selectors import job_for_user
 from jobs.services.lifecycle import job_status_payload
+from studio.accounts.consumers import GrantedConsumer
+from studio.accounts.grants import CLOSE_NOT_FOUND
 from studio.errors import NotFound
 
 BACKLOG_PAGE = 1000
@@ -32,26 +31,23 @@ def _after(query_string: bytes) -> int:
         return 0
 
 
-class JobLogsConsumer(JsonWebsocketConsumer):
+class JobLogsConsumer(GrantedConsumer):
     job_id: int
     last_seq: int
     ended: bool
 
     def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            self.close(code=4401)
+        if not self.authorise():
             return
         try:
-            job = job_for_user(user, int(self.scope["url_route"]["kwargs"]["job_id"]))
+            job = job_for_user(self.scope["user"], int(self.scope["url_route"]["kwargs"]["job_id"]))
         except NotFound:
-            self.close(code=4404)
+            self.close(code=CLOSE_NOT_FOUND)
             return
         self.job_id, self.ended = job.pk, False
         # ?after=N: the client has lines 1..N already (a reconnect); resume after them.
         self.last_seq = _after(self.scope.get("query_string", b""))
-        self.groups = [job_group(job.pk)]
-        async_to_sync(self.channel_layer.group_add)(job_group(job.pk), self.channel_name)
+        self.join([job_group(job.pk)])
         self.accept()
         self.send_json({"type": "status", "status": job_status_payload(job)})
         self._send_from_database()
@@ -59,8 +55,15 @@ class JobLogsConsumer(JsonWebsocketConsumer):
         if job.status in TERMINAL_STATUSES:
             self._end(job)
 
+    def rights_changed(self) -> None:
+        # Out of the job's team (or a role that may not see it): the job is out of sight.
+        try:
+            job_for_user(self.scope["user"], self.job_id)
+        except NotFound:
+            self.close(code=CLOSE_NOT_FOUND)
+
     def log_lines(self, message: dict[str, Any]) -> None:
-        if self.ended:
+        if self.ended or self.closing:
             return
         lines = [line for line in message["lines"] if line["seq"] > self.last_seq]
         if not lines:
@@ -73,11 +76,11 @@ class JobLogsConsumer(JsonWebsocketConsumer):
             self.last_seq = lines[-1]["seq"]
 
     def job_metrics(self, message: dict[str, Any]) -> None:
-        if not self.ended:
+        if not (self.ended or self.closing):
             self.send_json({"type": "metrics", "points": message["points"]})
 
     def job_status(self, message: dict[str, Any]) -> None:
-        if self.ended:
+        if self.ended or self.closing:
             return
         status = message["status"]
         self.send_json({"type": "status", "status": status})

@@ -16,14 +16,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from endpoints.gateway import lifespan, with_data_plane  # noqa: E402
 from studio.accounts.websocket import TokenAuthMiddlewareStack, origin_checked  # noqa: E402
+from studio.forwarded import TrustedProxyHeaders  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        # POST /endpoints/<name>/invocations never reaches Django (no middleware on the
-        # prediction path); every other HTTP request goes to Django unchanged.
-        "http": with_data_plane(django_asgi_app),
-        "websocket": origin_checked(TokenAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-        "lifespan": lifespan,
-    }
+# X-Forwarded-For/-Proto of requests and websockets are believed from TRUSTED_PROXIES only.
+application = TrustedProxyHeaders(
+    ProtocolTypeRouter(
+        {
+            # POST /endpoints/<name>/invocations never reaches Django (no middleware on the
+            # prediction path); every other HTTP request goes to Django unchanged.
+            "http": with_data_plane(django_asgi_app),
+            "websocket": origin_checked(TokenAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            "lifespan": lifespan,
+        }
+    )
 )

@@ -125,6 +125,19 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "50",
         "Size of each container's `/tmp` (a tmpfs: the root file system is read-only) in percent of its instance type's memory; what it holds counts against that memory.",
     ),
+    # --- behind a TLS proxy (see docs/deployment.md) ---
+    "SECURE_COOKIES": (
+        "false",
+        "`true` when browsers reach the studio over HTTPS only: the session, CSRF and login-device cookies get the Secure flag, so a browser never sends them over plain HTTP.",
+    ),
+    "HSTS_SECONDS": (
+        "0",
+        "Strict-Transport-Security max-age sent on HTTPS answers (`0`: none). Once a browser has seen it, it refuses plain HTTP to this host for that long: set it only when HTTPS works for good.",
+    ),
+    "TRUSTED_PROXIES": (
+        "empty",
+        "Comma-separated addresses or networks (`127.0.0.1`, `172.18.0.0/16`) of reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed: the client address (login throttling, audit) and HTTPS (HSTS, CSRF) come from them. Empty: those headers are ignored.",
+    ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
 }
@@ -132,6 +145,35 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
 
 class ConfigError(ImproperlyConfigured):
     """A setting has a bad value; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class ProxySecurity:
+    """HTTPS behind a reverse proxy: cookie flags, HSTS, and whose forwarded headers count."""
+
+    secure_cookies: bool
+    hsts_seconds: int
+    trusted_proxies: list[str]
+
+
+def _proxy_security(env: Mapping[str, str]) -> ProxySecurity:
+    proxies = []
+    for proxy in _list(env.get("TRUSTED_PROXIES"), []):
+        try:
+            # Spelled as the network it names (172.18.0.1/16 -> 172.18.0.0/16): uvicorn's
+            # parser would otherwise take a network with host bits for a literal and trust none.
+            network = ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"TRUSTED_PROXIES: {proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+        proxies.append(str(network.network_address) if "/" not in proxy else str(network))
+    return ProxySecurity(
+        secure_cookies=_bool("SECURE_COOKIES", env.get("SECURE_COOKIES"), default=False),
+        # Two years is what the HSTS preload list asks for; more is never useful.
+        hsts_seconds=_int("HSTS_SECONDS", env.get("HSTS_SECONDS"), 0, 0, 63_072_000),
+        trusted_proxies=proxies,
+    )
 
 
 @dataclass(frozen=True)
@@ -165,6 +207,7 @@ class Config:
     webhook_allowed_hosts: tuple[str, ...]
     container_pids_limit: int
     container_tmp_percent: int
+    proxy_security: ProxySecurity
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -406,6 +449,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         container_tmp_percent=_int(
             "CONTAINER_TMP_PERCENT", env.get("CONTAINER_TMP_PERCENT"), 50, 1, 100
         ),
+        proxy_security=_proxy_security(env),
     )
 
 

@@ -53,12 +53,16 @@ def send_team_event(*, team_id: int, team_slug: str, event: str, data: dict[str,
 
 
 def _send(group: str, message: TeamEvent) -> None:
+    group_send(group, dict(message), what=message["event"])
+
+
+def group_send(group: str, message: dict[str, Any], *, what: str) -> None:
+    """Send `message` to a channel group now; Redis being down is logged (as `what`), not
+    raised: the change it tells of is committed, and the database keeps the truth."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, dict(message))
+        async_to_sync(layer.group_send)(group, message)
     except Exception as exc:  # the state change already committed; a lost live event is acceptable
-        log.warning(
-            "could not publish %s to %s: %s: %s", message["event"], group, type(exc).__name__, exc
-        )
+        log.warning("could not publish %s to %s: %s: %s", what, group, type(exc).__name__, exc)

@@ -24,6 +24,12 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 600.0,
         "options": {"expires": 600},
     },
+    # Failed-sign-in counts nobody added to for a day (studio/accounts/login.py).
+    "accounts-purge-login-throttles": {
+        "task": "accounts.purge_login_throttles",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
     # Deleted runs and experiments past TRACKING_RETENTION_DAYS are purged for good (their
     # metric points, params, tags and artifacts), a bounded number per pass.
     "experiments-purge-expired": {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.utils.csp import CSP
+
 from studio.config import celery_broker_url, load_config
 
 CONFIG = load_config()
@@ -36,6 +38,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -95,11 +98,35 @@ STATICFILES_FINDERS = [
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- HTTP security: cookies, HSTS, trusted proxies, Content-Security-Policy -------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = CONFIG.proxy_security.secure_cookies
+# Sent by SecurityMiddleware on HTTPS answers only (HTTPS as the trusted proxy says, see asgi.py).
+SECURE_HSTS_SECONDS = CONFIG.proxy_security.hsts_seconds
+# Whose X-Forwarded-For / X-Forwarded-Proto studio.asgi believes (empty: nobody's).
+TRUSTED_PROXIES = CONFIG.proxy_security.trusted_proxies
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Every page: scripts, styles, images and connections (fetch, websockets) from the studio
+# itself only; no inline script or style, no eval, no plugins; no page in a frame. plotly.js's
+# stylesheet is a file (frontend/_plotly_styles.html); its colour bars write an empty style
+# attribute, the one inline style allowed (by the hash of "").
+EMPTY_STYLE_HASH = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+SECURE_CSP: dict[str, list[str]] = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "style-src-attr": [CSP.UNSAFE_HASHES, EMPTY_STYLE_HASH],
+    "img-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -96,6 +96,7 @@ def asgi_server(transactional_db: None, redis_available: None) -> Iterator[str]:
         lifespan="off",
         log_level="warning",
         http=UVICORN_HTTP,  # as `studiolo web` runs it: the data plane's fast path included
+        proxy_headers=False,  # likewise: studio.asgi decides whose forwarded headers count
     )
     server = uvicorn.Server(config)
     # Server.run only installs signal handlers in the main thread, so a thread is safe.

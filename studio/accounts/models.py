@@ -75,3 +75,21 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins counted under one key (an account, an account on one known browser, or
+    a client address) and the lock-out they earned. The rules are in studio/accounts/login.py;
+    rows nobody failed under for a day are purged by the beat."""
+
+    # "account:<username>", "device:<device id>:<username>" or "address:<ip or IPv6 /64>".
+    key = models.CharField(max_length=200, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    # When a refused attempt under this key was last written to the audit log: at the cap,
+    # one per cap period is, so a flood of refusals cannot fill the append-only log.
+    refusal_audited_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures}"

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from studio.accounts.grants import sockets_recheck, sockets_revoke, token_group, user_group
 from studio.accounts.models import ApiToken, Membership, Team, TokenPurpose
 from studio.accounts.roles import Action, Role, role_allows
 from studio.accounts.selectors import dead_try_tokens_q, noted_member_role
@@ -127,6 +128,9 @@ def membership_set(*, team: Team, user: User, role: str, actor: Actor = None) ->
             membership.role = role
             membership.save(update_fields=["role"])
         if created or old_role != role:
+            # Open websockets of the user follow the team's events from now on, or (a role
+            # change) read again what they may see.
+            sockets_recheck(user_group(user.pk))
             audit_record(
                 actor=actor,
                 action="membership.added" if created else "membership.role_changed",
@@ -150,6 +154,8 @@ def user_password_set(*, user: User, password: str, actor: Actor = None) -> None
     with transaction.atomic():
         user.set_password(password)
         user.save(update_fields=["password"])
+        # The user's sessions made before now end (Django's session hash); so do their sockets.
+        sockets_recheck(user_group(user.pk))
         audit_record(
             actor=actor, action="user.password_set", target=user, object_repr=user.get_username()
         )
@@ -162,6 +168,7 @@ def membership_remove(*, team: Team, user: User, actor: Actor = None) -> None:
         deleted, _ = Membership.objects.filter(team=team, user=user).delete()
         if not deleted:
             raise NotFound(f"{user.get_username()} is not a member of {team.slug}")
+        sockets_recheck(user_group(user.pk))  # their open websockets stop hearing the team
         audit_record(
             actor=actor,
             action="membership.removed",
@@ -170,6 +177,30 @@ def membership_remove(*, team: Team, user: User, actor: Actor = None) -> None:
             team=team,
             details={"user": user.get_username()},
         )
+
+
+def user_set_active(*, user: User, active: bool, actor: Actor = None) -> User:
+    """Deactivate a user (they can no longer sign in, their tokens stop working, their open
+    websockets close) or activate them again. Audited; nothing is deleted."""
+    with transaction.atomic():
+        updated = (
+            get_user_model()
+            .objects.filter(pk=user.pk)
+            .exclude(is_active=active)
+            .update(is_active=active)
+        )
+        user.refresh_from_db(fields=["is_active"])
+        if updated:
+            if not active:
+                sockets_revoke(user_group(user.pk), reason="user deactivated")
+            audit_record(
+                actor=actor,
+                action="user.activated" if active else "user.deactivated",
+                target=user,
+                object_repr=user.get_username(),
+                details={"user": user.get_username()},
+            )
+    return user
 
 
 def _keep_an_admin(team: Team, *, leaving: User) -> None:
@@ -291,6 +322,7 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
         )
         token.refresh_from_db()
         if updated:
+            sockets_revoke(token_group(token.pk), reason="token revoked")
             audit_record(
                 actor=actor,
                 action="token.revoked",
@@ -302,6 +334,13 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
 
 def token_authenticate(secret: str) -> User | None:
     """The user behind a bearer secret, or None for an unknown, revoked or expired token."""
+    token = token_lookup(secret)
+    return token.user if token is not None else None
+
+
+def token_lookup(secret: str) -> ApiToken | None:
+    """The valid token of a bearer secret, with its user; None for an unknown, revoked or
+    expired token or an inactive user. Notes the token's use (once a minute at most)."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
     token = ApiToken.objects.select_related("user").filter(digest=token_digest(secret)).first()
@@ -312,7 +351,7 @@ def token_authenticate(secret: str) -> User | None:
         return None
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token
 
 
 def team_set_self_approval(*, team: Team, allowed: bool, actor: Actor) -> Team:

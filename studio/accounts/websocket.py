@@ -10,19 +10,24 @@ from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
-from studio.accounts.services import token_authenticate
+from studio.accounts.services import token_lookup
 
 
 class BearerTokenMiddleware(BaseMiddleware):
-    """Replaces the session user when an `Authorization: Bearer` header is present."""
+    """Replaces the session user when an `Authorization: Bearer` header is present, and
+    notes the token (`auth_token`: its id and expiry) for the socket's grant."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         for name, value in scope.get("headers", []):
             if name == b"authorization":
                 keyword, _, secret = value.decode("latin-1").partition(" ")
                 if keyword.lower() == "bearer":
-                    user = await database_sync_to_async(token_authenticate)(secret.strip())
-                    scope = {**scope, "user": user} if user is not None else {**scope, "user": None}
+                    token = await database_sync_to_async(token_lookup)(secret.strip())
+                    if token is None:
+                        scope = {**scope, "user": None}
+                    else:
+                        noted = {"id": token.pk, "expires_at": token.expires_at}
+                        scope = {**scope, "user": token.user, "auth_token": noted}
                 break
         return await super().__call__(scope, receive, send)
 

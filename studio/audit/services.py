@@ -24,8 +24,10 @@ def audit_record(
     object_repr: str | None = None,
     team: Team | None = None,
     details: dict[str, Any] | None = None,
+    actor_name: str = SYSTEM_ACTOR,
 ) -> AuditEvent:
-    """Append one event. Call inside the service's transaction so both commit or neither."""
+    """Append one event. Call inside the service's transaction so both commit or neither.
+    `actor_name` names an actor that is no user (a failed sign-in's is "anonymous")."""
     if target is not None:
         object_type = object_type or target._meta.label_lower
         object_id = object_id if object_id is not None else target.pk
@@ -33,7 +35,7 @@ def audit_record(
     user = actor if isinstance(actor, User) else None
     event = AuditEvent.objects.create(
         actor=user,
-        actor_name=user.get_username() if user is not None else SYSTEM_ACTOR,
+        actor_name=user.get_username() if user is not None else actor_name,
         action=action,
         object_type=object_type or "",
         object_id="" if object_id is None else str(object_id),

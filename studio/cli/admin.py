@@ -151,6 +151,19 @@ def user_set_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def user_set_active(args: argparse.Namespace) -> int:
+    _setup()
+    from studio.accounts import services
+
+    user = _user_get(args.username)
+    active = args.user_command == "activate"
+    was = user.is_active
+    services.user_set_active(user=user, active=active)
+    state = "active" if active else "deactivated"
+    print(f"{user.username} {'was already' if was == active else 'is now'} {state}")
+    return 0
+
+
 # --- tokens ----------------------------------------------------------------------------
 
 
@@ -263,6 +276,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--password-stdin", action="store_true", help="read it from standard input (default: ask)"
     )
     parser.set_defaults(func=user_set_password)
+
+    parser = user_commands.add_parser(
+        "deactivate",
+        help="stop a user signing in: tokens stop working, open sessions and sockets end",
+    )
+    parser.add_argument("username")
+    parser.set_defaults(func=user_set_active)
+
+    parser = user_commands.add_parser("activate", help="let a deactivated user sign in again")
+    parser.add_argument("username")
+    parser.set_defaults(func=user_set_active)
 
     token = commands.add_parser("token", help="API tokens of a user (on the instance's database)")
     token_commands = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)

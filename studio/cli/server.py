@@ -35,6 +35,8 @@ def web_argv(config: Config, host: str, port: int) -> list[str]:
         "--host", host,
         "--port", str(port),
         "--no-access-log",
+        # Forwarded headers are believed from TRUSTED_PROXIES only, by studio.asgi itself.
+        "--no-proxy-headers",
         # uvicorn's httptools protocol with the data plane's fast path for invocations.
         "--http", UVICORN_HTTP,
         # On: the data plane writes its last invocation counters at lifespan shutdown (uvicorn

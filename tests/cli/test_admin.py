@@ -9,7 +9,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 
 from studio.accounts.models import ApiToken, Membership
-from studio.accounts.services import token_authenticate
+from studio.accounts.services import token_authenticate, token_create
 from studio.audit.models import AuditEvent
 from studio.cli.main import main
 from tests.factories import make_team, make_user
@@ -144,3 +144,24 @@ def test_commands_on_an_unknown_user_or_token_fail_with_a_message(
     make_user(username="kate")
     assert main(["token", "revoke", "kate", "999"]) == 1
     assert capsys.readouterr().err == "studiolo: kate has no token 999\n"
+
+
+def test_user_deactivate_stops_tokens_and_activate_lets_them_in_again(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    user = make_user(username="ivy")
+    _, secret = token_create(user=user, name="cli")
+    assert main(["user", "deactivate", "ivy"]) == 0
+    assert capsys.readouterr().out == "ivy is now deactivated\n"
+    assert token_authenticate(secret) is None
+    assert authenticate(username="ivy", password="pw-for-tests-1") is None
+    assert main(["user", "deactivate", "ivy"]) == 0
+    assert capsys.readouterr().out == "ivy was already deactivated\n"
+    assert main(["user", "activate", "ivy"]) == 0
+    assert token_authenticate(secret) == user
+    actions = list(
+        AuditEvent.objects.filter(action__startswith="user.", object_repr="ivy")
+        .order_by("id")
+        .values_list("action", "actor_name")
+    )
+    assert actions[-2:] == [("user.deactivated", "system"), ("user.activated", "system")]

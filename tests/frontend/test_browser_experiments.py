@@ -158,7 +158,8 @@ def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
     requests.clear()
     in_server_thread(lambda: log(base, ada, "loss", range(LONG, LONG + 10), lambda s: 0.5))
     page.wait_for_function(
-        f"{loss_plot}.data[0].x[{loss_plot}.data[0].x.length - 1] === {LONG + 9}", timeout=10_000
+        f"() => {loss_plot}.data[0].x[{loss_plot}.data[0].x.length - 1] === {LONG + 9}",
+        timeout=10_000,
     )
     (tail,) = series_requests(requests)
     assert tail["run"] == [base.run_uuid]
@@ -175,10 +176,10 @@ def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
         end = chunk.stop
         in_server_thread(partial(log, base, ada, "loss", chunk, float))
         page.wait_for_function(
-            f"{loss_plot}.data[0].x[{loss_plot}.data[0].x.length - 1] === {end - 1}",
+            f"() => {loss_plot}.data[0].x[{loss_plot}.data[0].x.length - 1] === {end - 1}",
             timeout=10_000,
         )
-    page.wait_for_function(f"{loss_plot}.data[0].x.length <= {2 * width}", timeout=10_000)
+    page.wait_for_function(f"() => {loss_plot}.data[0].x.length <= {2 * width}", timeout=10_000)
     assert page.evaluate(f"{loss_plot}.data[0].type") == "scatter"
 
     # Zooming asks for the visible steps at the same pixel budget: full resolution there.
@@ -195,7 +196,7 @@ def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
     # Smoothing draws a faint raw line and the smoothed one, without asking the server.
     requests.clear()
     page.locator("[data-metric-charts] [data-smoothing]").fill("0.9")
-    page.wait_for_function(f"{loss_plot}.data.length === 2")
+    page.wait_for_function(f"() => {loss_plot}.data.length === 2")
     assert series_requests(requests) == []
     assert page.evaluate("window.__studioloSamePage") is True
 
@@ -203,7 +204,7 @@ def test_run_charts_render_zoom_to_full_resolution_follow_the_run_and_compare(
     page.screenshot(path=str(ARTIFACTS / "run-page.png"), full_page=True)
     # On a wall-time axis the dates take two lines: the bottom margin grows to hold them.
     page.locator("[data-metric-charts] [data-x-axis]").select_option("time")
-    page.wait_for_function(f"{loss_plot}._fullLayout.xaxis.type === 'date'")
+    page.wait_for_function(f"() => {loss_plot}._fullLayout.xaxis.type === 'date'")
     assert page.evaluate(f"{loss_plot}._fullLayout._size.b") > 40
     assert page.locator('[data-key="loss"] [data-plot]').evaluate(LABELS_OUTSIDE) == []
 

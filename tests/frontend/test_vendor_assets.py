@@ -1,12 +1,16 @@
 """The plotly.js basic bundle committed under frontend/static/vendor/ is the plotly.js version
-the Python `plotly` package ships (the full bundle the compare view loads), and the figures of
-the pages that load the basic bundle use only the traces it has."""
+the Python `plotly` package ships (the full bundle the compare view loads), the figures of
+the pages that load the basic bundle use only the traces it has, and the stylesheet served in
+place of the one plotly.js would inject (the Content-Security-Policy refuses inline styles)
+is the one both bundles inject."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import pytest
 from django.contrib.staticfiles import finders
 
 from frontend.charts import invocations_figure, latency_figure, metric_figure
@@ -56,3 +60,42 @@ def test_figures_of_pages_on_the_basic_bundle_use_only_its_traces() -> None:
     types = {trace["type"] for figure in figures for trace in figure["data"]}
     assert types
     assert types <= BASIC_TRACES
+
+
+PLOTLY_STYLES = (
+    Path(__file__).resolve().parents[2] / "frontend/templates/frontend/_plotly_styles.html"
+)
+# The rules of a stylesheet as the browser reads them, one per line.
+CSS_RULES = "(sheet) => Array.from(sheet.cssRules).map((rule) => rule.cssText).join('\\n')"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("bundle", ["vendor/plotly-basic.min.js", "vendor/plotly.min.js"])
+def test_the_served_plotly_stylesheet_is_the_one_plotly_js_injects(bundle: str, page: Any) -> None:
+    page.set_content("<!doctype html><html><head></head><body></body></html>")
+    page.add_script_tag(path=str(finders.find(bundle)))
+    injected = page.evaluate(
+        f"({CSS_RULES})(document.getElementById('plotly.js-style-global').sheet)"
+    )
+    served = page.evaluate(
+        f"""(text) => {{
+          const sheet = new CSSStyleSheet();
+          sheet.replaceSync(text);
+          return ({CSS_RULES})(sheet);
+        }}""",
+        Path(str(finders.find("vendor/plotly.css"))).read_text(),
+    )
+    assert injected
+    assert served == injected, (
+        "frontend/static/vendor/plotly.css is not what this plotly.js injects: replace it with "
+        "the rules of document.getElementById('plotly.js-style-global') in a page that loaded it"
+    )
+
+
+def test_the_full_bundle_skips_its_map_styles_for_the_element_the_pages_have() -> None:
+    """The full bundle injects MapLibre's styles into a <style> unless an element with their
+    id is in the page; _plotly_styles.html puts one there."""
+    bundle = Path(str(finders.find("vendor/plotly.min.js"))).read_text(encoding="utf-8")
+    ids = set(re.findall(r'document\.getElementById\("([0-9a-f]{64})"\)', bundle))
+    assert len(ids) == 1
+    assert f'id="{ids.pop()}"' in PLOTLY_STYLES.read_text()
