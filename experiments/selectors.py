@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
@@ -34,6 +35,7 @@ from experiments.models import (
 from studio.accounts.models import Team
 from studio.accounts.selectors import note_member_role, teams_for_user
 from studio.errors import NotFound, ValidationError
+from studio.query_limits import time_limited_queries
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -148,7 +150,8 @@ def experiments_search(
         experiments, search.parse_order_by(list(order_by), attributes=attributes)
     )
     offset = _offset(page_token)
-    items = list(experiments[offset : offset + max_results + 1])
+    with time_limited_queries(settings.SEARCH_TIMEOUT_SECONDS, what="experiment search"):
+        items = list(experiments[offset : offset + max_results + 1])
     more = len(items) > max_results
     return Page(
         items[:max_results], encode_token({"offset": offset + max_results}) if more else None
@@ -227,7 +230,8 @@ def runs_search(
     runs = search.apply_run_filter(runs, search.parse_filter(filter_string))
     runs = search.apply_run_order(runs, search.parse_order_by(list(order_by)))
     offset = _offset(page_token)
-    items = list(_with_details(runs)[offset : offset + max_results + 1])
+    with time_limited_queries(settings.SEARCH_TIMEOUT_SECONDS, what="run search"):
+        items = list(_with_details(runs)[offset : offset + max_results + 1])
     more = len(items) > max_results
     return Page(
         items[:max_results], encode_token({"offset": offset + max_results}) if more else None

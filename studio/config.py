@@ -100,6 +100,14 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "8",
         "Threads of the web server that run Django's views (each keeps a database connection, reused for up to 60 s): how many page, API and tracking requests one web process serves at once while others wait on the database.",
     ),
+    "SEARCH_TIMEOUT_SECONDS": (
+        "10",
+        "How long the queries of one run or experiment search (REST, MLflow, the runs table) may take before they are stopped and the search answers 503: a costly filter cannot hold a database connection and a web thread for longer.",
+    ),
+    "SEARCH_MAX_PATTERN_LENGTH": (
+        "500",
+        "Longest `LIKE`/`ILIKE` pattern a search filter may hold (characters); a longer one is refused with a 400 naming the filter.",
+    ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
 }
@@ -134,6 +142,8 @@ class Config:
     endpoint_network: str
     tracking_retention_days: int
     web_threads: int
+    search_timeout_seconds: int
+    search_max_pattern_length: int
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -353,6 +363,12 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             "TRACKING_RETENTION_DAYS", env.get("TRACKING_RETENTION_DAYS"), 30, 0, 36500
         ),
         web_threads=_int("WEB_THREADS", env.get("WEB_THREADS"), 8, 1, 256),
+        search_timeout_seconds=_int(
+            "SEARCH_TIMEOUT_SECONDS", env.get("SEARCH_TIMEOUT_SECONDS"), 10, 1, 3600
+        ),
+        search_max_pattern_length=_int(
+            "SEARCH_MAX_PATTERN_LENGTH", env.get("SEARCH_MAX_PATTERN_LENGTH"), 500, 1, 100_000
+        ),
     )
 
 

@@ -167,6 +167,8 @@ ENDPOINT_HEALTH_CHECK_SECONDS = CONFIG.endpoint_health_check_seconds
 ENDPOINT_NETWORK = CONFIG.endpoint_network
 TRACKING_RETENTION_DAYS = CONFIG.tracking_retention_days
 WEB_THREADS = CONFIG.web_threads
+SEARCH_TIMEOUT_SECONDS = CONFIG.search_timeout_seconds
+SEARCH_MAX_PATTERN_LENGTH = CONFIG.search_max_pattern_length
 
 LOGGING = {
     "version": 1,
