@@ -111,6 +111,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "studio.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "studio.api.exceptions.exception_handler",
+    # JSON bounded in size and depth (studio/api/parsers.py); forms as DRF reads them (Django
+    # bounds them); uploads declare their own raw-body parser.
+    "DEFAULT_PARSER_CLASSES": [
+        "studio.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
 }
