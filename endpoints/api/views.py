@@ -33,6 +33,7 @@ from endpoints.services.models import (
     package_from_ref,
 )
 from studio.accounts.models import Team
+from studio.accounts.selectors import in_team
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
 from studio.errors import NotFound, ValidationError
@@ -188,8 +189,7 @@ def _team_page(
     view: APIView, request: Request, queryset: QuerySet[Any], serializer: type[Serializer[Any]]
 ) -> Response:
     """A page (by name) of the caller's objects, of one team when `?team=` says which."""
-    if team := _team_param(request):
-        queryset = queryset.filter(team__slug=team)
+    queryset = in_team(queryset, request.user, _team_param(request))
     paginator = NamePagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer(page, many=True).data)

@@ -18,7 +18,7 @@ from jobs.services.lifecycle import job_stop
 from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinition, job_create
 from jobs.services.transform import TransformRequest, transform_job_create
 from studio.accounts.models import Team
-from studio.accounts.selectors import default_team_for_user, team_for_user
+from studio.accounts.selectors import default_team_for_user, in_team, team_for_user
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
 from studio.errors import ValidationError
@@ -140,9 +140,9 @@ class JobListApi(StudioAPIView):
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        jobs = selectors.jobs_for_user(request.user)
-        if team := params.validated_data.get("team"):
-            jobs = jobs.filter(team__slug=team)
+        jobs = in_team(
+            selectors.jobs_for_user(request.user), request.user, params.validated_data.get("team")
+        )
         if job_status := params.validated_data.get("status"):
             jobs = jobs.filter(status=job_status)
         if kind := params.validated_data.get("kind"):
