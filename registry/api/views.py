@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -58,11 +58,6 @@ class TransitionSerializer(serializers.Serializer[Any]):
     at = serializers.DateTimeField()
 
 
-def current_votes(package: ModelPackage) -> list[ApprovalVote]:
-    """The votes of the package's current round, from the prefetched `votes`."""
-    return [vote for vote in package.votes.all() if vote.round == package.approval_round]
-
-
 class PackageSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     team = serializers.CharField(source="group.team.slug")
@@ -78,12 +73,23 @@ class PackageSerializer(serializers.Serializer[Any]):
     approvals = serializers.SerializerMethodField()
     approvals_required = serializers.IntegerField(source="group.approvals_required")
     votes = serializers.SerializerMethodField()
+    votes_decided = serializers.SerializerMethodField()
 
     def get_approvals(self, package: ModelPackage) -> int:
-        return sum(1 for vote in current_votes(package) if vote.decision == "approve")
+        return selectors.package_votes(package).approvals
 
+    @extend_schema_field(VoteSerializer(many=True))
     def get_votes(self, package: ModelPackage) -> list[dict[str, Any]]:
-        return list(VoteSerializer(current_votes(package), many=True).data)
+        return list(VoteSerializer(selectors.package_votes(package).votes, many=True).data)
+
+    @extend_schema_field(
+        serializers.BooleanField(
+            help_text="true: `votes` and `approvals` are those of the round that gave the "
+            "package its status; false: those of the round still open"
+        )
+    )
+    def get_votes_decided(self, package: ModelPackage) -> bool:
+        return selectors.package_votes(package).decided
 
 
 class PackageDetailSerializer(PackageSerializer):
