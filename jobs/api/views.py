@@ -94,6 +94,8 @@ class JobDetailSerializer(JobSerializer):
 
 
 class JobListApi(StudioAPIView):
+    pagination_class = CursorPagination
+
     class InputSerializer(serializers.Serializer[Any]):
         class ChannelSerializer(serializers.Serializer[Any]):
             name = serializers.CharField()
@@ -149,7 +151,7 @@ class JobListApi(StudioAPIView):
             jobs = jobs.filter(kind=kind)
         if name := params.validated_data.get("name"):
             jobs = jobs.filter(name__icontains=name)
-        paginator = CursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobSerializer(page, many=True).data)
 
@@ -256,8 +258,14 @@ class JobLogsApi(StudioAPIView):
         at = serializers.DateTimeField()
         line = serializers.CharField()
 
+    class OutputSerializer(serializers.Serializer[Any]):
+        results = serializers.ListField(child=serializers.DictField())  # LineSerializer's
+        next_after = serializers.IntegerField(help_text="`after` for the next page")
+        status = serializers.CharField(help_text="the job's status")
+        total = serializers.IntegerField(help_text="lines the job has logged so far")
+
     @extend_schema(
-        parameters=[FilterSerializer], responses=LineSerializer(many=True), operation_id="jobs_logs"
+        parameters=[FilterSerializer], responses=OutputSerializer, operation_id="jobs_logs"
     )
     def get(self, request: Request, job_id: int) -> Response:
         params = self.FilterSerializer(data=request.query_params)

@@ -26,6 +26,7 @@ from registry.services.registration import (
 from studio.accounts.selectors import team_for_user
 from studio.accounts.services import team_set_self_approval
 from studio.api.pagination import CursorPagination
+from studio.api.schema import results_of
 from studio.api.views import StudioAPIView
 from studio.errors import NotFound, ValidationError
 
@@ -159,6 +160,8 @@ def _package(request: Request, team: str, name: str, version: int) -> ModelPacka
 
 
 class GroupListApi(StudioAPIView):
+    pagination_class = GroupPagination
+
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=63)
         description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -301,7 +304,7 @@ class PackageDecisionApi(StudioAPIView):
     decision = ""
 
     class InputSerializer(serializers.Serializer[Any]):
-        comment = serializers.CharField(required=False, allow_blank=True, default="")
+        comment = serializers.CharField(max_length=2000, help_text="why: shown to the team")
 
     @extend_schema(
         request=InputSerializer, responses=DecisionSerializer, operation_id="model_packages_decide"
@@ -354,7 +357,8 @@ class PackageRejectApi(PackageDecisionApi):
 
 class AwaitingReviewApi(StudioAPIView):
     @extend_schema(
-        responses=PackageSerializer(many=True), operation_id="model_packages_awaiting_review"
+        responses=results_of(PackageSerializer, "PackageList"),
+        operation_id="model_packages_awaiting_review",
     )
     def get(self, request: Request) -> Response:
         packages = _packages(selectors.packages_awaiting_review(request.user))[:INBOX_LIMIT]

@@ -187,3 +187,33 @@ def test_a_chunked_body_is_read_no_further_than_the_limit(
     response = client.post("/api/2.0/mlflow/experiments/create", content=chunks())
     assert response.status_code == 413, response.text[:300]
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/experiments/-1", "/api/v1/teams/%0Ax/model-groups", "/api/v1/nothing/here"],
+)
+def test_a_path_no_route_takes_is_the_apis_404(lab: tuple[Team, User, Run], path: str) -> None:
+    _, user, _ = lab
+    response = Client(HTTP_AUTHORIZATION=f"Bearer {make_token(user)}").get(path)
+    assert _studio_error(response, 404)["code"] == "not_found"  # not the UI's HTML page
+
+
+def test_an_upload_without_a_body_stores_an_empty_file(lab: tuple[Team, User, Run]) -> None:
+    _, user, run = lab
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {make_token(user)}")
+    response = client.put(f"/api/v1/runs/{run.run_uuid}/artifacts/empty.txt")
+    assert response.status_code == 201, response.content  # it was a 500
+    assert response.json()["size"] == 0
+
+
+def test_a_chunked_upload_keeps_its_bytes(served: tuple[httpx.Client, Run]) -> None:
+    client, run = served
+
+    def chunks() -> Iterator[bytes]:
+        yield b"first,"
+        yield b"second"
+
+    response = client.put(f"/api/v1/runs/{run.run_uuid}/artifacts/data.csv", content=chunks())
+    assert response.status_code == 201, response.text
+    assert response.json()["size"] == len(b"first,second")
