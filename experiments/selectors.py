@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
@@ -31,9 +32,11 @@ from experiments.models import (
     RunStatus,
     RunTag,
 )
+from experiments.validation import INT64_MAX, INT64_MIN
 from studio.accounts.models import Team
 from studio.accounts.selectors import note_member_role, teams_for_user
 from studio.errors import NotFound, ValidationError
+from studio.query_limits import time_limited_queries
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -71,7 +74,7 @@ def decode_token(token: str | None) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise ValidationError(
             "page_token: not a token this server issued", field="page_token"
         ) from None
@@ -80,11 +83,23 @@ def decode_token(token: str | None) -> dict[str, Any]:
     return data
 
 
+# Past any table's size, and far from the database's integer limit when a page is added.
+MAX_OFFSET = 2**53
+
+
 def _offset(token: str | None) -> int:
     offset = decode_token(token).get("offset", 0)
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
         raise ValidationError("page_token: not a token this server issued", field="page_token")
     return offset
+
+
+def _int64(value: Any) -> int:
+    """An id or a cursor's integer: within the columns' 64 bits (a database refuses more)."""
+    number = int(value)
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError(number)
+    return number
 
 
 # --- experiments ----------------------------------------------------------------------------
@@ -103,8 +118,8 @@ def experiment_for_user(
     user: User, experiment_id: int | str, *, team: Team | None = None
 ) -> Experiment:
     try:
-        pk = int(experiment_id)
-    except (TypeError, ValueError):
+        pk = _int64(experiment_id)
+    except (TypeError, ValueError, OverflowError):
         raise NotFound(f"experiment {experiment_id!r} not found", field="experiment_id") from None
     experiment = experiments_for_user(user, team=team).filter(pk=pk).first()
     if experiment is None:
@@ -148,7 +163,8 @@ def experiments_search(
         experiments, search.parse_order_by(list(order_by), attributes=attributes)
     )
     offset = _offset(page_token)
-    items = list(experiments[offset : offset + max_results + 1])
+    with time_limited_queries(settings.SEARCH_TIMEOUT_SECONDS, what="experiment search"):
+        items = list(experiments[offset : offset + max_results + 1])
     more = len(items) > max_results
     return Page(
         items[:max_results], encode_token({"offset": offset + max_results}) if more else None
@@ -218,8 +234,8 @@ def runs_search(
     ids = []
     for value in experiment_ids:
         try:
-            ids.append(int(value))
-        except (TypeError, ValueError):
+            ids.append(_int64(value))
+        except (TypeError, ValueError, OverflowError):
             raise ValidationError(
                 f"experiment_ids: {value!r} is not an experiment id", field="experiment_ids"
             ) from None
@@ -227,7 +243,8 @@ def runs_search(
     runs = search.apply_run_filter(runs, search.parse_filter(filter_string))
     runs = search.apply_run_order(runs, search.parse_order_by(list(order_by)))
     offset = _offset(page_token)
-    items = list(_with_details(runs)[offset : offset + max_results + 1])
+    with time_limited_queries(settings.SEARCH_TIMEOUT_SECONDS, what="run search"):
+        items = list(_with_details(runs)[offset : offset + max_results + 1])
     more = len(items) > max_results
     return Page(
         items[:max_results], encode_token({"offset": offset + max_results}) if more else None
@@ -315,8 +332,8 @@ def _step_page(points: QuerySet[MetricPoint], token: dict[str, Any], limit: int)
         raise _bad_token()  # a token of MLflow's route
     if after is not None:
         try:
-            step, timestamp, pk = (int(v) for v in after)
-        except (TypeError, ValueError):
+            step, timestamp, pk = (_int64(v) for v in after)
+        except (TypeError, ValueError, OverflowError):
             raise _bad_token() from None
         points = _past_in_step_order(points, step, timestamp, pk)
     return _rows(points.order_by("step", "timestamp", "id"), limit)
@@ -336,8 +353,8 @@ def _time_page(
     if after is not None:
         try:
             timestamp, step, sort_value, pk = after
-            cursor = (int(timestamp), int(step), float(sort_value), int(pk))
-        except (TypeError, ValueError):
+            cursor = (_int64(timestamp), _int64(step), float(sort_value), _int64(pk))
+        except (TypeError, ValueError, OverflowError):
             raise _bad_token() from None
     # The flag is read in the very statement that reads the points (one snapshot): a batch
     # that clears it meanwhile cannot get this page read in step order.

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -60,14 +61,6 @@ def _allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
     )
 
 
-def _current_votes(package: ModelPackage) -> list[ApprovalVote]:
-    return [
-        vote
-        for vote in package.votes.select_related("actor").order_by("at", "id")
-        if vote.round == package.approval_round
-    ]
-
-
 # --- groups ------------------------------------------------------------------------------
 
 
@@ -113,16 +106,11 @@ def model_group(request: AuthedRequest, name: str) -> HttpResponse:
     names = metric_names(versions)
     rows = []
     for package in packages:
-        approvals = sum(
-            1
-            for vote in package.votes.all()
-            if vote.round == package.approval_round and vote.decision == "approve"
-        )
         rows.append(
             {
                 "package": package,
                 "colour": approval_colour(package.approval_status),
-                "approvals": approvals,
+                "votes": selectors.package_votes(package),
                 "metrics": [package.metrics.get(metric) for metric in names],
             }
         )
@@ -216,7 +204,10 @@ def model_package(request: AuthedRequest, name: str, version: int) -> HttpRespon
     package = _package_or_404(request, name, version)
     team = package.group.team
     lineage = selectors.package_lineage(package)
-    votes = _current_votes(package)
+    prefetch_related_objects(
+        [package], Prefetch("votes", queryset=ApprovalVote.objects.select_related("actor"))
+    )
+    shown = selectors.package_votes(package)
     return render(
         request,
         "frontend/models/package.html",
@@ -226,8 +217,9 @@ def model_package(request: AuthedRequest, name: str, version: int) -> HttpRespon
             "colour": approval_colour(package.approval_status),
             "chain": _chain(lineage),
             "lineage": lineage,
-            "votes": votes,
-            "approvals": sum(1 for v in votes if v.decision == "approve"),
+            "votes": shown.votes,
+            "approvals": shown.approvals,
+            "votes_decided": shown.decided,
             "transitions": [
                 {"row": t, "colour": approval_colour(t.to_status)}
                 for t in package.transitions.all()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
-from registry.models import ApprovalStatus, ModelPackage, ModelPackageGroup
+from registry.models import ApprovalStatus, ApprovalVote, Decision, ModelPackage, ModelPackageGroup
 from studio.accounts.models import Membership
 from studio.accounts.roles import MINIMUM_ROLE, ROLE_ORDER, Action
 from studio.accounts.selectors import teams_for_user
@@ -71,6 +72,28 @@ def packages_awaiting_review(user: AbstractBaseUser | AnonymousUser) -> QuerySet
         .exclude(votes__actor_id=user.pk, votes__round=F("approval_round"))
         .order_by("created_at")
     )
+
+
+@dataclass(frozen=True)
+class ShownVotes:
+    votes: list[ApprovalVote]
+    approvals: int
+    decided: bool  # these votes gave the package its status (else: a round still open)
+
+
+def package_votes(package: ModelPackage) -> ShownVotes:
+    """The votes a package shows, in the API and on its pages alike (from `package.votes`,
+    prefetch it): those of the round still open once it has any, or while the package
+    awaits its first decision; otherwise those of the round that gave the package its
+    status. A decision opens a new, empty round, so the current round alone left every
+    Approved package showing no approvals at all."""
+    votes = list(package.votes.all())
+    shown = [vote for vote in votes if vote.round == package.approval_round]
+    decided = not shown and package.approval_status != ApprovalStatus.PENDING
+    if decided:
+        shown = [vote for vote in votes if vote.round == package.approval_round - 1]
+    approvals = sum(1 for vote in shown if vote.decision == Decision.APPROVE)
+    return ShownVotes(shown, approvals, decided)
 
 
 def package_may_decide(user: AbstractBaseUser | AnonymousUser, package: ModelPackage) -> bool:

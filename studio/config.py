@@ -138,6 +138,14 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "empty",
         "Comma-separated addresses or networks (`127.0.0.1`, `172.18.0.0/16`) of reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed: the client address (login throttling, audit) and HTTPS (HSTS, CSRF) come from them. Empty: those headers are ignored.",
     ),
+    "SEARCH_TIMEOUT_SECONDS": (
+        "10",
+        "How long the queries of one run or experiment search (REST, MLflow, the runs table) may take before they are stopped and the search answers 503: a costly filter cannot hold a database connection and a web thread for longer.",
+    ),
+    "SEARCH_MAX_PATTERN_LENGTH": (
+        "500",
+        "Longest `LIKE`/`ILIKE` pattern a search filter may hold (characters); a longer one is refused with a 400 naming the filter.",
+    ),
     "STUDIOLO_URL": ("http://127.0.0.1:8000", "Client commands: the studio to talk to."),
     "STUDIOLO_TOKEN": ("unset", "Client commands: an API token (`studiolo token create USER`)."),
 }
@@ -208,6 +216,8 @@ class Config:
     container_pids_limit: int
     container_tmp_percent: int
     proxy_security: ProxySecurity
+    search_timeout_seconds: int
+    search_max_pattern_length: int
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -450,6 +460,12 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             "CONTAINER_TMP_PERCENT", env.get("CONTAINER_TMP_PERCENT"), 50, 1, 100
         ),
         proxy_security=_proxy_security(env),
+        search_timeout_seconds=_int(
+            "SEARCH_TIMEOUT_SECONDS", env.get("SEARCH_TIMEOUT_SECONDS"), 10, 1, 3600
+        ),
+        search_max_pattern_length=_int(
+            "SEARCH_MAX_PATTERN_LENGTH", env.get("SEARCH_MAX_PATTERN_LENGTH"), 500, 1, 100_000
+        ),
     )
 
 

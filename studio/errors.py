@@ -39,6 +39,11 @@ class Conflict(StudioloError):
     status = 409
 
 
+class PayloadTooLarge(StudioloError):
+    code = "too_large"
+    status = 413
+
+
 class Unavailable(StudioloError):
     code = "unavailable"
     status = 503

@@ -138,6 +138,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "studio.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "studio.api.exceptions.exception_handler",
+    # JSON bounded in size and depth (studio/api/parsers.py); forms as DRF reads them (Django
+    # bounds them); uploads declare their own raw-body parser.
+    "DEFAULT_PARSER_CLASSES": [
+        "studio.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
 }
@@ -200,6 +207,8 @@ WEB_THREADS = CONFIG.web_threads
 WEBHOOK_ALLOWED_HOSTS = CONFIG.webhook_allowed_hosts
 CONTAINER_PIDS_LIMIT = CONFIG.container_pids_limit
 CONTAINER_TMP_PERCENT = CONFIG.container_tmp_percent
+SEARCH_TIMEOUT_SECONDS = CONFIG.search_timeout_seconds
+SEARCH_MAX_PATTERN_LENGTH = CONFIG.search_max_pattern_length
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from studio import views
@@ -23,6 +23,7 @@ api_v1 = [
     path("artifacts", ArtifactListApi.as_view(), name="api-artifacts"),
     path("artifacts/<path:key>", ArtifactUploadApi.as_view(), name="api-artifact"),
     path("schema/", SchemaApi.as_view(), name="api-schema"),
+    re_path(r"", views.api_not_found),  # last: a JSON 404 for any other path (newlines too)
 ]
 
 urlpatterns = [

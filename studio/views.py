@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import FileResponse, HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -25,6 +26,17 @@ from studio.artifacts.signing import verify_download
 def healthz(request: HttpRequest) -> JsonResponse:
     """The process is alive and serving; says nothing about its dependencies."""
     return JsonResponse({"status": "ok"})
+
+
+@csrf_exempt
+@login_not_required
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Any /api/v1/ path no route takes (an id that is not a number, a malformed slug): the
+    API's 404, not the UI's HTML page or a redirect to the login form."""
+    message = f"{request.path} is not a route of the API (see /api/v1/schema/)"
+    return JsonResponse(
+        {"error": {"code": "not_found", "message": message, "field": None}}, status=404
+    )
 
 
 @login_not_required

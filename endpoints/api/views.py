@@ -33,6 +33,7 @@ from endpoints.services.models import (
     package_from_ref,
 )
 from studio.accounts.models import Team
+from studio.accounts.selectors import in_team
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
 from studio.errors import NotFound, ValidationError
@@ -117,11 +118,13 @@ class EndpointSerializer(serializers.Serializer[Any]):
     team = serializers.CharField(source="team.slug")
     status = serializers.CharField()
     config = serializers.CharField(source="config.name")
-    pending_config = serializers.CharField(source="pending_config.name", default=None)
+    pending_config = serializers.CharField(
+        source="pending_config.name", default=None, allow_null=True
+    )
     failure_reason = serializers.CharField()
     attention = serializers.CharField()
-    instance_count = serializers.IntegerField(default=None)
-    healthy_count = serializers.IntegerField(default=None)
+    instance_count = serializers.IntegerField(default=None, allow_null=True)
+    healthy_count = serializers.IntegerField(default=None, allow_null=True)
     invocation_url = serializers.SerializerMethodField()
     created_by = serializers.CharField(source="created_by.username", default=None)
     created_at = serializers.DateTimeField()
@@ -187,9 +190,9 @@ class TeamFilter(serializers.Serializer[Any]):
 def _team_page(
     view: APIView, request: Request, queryset: QuerySet[Any], serializer: type[Serializer[Any]]
 ) -> Response:
-    """A page (by name) of the caller's objects, of one team when `?team=` says which."""
-    if team := _team_param(request):
-        queryset = queryset.filter(team__slug=team)
+    """A page (by name) of the caller's objects, of one team when `?team=` says which. (The
+    list views declare `pagination_class = NamePagination` for the schema.)"""
+    queryset = in_team(queryset, request.user, _team_param(request))
     paginator = NamePagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer(page, many=True).data)
@@ -241,6 +244,8 @@ def _shortcut_config(
 
 
 class ModelListApi(StudioAPIView):
+    pagination_class = NamePagination
+
     class InputSerializer(serializers.Serializer[Any]):
         team = serializers.CharField(required=False)
         name = serializers.CharField()
@@ -299,6 +304,8 @@ class ModelDetailApi(StudioAPIView):
 
 
 class ConfigListApi(StudioAPIView):
+    pagination_class = NamePagination
+
     class InputSerializer(serializers.Serializer[Any]):
         class VariantInput(serializers.Serializer[Any]):
             name = serializers.CharField(required=False, default="AllTraffic")
@@ -359,6 +366,8 @@ class ConfigDetailApi(StudioAPIView):
 
 
 class EndpointListApi(StudioAPIView):
+    pagination_class = NamePagination
+
     class InputSerializer(ShortcutSerializer):
         team = serializers.CharField(required=False)
         name = serializers.CharField()

@@ -9,7 +9,7 @@ import posixpath
 from typing import Any, Literal
 
 from django.http import FileResponse, HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,7 +28,7 @@ from studio.accounts.models import Team
 from studio.accounts.selectors import default_team_for_user, team_for_user
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
-from studio.artifacts.api import RawBodyParser
+from studio.artifacts.api import RawBodyParser, upload_body
 from studio.errors import ValidationError
 
 
@@ -67,6 +67,8 @@ class ExperimentPagination(CursorPagination):
 
 
 class ExperimentListApi(StudioAPIView):
+    pagination_class = ExperimentPagination
+
     class FilterSerializer(serializers.Serializer[Any]):
         team = serializers.CharField(required=False)
         view = serializers.ChoiceField(
@@ -93,7 +95,7 @@ class ExperimentListApi(StudioAPIView):
         if "name" in params.validated_data:
             # The SDK and the CLI find an experiment by name with this.
             experiments = experiments.filter(name=params.validated_data["name"])
-        paginator = ExperimentPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(experiments, request, view=self)
         return paginator.get_paginated_response(ExperimentSerializer(page, many=True).data)
 
@@ -141,7 +143,7 @@ class ExperimentDetailApi(StudioAPIView):
         fresh = selectors.experiment_for_user(request.user, experiment_id)
         return Response(ExperimentSerializer(fresh).data)
 
-    @extend_schema(responses=ExperimentSerializer)
+    @extend_schema(responses={200: ExperimentSerializer})
     def delete(self, request: Request, experiment_id: int) -> Response:
         experiment = selectors.experiment_for_user(request.user, experiment_id)
         services.experiment_delete(experiment=experiment, actor=request.user)
@@ -268,7 +270,7 @@ class RunDetailApi(StudioAPIView):
         )
         return Response(_run_data(run_id, request))
 
-    @extend_schema(responses=RunSerializer)
+    @extend_schema(responses={200: RunSerializer})
     def delete(self, request: Request, run_id: str) -> Response:
         services.run_delete(run=_run(request, run_id), actor=request.user)
         return Response(_run_data(run_id, request))
@@ -478,7 +480,12 @@ class MetricHistoryApi(StudioAPIView):
 
 
 class RunArtifactListApi(StudioAPIView):
-    @extend_schema(responses=ArtifactEntrySerializer(many=True))
+    @extend_schema(
+        responses=inline_serializer(
+            "RunArtifactList", {"files": ArtifactEntrySerializer(many=True)}
+        ),
+        operation_id="api_v1_runs_artifacts_list",
+    )
     def get(self, request: Request, run_id: str) -> Response:
         entries = services.run_artifact_list(
             run=_run(request, run_id), path=request.query_params.get("path", "")
@@ -494,13 +501,13 @@ class RunArtifactApi(StudioAPIView):
     @extend_schema(request=bytes, responses={201: ArtifactEntrySerializer})
     def put(self, request: Request, run_id: str, path: str) -> Response:
         info = services.run_artifact_put(
-            run=_run(request, run_id), actor=request.user, path=path, data=request.stream
+            run=_run(request, run_id), actor=request.user, path=path, data=upload_body(request)
         )
         return Response(
             {"path": path, "is_dir": False, "size": info.size}, status=status.HTTP_201_CREATED
         )
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(responses={(200, "*/*"): bytes})  # the type guessed from the path
     def get(self, request: Request, run_id: str, path: str) -> FileResponse:
         stream, info = services.run_artifact_open(run=_run(request, run_id), path=path)
         content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"

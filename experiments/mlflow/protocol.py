@@ -13,7 +13,14 @@ from typing import Any
 
 from experiments.models import Experiment, Lifecycle, MetricSummary, Run
 from experiments.validation import json_float
-from studio.errors import Conflict, NotFound, PermissionDenied, StudioloError, Unavailable
+from studio.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    StudioloError,
+    Unavailable,
+)
 
 # MLflow keeps an experiment's description in this tag and a run's name in this one.
 NOTE_TAG = "mlflow.note.content"
@@ -41,14 +48,15 @@ HTTP_STATUS = {
 
 
 class MlflowError(Exception):
-    def __init__(self, error_code: str, message: str) -> None:
+    def __init__(self, error_code: str, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.error_code = error_code
         self.message = message
+        self._status = status
 
     @property
     def status(self) -> int:
-        return HTTP_STATUS.get(self.error_code, 500)
+        return self._status or HTTP_STATUS.get(self.error_code, 500)
 
     def body(self) -> dict[str, str]:
         return {"error_code": self.error_code, "message": self.message}
@@ -63,6 +71,9 @@ def from_domain_error(error: StudioloError) -> MlflowError:
         return MlflowError("RESOURCE_ALREADY_EXISTS", error.message)
     if isinstance(error, Unavailable):
         return MlflowError("TEMPORARILY_UNAVAILABLE", error.message)
+    if isinstance(error, PayloadTooLarge):
+        # MLflow has no code of its own for it; its batch limit says INVALID_PARAMETER_VALUE.
+        return MlflowError("INVALID_PARAMETER_VALUE", error.message, status=413)
     return MlflowError("INVALID_PARAMETER_VALUE", error.message)
 
 

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, cast
 
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
+from django.core.exceptions import SuspiciousOperation
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -37,6 +38,7 @@ from experiments.wire import metrics_from_json, pairs_from_json, points_json
 from studio.accounts.models import Team
 from studio.accounts.selectors import team_for_user, teams_for_user
 from studio.accounts.services import token_authenticate, token_digest
+from studio.api.parsers import parse_json, read_body
 from studio.errors import NotFound, StudioloError, ValidationError
 
 Result = dict[str, Any] | HttpResponseBase
@@ -48,6 +50,7 @@ class Call:
     user: User
     team: Team
     params: dict[str, Any] = field(default_factory=dict)
+    body_size: int = 0
 
     def get(self, name: str, default: Any = None) -> Any:
         value = self.params.get(name)
@@ -141,20 +144,25 @@ def _team(user: User, slug: str | None) -> Team:
     )
 
 
-def _params(request: HttpRequest) -> dict[str, Any]:
+def _params(request: HttpRequest) -> tuple[dict[str, Any], int]:
+    """The call's parameters (the query string of a GET, else the JSON body) and the body's
+    size; a body is read up to DATA_UPLOAD_MAX_MEMORY_SIZE (413 past it)."""
     if request.method == "GET":
-        return {
+        query = {
             key: values if len(values) > 1 else values[0] for key, values in request.GET.lists()
         }
-    if not request.body:
-        return {}
+        return query, 0
+    body = read_body(request, request.META)
+    if not body:
+        return {}, 0
     try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise MlflowError("MALFORMED_REQUEST", "the request body is not valid JSON") from None
+        # NaN and Infinity literals are accepted, as they always were here.
+        data = parse_json(body, strict=False)
+    except ValidationError as exc:
+        raise MlflowError("MALFORMED_REQUEST", exc.message) from None
     if not isinstance(data, dict):
         raise MlflowError("MALFORMED_REQUEST", "the request body must be a JSON object")
-    return data
+    return data, len(body)
 
 
 def endpoint(
@@ -174,17 +182,18 @@ def endpoint(
                         f"{request.method} is not allowed here; use {' or '.join(methods)}",
                     )
                 user, call_team = _caller(request, team or request.headers.get("X-Studiolo-Team"))
+                params, body_size = ({}, 0) if raw_body else _params(request)
                 call = Call(
-                    request=request,
-                    user=user,
-                    team=call_team,
-                    params={} if raw_body else _params(request),
+                    request=request, user=user, team=call_team, params=params, body_size=body_size
                 )
                 result = handler(call, **kwargs)
             except MlflowError as error:
                 return JsonResponse(error.body(), status=error.status)
             except StudioloError as error:
                 translated = protocol.from_domain_error(error)
+                return JsonResponse(translated.body(), status=translated.status)
+            except SuspiciousOperation as error:  # Django's limits: a query of 1,000+ fields
+                translated = MlflowError("MALFORMED_REQUEST", str(error))
                 return JsonResponse(translated.body(), status=translated.status)
             return result if isinstance(result, HttpResponseBase) else JsonResponse(result)
 
@@ -470,11 +479,11 @@ def runs_delete_tag(call: Call) -> Result:
 
 @endpoint("POST")
 def runs_log_batch(call: Call) -> Result:
-    if len(call.request.body) > MAX_BATCH_REQUEST_BYTES:
+    if call.body_size > MAX_BATCH_REQUEST_BYTES:
         raise MlflowError(
             "INVALID_PARAMETER_VALUE",
             f"Batched logging API requests must be at most {MAX_BATCH_REQUEST_BYTES} bytes, "
-            f"got a request of size {len(call.request.body)}.",
+            f"got a request of size {call.body_size}.",
         )
     run = _run(call, details=False)
     tags = pairs_from_json(call.items("tags"), field="tags")

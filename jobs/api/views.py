@@ -18,7 +18,7 @@ from jobs.services.lifecycle import job_stop
 from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinition, job_create
 from jobs.services.transform import TransformRequest, transform_job_create
 from studio.accounts.models import Team
-from studio.accounts.selectors import default_team_for_user, team_for_user
+from studio.accounts.selectors import default_team_for_user, in_team, team_for_user
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
 from studio.errors import ValidationError
@@ -94,6 +94,8 @@ class JobDetailSerializer(JobSerializer):
 
 
 class JobListApi(StudioAPIView):
+    pagination_class = CursorPagination
+
     class InputSerializer(serializers.Serializer[Any]):
         class ChannelSerializer(serializers.Serializer[Any]):
             name = serializers.CharField()
@@ -140,16 +142,16 @@ class JobListApi(StudioAPIView):
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        jobs = selectors.jobs_for_user(request.user)
-        if team := params.validated_data.get("team"):
-            jobs = jobs.filter(team__slug=team)
+        jobs = in_team(
+            selectors.jobs_for_user(request.user), request.user, params.validated_data.get("team")
+        )
         if job_status := params.validated_data.get("status"):
             jobs = jobs.filter(status=job_status)
         if kind := params.validated_data.get("kind"):
             jobs = jobs.filter(kind=kind)
         if name := params.validated_data.get("name"):
             jobs = jobs.filter(name__icontains=name)
-        paginator = CursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobSerializer(page, many=True).data)
 
@@ -256,8 +258,14 @@ class JobLogsApi(StudioAPIView):
         at = serializers.DateTimeField()
         line = serializers.CharField()
 
+    class OutputSerializer(serializers.Serializer[Any]):
+        results = serializers.ListField(child=serializers.DictField())  # LineSerializer's
+        next_after = serializers.IntegerField(help_text="`after` for the next page")
+        status = serializers.CharField(help_text="the job's status")
+        total = serializers.IntegerField(help_text="lines the job has logged so far")
+
     @extend_schema(
-        parameters=[FilterSerializer], responses=LineSerializer(many=True), operation_id="jobs_logs"
+        parameters=[FilterSerializer], responses=OutputSerializer, operation_id="jobs_logs"
     )
     def get(self, request: Request, job_id: int) -> Response:
         params = self.FilterSerializer(data=request.query_params)

@@ -144,6 +144,12 @@ class DockerRuntime(Runtime):
                 return str(self._api.inspect_image(image)["Id"])
             except docker.errors.NotFound as exc:
                 raise docker.errors.ImageNotFound(str(exc)) from exc
+            except docker.errors.APIError as exc:
+                # A reference the engine cannot parse (400 "invalid reference format") names
+                # no image there: the caller's mistake, not an engine out of order (a 503).
+                if exc.status_code == 400:
+                    raise docker.errors.ImageNotFound(str(exc)) from exc
+                raise
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,6 +26,7 @@ from registry.services.registration import (
 from studio.accounts.selectors import team_for_user
 from studio.accounts.services import team_set_self_approval
 from studio.api.pagination import CursorPagination
+from studio.api.schema import results_of
 from studio.api.views import StudioAPIView
 from studio.errors import NotFound, ValidationError
 
@@ -58,11 +59,6 @@ class TransitionSerializer(serializers.Serializer[Any]):
     at = serializers.DateTimeField()
 
 
-def current_votes(package: ModelPackage) -> list[ApprovalVote]:
-    """The votes of the package's current round, from the prefetched `votes`."""
-    return [vote for vote in package.votes.all() if vote.round == package.approval_round]
-
-
 class PackageSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     team = serializers.CharField(source="group.team.slug")
@@ -78,12 +74,23 @@ class PackageSerializer(serializers.Serializer[Any]):
     approvals = serializers.SerializerMethodField()
     approvals_required = serializers.IntegerField(source="group.approvals_required")
     votes = serializers.SerializerMethodField()
+    votes_decided = serializers.SerializerMethodField()
 
     def get_approvals(self, package: ModelPackage) -> int:
-        return sum(1 for vote in current_votes(package) if vote.decision == "approve")
+        return selectors.package_votes(package).approvals
 
+    @extend_schema_field(VoteSerializer(many=True))
     def get_votes(self, package: ModelPackage) -> list[dict[str, Any]]:
-        return list(VoteSerializer(current_votes(package), many=True).data)
+        return list(VoteSerializer(selectors.package_votes(package).votes, many=True).data)
+
+    @extend_schema_field(
+        serializers.BooleanField(
+            help_text="true: `votes` and `approvals` are those of the round that gave the "
+            "package its status; false: those of the round still open"
+        )
+    )
+    def get_votes_decided(self, package: ModelPackage) -> bool:
+        return selectors.package_votes(package).decided
 
 
 class PackageDetailSerializer(PackageSerializer):
@@ -157,6 +164,8 @@ def _package(request: Request, team: str, name: str, version: int) -> ModelPacka
 
 
 class GroupListApi(StudioAPIView):
+    pagination_class = GroupPagination
+
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=63)
         description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -299,7 +308,7 @@ class PackageDecisionApi(StudioAPIView):
     decision = ""
 
     class InputSerializer(serializers.Serializer[Any]):
-        comment = serializers.CharField(required=False, allow_blank=True, default="")
+        comment = serializers.CharField(max_length=2000, help_text="why: shown to the team")
 
     @extend_schema(
         request=InputSerializer, responses=DecisionSerializer, operation_id="model_packages_decide"
@@ -352,7 +361,8 @@ class PackageRejectApi(PackageDecisionApi):
 
 class AwaitingReviewApi(StudioAPIView):
     @extend_schema(
-        responses=PackageSerializer(many=True), operation_id="model_packages_awaiting_review"
+        responses=results_of(PackageSerializer, "PackageList"),
+        operation_id="model_packages_awaiting_review",
     )
     def get(self, request: Request) -> Response:
         packages = _packages(selectors.packages_awaiting_review(request.user))[:INBOX_LIMIT]

@@ -44,6 +44,16 @@ def team_for_user(user: AbstractBaseUser | AnonymousUser, slug: str) -> Team:
     return team
 
 
+def in_team[QS: QuerySet[Any]](
+    queryset: QS, user: AbstractBaseUser | AnonymousUser, slug: str | None
+) -> QS:
+    """A list narrowed to `?team=<slug>`: a team the user is not in is a 404, as any of its
+    objects would be (an empty list would say the team exists and hide the mistake)."""
+    if not slug:
+        return queryset
+    return queryset.filter(team=team_for_user(user, slug))
+
+
 def default_team_for_user(user: AbstractBaseUser | AnonymousUser) -> Team | None:
     return teams_for_user(user).order_by("memberships__created_at", "slug").first()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -41,6 +43,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, Http404):
         return error_response(status_code=404, code="not_found", message=str(exc) or "not found")
+    # Django's own limits on what it reads (a form body over DATA_UPLOAD_MAX_MEMORY_SIZE,
+    # too many fields in a query string): its HTML 400 page otherwise.
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"body: a request body holds at most {limit} bytes"
+        return error_response(status_code=413, code="too_large", message=message, field="body")
+    if isinstance(exc, SuspiciousOperation):
+        return error_response(status_code=400, code="bad_request", message=str(exc))
     if isinstance(exc, exceptions.ValidationError):
         field, message = _first_field_error(exc.detail)
         text = f"{field}: {message}" if field else message

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from itertools import islice
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -11,8 +11,17 @@ from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from studio.api.schema import results_of
 from studio.api.views import StudioAPIView
 from studio.artifacts.services import artifact_list, artifact_put
+
+
+def upload_body(request: Request) -> BinaryIO:
+    """The uploaded bytes, as a stream. DRF leaves `stream` unset when no Content-Length came
+    (an empty body, or a chunked one): the Django request then reads the body itself (it
+    was a 500, `None.read()`)."""
+    stream = request.stream
+    return cast(BinaryIO, stream if stream is not None else request._request)
 
 
 class RawBodyParser(BaseParser):
@@ -30,14 +39,18 @@ class ObjectSerializer(serializers.Serializer[Any]):
     last_modified = serializers.DateTimeField()
 
 
+class UploadedSerializer(ObjectSerializer):
+    uri = serializers.CharField(help_text="the object's URI in the store (s3://... or file://...)")
+
+
 class ArtifactUploadApi(StudioAPIView):
     parser_classes = [RawBodyParser]
 
     @extend_schema(
-        request=bytes, responses={201: ObjectSerializer}, operation_id="artifacts_upload"
+        request=bytes, responses={201: UploadedSerializer}, operation_id="artifacts_upload"
     )
     def put(self, request: Request, key: str) -> Response:
-        uri, info = artifact_put(user=request.user, key=key, data=request.stream)
+        uri, info = artifact_put(user=request.user, key=key, data=upload_body(request))
         return Response({**ObjectSerializer(info).data, "uri": uri}, status=status.HTTP_201_CREATED)
 
 
@@ -48,7 +61,7 @@ class ArtifactListApi(StudioAPIView):
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses=ObjectSerializer(many=True),
+        responses=results_of(ObjectSerializer, "ObjectList"),
         operation_id="artifacts_list",
     )
     def get(self, request: Request) -> Response:

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
-from studio.accounts.selectors import teams_for_user
+from studio.accounts.selectors import in_team, teams_for_user
 from studio.audit.models import AuditEvent
 
 
@@ -33,8 +33,7 @@ def audit_events_for_user(
     events = AuditEvent.objects.filter(
         Q(team__in=teams_for_user(user)) | (Q(team__isnull=True) & about_me)
     ).select_related("team")
-    if filters.team:
-        events = events.filter(team__slug=filters.team)
+    events = in_team(events, user, filters.team)
     if filters.actor:
         events = events.filter(actor_name=filters.actor)
     if filters.action:

@@ -63,6 +63,10 @@ def _votes_text(package: dict[str, Any]) -> str:
     return f"{package['approvals']} of {package['approvals_required']} approvals"
 
 
+def _round_text(package: dict[str, Any]) -> str:
+    return " that decided it" if package.get("votes_decided") else " in this round"
+
+
 # --- commands ----------------------------------------------------------------------------
 
 
@@ -189,7 +193,7 @@ def describe(args: argparse.Namespace) -> int:
     )
     rows = [
         ("Package", f"{package['group']}/{package['version']}  (team {package['team']})"),
-        ("Status", f"{package['approval_status']}  ({_votes_text(package)} in this round)"),
+        ("Status", f"{package['approval_status']}  ({_votes_text(package)}{_round_text(package)})"),
         ("Description", package["description"] or "-"),
         ("Created", f"{_short_time(package['created_at'])} by {package['created_by'] or '-'}"),
         ("Image", image),

@@ -331,7 +331,9 @@ def test_two_approvals_needed_then_reject_after_approval(
     done = decide(second, team, "approve").json()
     assert done["changed"] is True
     assert done["package"]["approval_status"] == ApprovalStatus.APPROVED
-    assert done["package"]["votes"] == []  # a new round began
+    # The package shows the two approvals that decided it (a new round is open, empty).
+    assert [v["actor"] for v in done["package"]["votes"]] == [approver.username, second.username]
+    assert (done["package"]["approvals"], done["package"]["votes_decided"]) == (2, True)
     rejected = decide(approver, team, "reject", "drift found").json()
     assert rejected["package"]["approval_status"] == ApprovalStatus.REJECTED
 

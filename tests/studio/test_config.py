@@ -89,6 +89,9 @@ def test_s3_artifact_store_and_external_redis(tmp_path: Path) -> None:
         ("CONTAINER_PIDS_LIMIT", "unlimited"),
         ("CONTAINER_TMP_PERCENT", "0"),
         ("CONTAINER_TMP_PERCENT", "150"),
+        ("SEARCH_TIMEOUT_SECONDS", "0"),
+        ("SEARCH_TIMEOUT_SECONDS", "forever"),
+        ("SEARCH_MAX_PATTERN_LENGTH", "0"),
     ],
 )
 def test_bad_value_names_the_variable_in_one_line(tmp_path: Path, name: str, value: str) -> None:

@@ -60,9 +60,9 @@
       }
       var count = root.querySelector("[data-approval-count]");
       if (count) {
-        var text = pkg.approval_status === "PendingManualApproval"
-          ? pkg.approvals + " of " + pkg.approvals_required + " approval" + (pkg.approvals_required === 1 ? "" : "s")
-          : pkg.votes.length + " vote" + (pkg.votes.length === 1 ? "" : "s") + " this round";
+        var text = pkg.votes_decided
+          ? "decided by " + pkg.votes.length + " vote" + (pkg.votes.length === 1 ? "" : "s")
+          : pkg.approvals + " of " + pkg.approvals_required + " approval" + (pkg.approvals_required === 1 ? "" : "s");
         if (count.textContent !== text) {
           count.textContent = text;
           count.classList.remove("changed");

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from studio.accounts import selectors, services
 from studio.accounts.models import TokenPurpose
 from studio.accounts.roles import Action, Role
+from studio.api.schema import results_of
 from studio.api.views import StudioAPIView
 from studio.errors import ValidationError
 
@@ -45,7 +46,9 @@ class TeamMembersApi(StudioAPIView):
         username = serializers.CharField()
         role = serializers.ChoiceField(choices=Role.choices)
 
-    @extend_schema(responses=MemberSerializer(many=True), operation_id="team_members_list")
+    @extend_schema(
+        responses=results_of(MemberSerializer, "MemberList"), operation_id="team_members_list"
+    )
     def get(self, request: Request, team: str) -> Response:
         team_obj = selectors.team_for_user(request.user, team)
         services.require_permission(user=request.user, team=team_obj, action=Action.VIEW)
@@ -53,7 +56,7 @@ class TeamMembersApi(StudioAPIView):
         return Response({"results": MemberSerializer(members, many=True).data})
 
     @extend_schema(
-        request=InputSerializer, responses=MemberSerializer, operation_id="team_members_set"
+        request=InputSerializer, responses={201: MemberSerializer}, operation_id="team_members_set"
     )
     def post(self, request: Request, team: str) -> Response:
         team_obj = selectors.team_for_user(request.user, team)
@@ -80,21 +83,23 @@ class TokenSerializer(serializers.Serializer[Any]):
     purpose = serializers.ChoiceField(choices=TokenPurpose.choices)
 
 
+class CreatedTokenSerializer(TokenSerializer):
+    token = serializers.CharField(help_text="the secret: shown in this answer only, ever")
+
+
 class TokenListApi(StudioAPIView):
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=100)
         expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
-    @extend_schema(responses=TokenSerializer(many=True), operation_id="tokens_list")
+    @extend_schema(responses=results_of(TokenSerializer, "TokenList"), operation_id="tokens_list")
     def get(self, request: Request) -> Response:
         tokens = selectors.tokens_for_user(request.user)
         return Response({"results": TokenSerializer(tokens, many=True).data})
 
     @extend_schema(
         request=InputSerializer,
-        responses=inline_serializer(
-            "CreatedToken", {"id": serializers.IntegerField(), "token": serializers.CharField()}
-        ),
+        responses={201: CreatedTokenSerializer},
         operation_id="tokens_create",
     )
     def post(self, request: Request) -> Response:
@@ -113,7 +118,7 @@ class TokenListApi(StudioAPIView):
 
 
 class TokenDetailApi(StudioAPIView):
-    @extend_schema(responses=TokenSerializer, operation_id="tokens_revoke")
+    @extend_schema(responses={200: TokenSerializer}, operation_id="tokens_revoke")
     def delete(self, request: Request, token_id: int) -> Response:
         token = get_object_or_404(selectors.tokens_for_user(request.user), pk=token_id)
         token = services.token_revoke(token=token, actor=request.user)

@@ -27,6 +27,8 @@ class AuditEventSerializer(serializers.Serializer[Any]):
 
 
 class AuditListApi(StudioAPIView):
+    pagination_class = CursorPagination
+
     class FilterSerializer(serializers.Serializer[Any]):
         team = serializers.CharField(required=False)
         actor = serializers.CharField(required=False)
@@ -45,6 +47,6 @@ class AuditListApi(StudioAPIView):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         events = audit_events_for_user(request.user, AuditFilter(**params.validated_data))
-        paginator = CursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(events, request, view=self)
         return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)

@@ -18,6 +18,7 @@ from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
 from studio.api.pagination import CursorPagination
+from studio.api.schema import results_of
 from studio.api.views import StudioAPIView
 from studio.webhooks import selectors, services
 from studio.webhooks.models import Webhook
@@ -75,14 +76,18 @@ class WebhookListApi(StudioAPIView):
         class Meta:
             ref_name = "WebhookCreateInput"  # "Input" alone collides with other apps' schemas
 
-    @extend_schema(responses=WebhookSerializer(many=True), operation_id="webhooks_list")
+    @extend_schema(
+        responses=results_of(WebhookSerializer, "WebhookList"), operation_id="webhooks_list"
+    )
     def get(self, request: Request, team: str) -> Response:
         team_obj = _team(request, team, Action.VIEW)
         webhooks = selectors.webhooks_of_team(team_obj)
         return Response({"results": WebhookSerializer(webhooks, many=True).data})
 
     @extend_schema(
-        request=InputSerializer, responses=CreatedWebhookSerializer, operation_id="webhooks_create"
+        request=InputSerializer,
+        responses={201: CreatedWebhookSerializer},
+        operation_id="webhooks_create",
     )
     def post(self, request: Request, team: str) -> Response:
         team_obj = _team(request, team, Action.MANAGE_TEAM)
@@ -144,11 +149,13 @@ class WebhookDetailApi(StudioAPIView):
 
 
 class WebhookDeliveriesApi(StudioAPIView):
+    pagination_class = CursorPagination
+
     @extend_schema(responses=DeliverySerializer(many=True), operation_id="webhooks_deliveries")
     def get(self, request: Request, team: str, webhook_id: int) -> Response:
         team_obj = _team(request, team, Action.VIEW)
         webhook = selectors.webhook_of_team(team_obj, webhook_id)
-        paginator = CursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             selectors.deliveries_of_webhook(webhook), request, view=self
         )
