@@ -10,6 +10,9 @@ import math
 import posixpath
 import re
 
+# INT64_*: a signed 64-bit integer, the type of steps and timestamps in MLflow's protocol.
+from studio.api.fields import INT64_MAX as INT64_MAX
+from studio.api.fields import INT64_MIN as INT64_MIN
 from studio.errors import ValidationError
 
 # MLflow's limits (mlflow/utils/validation.py).
@@ -24,8 +27,6 @@ MAX_PARAMS_PER_BATCH = 100
 MAX_TAGS_PER_BATCH = 100
 MAX_ENTITIES_PER_BATCH = 1000
 MAX_BATCH_REQUEST_BYTES = 1_000_000
-# A signed 64-bit integer, the type of steps and timestamps in MLflow's protocol.
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # MLflow's server (on POSIX) accepts word characters, slashes, periods, dashes, colons and
 # spaces; "\w" includes non-ASCII letters and digits, as it does there.

@@ -34,6 +34,7 @@ from endpoints.services.models import (
 )
 from studio.accounts.models import Team
 from studio.accounts.selectors import in_team
+from studio.api.fields import Int64Field
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
 from studio.errors import NotFound, ValidationError
@@ -67,7 +68,7 @@ class VariantSerializer(serializers.Serializer[Any]):
     package = serializers.SerializerMethodField()
     approval_status = serializers.SerializerMethodField()
     instance_type = serializers.CharField()
-    instance_count = serializers.IntegerField()
+    instance_count = Int64Field()
     initial_weight = serializers.FloatField()
 
     def get_package(self, variant: Any) -> str | None:
@@ -123,8 +124,8 @@ class EndpointSerializer(serializers.Serializer[Any]):
     )
     failure_reason = serializers.CharField()
     attention = serializers.CharField()
-    instance_count = serializers.IntegerField(default=None, allow_null=True)
-    healthy_count = serializers.IntegerField(default=None, allow_null=True)
+    instance_count = Int64Field(default=None, allow_null=True)
+    healthy_count = Int64Field(default=None, allow_null=True)
     invocation_url = serializers.SerializerMethodField()
     created_by = serializers.CharField(source="created_by.username", default=None)
     created_at = serializers.DateTimeField()
@@ -151,9 +152,9 @@ class EndpointDetailSerializer(EndpointSerializer):
 
 
 class TrafficTotalsSerializer(serializers.Serializer[Any]):
-    count = serializers.IntegerField()
-    errors_4xx = serializers.IntegerField()
-    errors_5xx = serializers.IntegerField()
+    count = Int64Field()
+    errors_4xx = Int64Field()
+    errors_5xx = Int64Field()
 
 
 class TrafficPointSerializer(TrafficTotalsSerializer):
@@ -172,7 +173,7 @@ class TrafficSerializer(serializers.Serializer[Any]):
     """The schema of the traffic answer (the view returns the selector's dict as it is)."""
 
     since = serializers.DateTimeField()
-    bucket_seconds = serializers.IntegerField()
+    bucket_seconds = Int64Field()
     totals = TrafficTotalsSerializer()
     variants = serializers.DictField(
         child=serializers.ListField(child=TrafficPointSerializer()),
@@ -222,7 +223,7 @@ class ShortcutSerializer(serializers.Serializer[Any]):
 
     model = serializers.CharField(required=False)
     instance_type = serializers.CharField(required=False, default="ml.local.small")
-    instance_count = serializers.IntegerField(required=False, default=1)
+    instance_count = Int64Field(required=False, default=1)
 
 
 def _shortcut_config(
@@ -311,7 +312,7 @@ class ConfigListApi(StudioAPIView):
             name = serializers.CharField(required=False, default="AllTraffic")
             model = serializers.CharField()
             instance_type = serializers.CharField(required=False, default="ml.local.small")
-            instance_count = serializers.IntegerField(required=False, default=1)
+            instance_count = Int64Field(required=False, default=1)
             initial_weight = serializers.FloatField(required=False, default=1.0)
 
         team = serializers.CharField(required=False)
@@ -467,10 +468,8 @@ class EndpointDetailApi(StudioAPIView):
 
 class EndpointTrafficApi(StudioAPIView):
     class FilterSerializer(TeamFilter):
-        minutes = serializers.IntegerField(required=False, default=60, min_value=1, max_value=10080)
-        bucket_seconds = serializers.IntegerField(
-            required=False, default=60, min_value=10, max_value=86400
-        )
+        minutes = Int64Field(required=False, default=60, min_value=1, max_value=10080)
+        bucket_seconds = Int64Field(required=False, default=60, min_value=10, max_value=86400)
 
     @extend_schema(
         parameters=[FilterSerializer], responses=TrafficSerializer, operation_id="endpoints_traffic"

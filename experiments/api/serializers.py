@@ -8,10 +8,11 @@ from rest_framework import serializers
 
 from experiments.models import Experiment, Run
 from experiments.validation import json_float
+from studio.api.fields import Int64Field
 
 
 class ExperimentSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
+    id = Int64Field()
     team = serializers.CharField(source="team.slug")
     name = serializers.CharField()
     description = serializers.CharField()
@@ -31,15 +32,15 @@ class RunSerializer(serializers.Serializer[Any]):
     timestamp, min, max, count). Non-finite values are "NaN" / "Infinity" / "-Infinity"."""
 
     run_id = serializers.CharField(source="run_uuid")
-    id = serializers.IntegerField()
-    experiment_id = serializers.IntegerField()
+    id = Int64Field()
+    experiment_id = Int64Field()
     experiment = serializers.CharField(source="experiment.name")
     team = serializers.CharField(source="experiment.team.slug")
     name = serializers.CharField()
     status = serializers.CharField()
     lifecycle = serializers.CharField()
-    start_time = serializers.IntegerField()
-    end_time = serializers.IntegerField(allow_null=True)
+    start_time = Int64Field()
+    end_time = Int64Field(allow_null=True)
     # DRF pops declared fields off the class, so this name does not shadow Field.source.
     source = serializers.CharField()  # type: ignore[assignment]
     job = serializers.SerializerMethodField()
@@ -77,4 +78,4 @@ class RunSerializer(serializers.Serializer[Any]):
 class ArtifactEntrySerializer(serializers.Serializer[Any]):
     path = serializers.CharField()
     is_dir = serializers.BooleanField()
-    size = serializers.IntegerField(allow_null=True)
+    size = Int64Field(allow_null=True)

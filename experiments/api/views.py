@@ -26,6 +26,7 @@ from experiments.validation import MAX_BATCH_REQUEST_BYTES, json_float
 from experiments.wire import metrics_from_json, pairs_from_json, points_json
 from studio.accounts.models import Team
 from studio.accounts.selectors import default_team_for_user, team_for_user
+from studio.api.fields import Int64Field
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
 from studio.artifacts.api import RawBodyParser, upload_body
@@ -169,7 +170,7 @@ class SearchSerializer(serializers.Serializer[Any]):
     view = serializers.ChoiceField(
         choices=selectors.ViewType.values, required=False, default="ACTIVE_ONLY"
     )
-    max_results = serializers.IntegerField(
+    max_results = Int64Field(
         required=False, default=100, min_value=1, max_value=selectors.MAX_SEARCH_RESULTS
     )
     page_token = serializers.CharField(required=False, allow_blank=True, default="")
@@ -212,7 +213,7 @@ class ExperimentRunsApi(StudioAPIView):
 
 class RunSearchApi(StudioAPIView):
     class InputSerializer(SearchSerializer):
-        experiment_ids = serializers.ListField(child=serializers.IntegerField(), min_length=1)
+        experiment_ids = serializers.ListField(child=Int64Field(), min_length=1)
 
     @extend_schema(request=InputSerializer, responses=RunPageSerializer)
     def post(self, request: Request) -> Response:
@@ -223,12 +224,12 @@ class RunSearchApi(StudioAPIView):
 
 class RunListApi(StudioAPIView):
     class InputSerializer(serializers.Serializer[Any]):
-        experiment_id = serializers.IntegerField()
+        experiment_id = Int64Field()
         name = serializers.CharField(required=False, allow_blank=True, default="")
         tags = serializers.DictField(
             child=serializers.CharField(allow_blank=True), required=False, default=dict
         )
-        start_time = serializers.IntegerField(required=False, min_value=0)
+        start_time = Int64Field(required=False, min_value=0)
 
     @extend_schema(request=InputSerializer, responses={201: RunSerializer})
     def post(self, request: Request) -> Response:
@@ -251,7 +252,7 @@ class RunDetailApi(StudioAPIView):
     class UpdateSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(required=False, allow_blank=True)
         status = serializers.CharField(required=False)
-        end_time = serializers.IntegerField(required=False, min_value=0)
+        end_time = Int64Field(required=False, min_value=0)
 
     @extend_schema(responses=RunSerializer)
     def get(self, request: Request, run_id: str) -> Response:
@@ -284,9 +285,9 @@ class RunRestoreApi(StudioAPIView):
 
 
 class BatchResultSerializer(serializers.Serializer[Any]):
-    metrics = serializers.IntegerField()
-    params = serializers.IntegerField()
-    tags = serializers.IntegerField()
+    metrics = Int64Field()
+    params = Int64Field()
+    tags = Int64Field()
 
 
 class RunBatchApi(StudioAPIView):
@@ -381,16 +382,16 @@ class RunTagDetailApi(StudioAPIView):
 
 
 class HistoryPointSerializer(serializers.Serializer[Any]):
-    step = serializers.IntegerField()
+    step = Int64Field()
     value = serializers.JSONField(help_text='a number, or "NaN", "Infinity", "-Infinity"')
-    timestamp = serializers.IntegerField()
+    timestamp = Int64Field()
 
 
 class MetricBucketSerializer(serializers.Serializer[Any]):
-    step_first = serializers.IntegerField(help_text="the bucket's first step holding a point")
-    step_last = serializers.IntegerField()
-    count = serializers.IntegerField(help_text="points, NaN included")
-    nan_count = serializers.IntegerField()
+    step_first = Int64Field(help_text="the bucket's first step holding a point")
+    step_last = Int64Field()
+    count = Int64Field(help_text="points, NaN included")
+    nan_count = Int64Field()
     min = HistoryPointSerializer(allow_null=True, help_text="null when every point was NaN")
     max = HistoryPointSerializer(allow_null=True)
     last = HistoryPointSerializer(help_text="the latest point (greatest step, then time)")
@@ -422,11 +423,11 @@ class MetricHistoryApi(StudioAPIView):
 
     class FilterSerializer(serializers.Serializer[Any]):
         key = serializers.CharField()
-        max_points = serializers.IntegerField(required=False, min_value=2)
+        max_points = Int64Field(required=False, min_value=2)
         buckets = serializers.BooleanField(required=False, default=False)
-        step_min = serializers.IntegerField(required=False)
-        step_max = serializers.IntegerField(required=False)
-        limit = serializers.IntegerField(required=False, min_value=1)
+        step_min = Int64Field(required=False)
+        step_max = Int64Field(required=False)
+        limit = Int64Field(required=False, min_value=1)
         page_token = serializers.CharField(required=False, allow_blank=True)
 
     class OutputSerializer(serializers.Serializer[Any]):

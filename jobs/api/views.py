@@ -19,6 +19,7 @@ from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinitio
 from jobs.services.transform import TransformRequest, transform_job_create
 from studio.accounts.models import Team
 from studio.accounts.selectors import default_team_for_user, in_team, team_for_user
+from studio.api.fields import Int64Field
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
 from studio.errors import ValidationError
@@ -38,14 +39,14 @@ class TransitionSerializer(serializers.Serializer[Any]):
 class ProgressSerializer(serializers.Serializer[Any]):
     """Batch transform progress; a record is a line (SplitType Line) or an object (None)."""
 
-    records_done = serializers.IntegerField()
-    records_total = serializers.IntegerField()
-    files_done = serializers.IntegerField()
-    files_total = serializers.IntegerField()
+    records_done = Int64Field()
+    records_total = Int64Field()
+    files_done = Int64Field()
+    files_total = Int64Field()
 
 
 class JobSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
+    id = Int64Field()
     name = serializers.CharField()
     team = serializers.CharField(source="team.slug")
     kind = serializers.CharField()
@@ -59,8 +60,8 @@ class JobSerializer(serializers.Serializer[Any]):
     output_path = serializers.CharField()
     metric_definitions = serializers.ListField(child=serializers.DictField())
     instance_type = serializers.CharField()
-    instance_count = serializers.IntegerField()
-    max_runtime_seconds = serializers.IntegerField()
+    instance_count = Int64Field()
+    max_runtime_seconds = Int64Field()
     enable_network = serializers.BooleanField()
     container_entrypoint = serializers.ListField(child=serializers.CharField(), allow_null=True)
     container_arguments = serializers.ListField(child=serializers.CharField(), allow_null=True)
@@ -72,12 +73,12 @@ class JobSerializer(serializers.Serializer[Any]):
     secondary_status = serializers.CharField()
     status_message = serializers.CharField()
     failure_reason = serializers.CharField()
-    exit_code = serializers.IntegerField(allow_null=True)
+    exit_code = Int64Field(allow_null=True)
     runtime = serializers.CharField()
     model_artifact_uri = serializers.CharField()
     output_artifact_uri = serializers.CharField()
-    run_id = serializers.IntegerField(allow_null=True)
-    log_line_count = serializers.IntegerField()
+    run_id = Int64Field(allow_null=True)
+    log_line_count = Int64Field()
     created_by = serializers.CharField(source="created_by.username", default=None)
     created_at = serializers.DateTimeField()
     training_started_at = serializers.DateTimeField(allow_null=True)
@@ -118,8 +119,8 @@ class JobListApi(StudioAPIView):
         environment = serializers.DictField(required=False, default=dict)
         input_channels = ChannelSerializer(many=True, required=False, default=list)
         output_path = serializers.CharField(required=False, allow_blank=True, default="")
-        instance_count = serializers.IntegerField(required=False, default=1)
-        max_runtime_seconds = serializers.IntegerField(required=False, default=86400)
+        instance_count = Int64Field(required=False, default=1)
+        max_runtime_seconds = Int64Field(required=False, default=86400)
         metric_definitions = MetricSerializer(many=True, required=False, default=list)
         container_entrypoint = serializers.ListField(
             child=serializers.CharField(), required=False, allow_null=True, default=None
@@ -204,17 +205,15 @@ class TransformJobCreateApi(StudioAPIView):
         split_type = serializers.CharField(required=False, default="None")
         compression_type = serializers.CharField(required=False, default="None")
         batch_strategy = serializers.CharField(required=False, allow_blank=True, default="")
-        max_payload_mb = serializers.IntegerField(required=False, allow_null=True, default=None)
-        max_concurrent_transforms = serializers.IntegerField(
-            required=False, allow_null=True, default=None
-        )
+        max_payload_mb = Int64Field(required=False, allow_null=True, default=None)
+        max_concurrent_transforms = Int64Field(required=False, allow_null=True, default=None)
         accept = serializers.CharField(required=False, allow_blank=True, default="")
         assemble_with = serializers.CharField(required=False, default="None")
         environment = serializers.DictField(required=False, default=dict)
-        instance_count = serializers.IntegerField(required=False, default=1)
-        max_runtime_seconds = serializers.IntegerField(required=False, default=86400)
-        invocations_timeout_seconds = serializers.IntegerField(required=False, default=600)
-        invocations_max_retries = serializers.IntegerField(required=False, default=3)
+        instance_count = Int64Field(required=False, default=1)
+        max_runtime_seconds = Int64Field(required=False, default=86400)
+        invocations_timeout_seconds = Int64Field(required=False, default=600)
+        invocations_max_retries = Int64Field(required=False, default=3)
         experiment = serializers.CharField(required=False, allow_blank=True, default="")
 
     @extend_schema(
@@ -249,20 +248,20 @@ class JobStopApi(StudioAPIView):
 
 class JobLogsApi(StudioAPIView):
     class FilterSerializer(serializers.Serializer[Any]):
-        after = serializers.IntegerField(required=False, default=0, min_value=0)
-        limit = serializers.IntegerField(required=False, default=1000, min_value=1, max_value=10000)
+        after = Int64Field(required=False, default=0, min_value=0)
+        limit = Int64Field(required=False, default=1000, min_value=1, max_value=10000)
 
     class LineSerializer(serializers.Serializer[Any]):
-        seq = serializers.IntegerField()
+        seq = Int64Field()
         stream = serializers.CharField()
         at = serializers.DateTimeField()
         line = serializers.CharField()
 
     class OutputSerializer(serializers.Serializer[Any]):
         results = serializers.ListField(child=serializers.DictField())  # LineSerializer's
-        next_after = serializers.IntegerField(help_text="`after` for the next page")
+        next_after = Int64Field(help_text="`after` for the next page")
         status = serializers.CharField(help_text="the job's status")
-        total = serializers.IntegerField(help_text="lines the job has logged so far")
+        total = Int64Field(help_text="lines the job has logged so far")
 
     @extend_schema(
         parameters=[FilterSerializer], responses=OutputSerializer, operation_id="jobs_logs"

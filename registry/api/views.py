@@ -25,6 +25,7 @@ from registry.services.registration import (
 )
 from studio.accounts.selectors import team_for_user
 from studio.accounts.services import team_set_self_approval
+from studio.api.fields import Int64Field
 from studio.api.pagination import CursorPagination
 from studio.api.schema import results_of
 from studio.api.views import StudioAPIView
@@ -44,7 +45,7 @@ class VoteSerializer(serializers.Serializer[Any]):
     decision = serializers.CharField()
     comment = serializers.CharField()
     actor = serializers.CharField(source="actor.username")
-    round = serializers.IntegerField()
+    round = Int64Field()
     at = serializers.DateTimeField()
 
 
@@ -60,10 +61,10 @@ class TransitionSerializer(serializers.Serializer[Any]):
 
 
 class PackageSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
+    id = Int64Field()
     team = serializers.CharField(source="group.team.slug")
     group = serializers.CharField(source="group.name")
-    version = serializers.IntegerField()
+    version = Int64Field()
     description = serializers.CharField()
     approval_status = serializers.CharField()
     metrics = serializers.DictField()
@@ -72,7 +73,7 @@ class PackageSerializer(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField()
     status_changed_at = serializers.DateTimeField(allow_null=True)
     approvals = serializers.SerializerMethodField()
-    approvals_required = serializers.IntegerField(source="group.approvals_required")
+    approvals_required = Int64Field(source="group.approvals_required")
     votes = serializers.SerializerMethodField()
     votes_decided = serializers.SerializerMethodField()
 
@@ -98,7 +99,7 @@ class PackageDetailSerializer(PackageSerializer):
     # The content the package was registered (and approved) with; "" for a legacy package
     # that could not be pinned, which cannot be deployed.
     artifact_sha256 = serializers.CharField()
-    artifact_size = serializers.IntegerField(allow_null=True)
+    artifact_size = Int64Field(allow_null=True)
     image = serializers.CharField()
     framework = serializers.CharField()
     entry_point = serializers.CharField()
@@ -121,14 +122,14 @@ class PackageDetailSerializer(PackageSerializer):
 
 
 class GroupSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
+    id = Int64Field()
     team = serializers.CharField(source="team.slug")
     name = serializers.CharField()
     description = serializers.CharField()
-    approvals_required = serializers.IntegerField()
-    package_count = serializers.IntegerField(default=0)
-    approved_count = serializers.IntegerField(default=0)
-    latest_version = serializers.IntegerField(default=None, allow_null=True)
+    approvals_required = Int64Field()
+    package_count = Int64Field(default=0)
+    approved_count = Int64Field(default=0)
+    latest_version = Int64Field(default=None, allow_null=True)
     latest_status = serializers.CharField(default=None, allow_null=True)
     created_by = serializers.CharField(source="created_by.username", default=None)
     created_at = serializers.DateTimeField()
@@ -144,9 +145,9 @@ class GroupDetailSerializer(GroupSerializer):
 class DecisionSerializer(serializers.Serializer[Any]):
     package = PackageDetailSerializer()
     changed = serializers.BooleanField()
-    approvals = serializers.IntegerField()
+    approvals = Int64Field()
     # DRF pops declared fields off the class, so this name does not shadow Field.required.
-    required = serializers.IntegerField()  # type: ignore[assignment]
+    required = Int64Field()  # type: ignore[assignment]
 
 
 def _packages(queryset: QuerySet[ModelPackage]) -> QuerySet[ModelPackage]:
@@ -169,7 +170,7 @@ class GroupListApi(StudioAPIView):
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=63)
         description = serializers.CharField(required=False, allow_blank=True, default="")
-        approvals_required = serializers.IntegerField(required=False, default=1)
+        approvals_required = Int64Field(required=False, default=1)
 
     @extend_schema(responses=GroupSerializer(many=True), operation_id="model_groups_list")
     def get(self, request: Request, team: str) -> Response:

@@ -11,6 +11,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from studio.api.fields import Int64Field
 from studio.api.schema import results_of
 from studio.api.views import StudioAPIView
 from studio.artifacts.services import artifact_list, artifact_put
@@ -35,7 +36,7 @@ class RawBodyParser(BaseParser):
 
 class ObjectSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
-    size = serializers.IntegerField()
+    size = Int64Field()
     last_modified = serializers.DateTimeField()
 
 
@@ -57,7 +58,7 @@ class ArtifactUploadApi(StudioAPIView):
 class ArtifactListApi(StudioAPIView):
     class FilterSerializer(serializers.Serializer[Any]):
         prefix = serializers.CharField()
-        limit = serializers.IntegerField(required=False, default=1000, min_value=1, max_value=10000)
+        limit = Int64Field(required=False, default=1000, min_value=1, max_value=10000)
 
     @extend_schema(
         parameters=[FilterSerializer],

@@ -217,3 +217,33 @@ def test_a_chunked_upload_keeps_its_bytes(served: tuple[httpx.Client, Run]) -> N
     response = client.put(f"/api/v1/runs/{run.run_uuid}/artifacts/data.csv", content=chunks())
     assert response.status_code == 201, response.text
     assert response.json()["size"] == len(b"first,second")
+
+
+HUGE = str(2**70)  # past a signed 64-bit column: SQLite cannot bind it, bigint overflows
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/runs/{run}/metric-history?key=loss&step_max=" + HUGE, "step_max"),
+        ("/api/v1/runs/{run}/metric-history?key=loss&step_min=-" + HUGE, "step_min"),
+        ("/api/v1/runs/{run}/metric-history?key=loss&limit=" + HUGE, "limit"),
+    ],
+)
+def test_a_number_past_64_bits_is_a_400_naming_its_field(
+    lab: tuple[Team, User, Run], path: str, field: str
+) -> None:
+    _, user, run = lab
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {make_token(user)}")
+    response = client.get(path.format(run=run.run_uuid))
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["field"] == field
+
+
+def test_an_id_past_64_bits_in_a_path_is_a_404(lab: tuple[Team, User, Run]) -> None:
+    _, user, _ = lab
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {make_token(user)}")
+    for path in (f"/api/v1/jobs/{HUGE}", f"/api/v1/endpoints/{HUGE}"):
+        response = client.get(path)
+        assert response.status_code == 404, (path, response.content)
+        assert "error" in response.json()

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from studio.accounts import selectors, services
 from studio.accounts.models import TokenPurpose
 from studio.accounts.roles import Action, Role
+from studio.api.fields import Int64Field
 from studio.api.schema import results_of
 from studio.api.views import StudioAPIView
 from studio.errors import ValidationError
@@ -73,7 +74,7 @@ class TeamMembersApi(StudioAPIView):
 
 
 class TokenSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
+    id = Int64Field()
     name = serializers.CharField()
     prefix = serializers.CharField()
     created_at = serializers.DateTimeField()

@@ -9,13 +9,14 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from studio.api.fields import Int64Field
 from studio.api.pagination import CursorPagination
 from studio.api.views import StudioAPIView
 from studio.audit.selectors import AuditFilter, audit_events_for_user
 
 
 class AuditEventSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
+    id = Int64Field()
     created_at = serializers.DateTimeField()
     actor = serializers.CharField(source="actor_name")
     action = serializers.CharField()

@@ -17,6 +17,7 @@ from studio.accounts import selectors as account_selectors
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
+from studio.api.fields import Int64Field
 from studio.api.pagination import CursorPagination
 from studio.api.schema import results_of
 from studio.api.views import StudioAPIView
@@ -31,7 +32,7 @@ def _team(request: Request, slug: str, action: Action) -> Team:
 
 
 class WebhookSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
+    id = Int64Field()
     url = serializers.CharField()
     events = serializers.ListField(child=serializers.CharField())
     active = serializers.BooleanField()
@@ -44,22 +45,22 @@ class CreatedWebhookSerializer(WebhookSerializer):
 
 
 class AttemptSerializer(serializers.Serializer[Any]):
-    number = serializers.IntegerField()
+    number = Int64Field()
     at = serializers.DateTimeField()
-    status_code = serializers.IntegerField(allow_null=True)
+    status_code = Int64Field(allow_null=True)
     error = serializers.CharField()
-    duration_ms = serializers.IntegerField()
+    duration_ms = Int64Field()
 
 
 class DeliverySerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
+    id = Int64Field()
     event_id = serializers.UUIDField()
     event_type = serializers.CharField()
     payload = serializers.JSONField()
     status = serializers.CharField()
-    attempts = serializers.IntegerField()
+    attempts = Int64Field()
     next_attempt_at = serializers.DateTimeField(allow_null=True)
-    last_status_code = serializers.IntegerField(allow_null=True)
+    last_status_code = Int64Field(allow_null=True)
     last_error = serializers.CharField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
