@@ -180,8 +180,10 @@ def test_up_serves_a_working_studio_and_stops_leaving_no_process(
     names = " ".join(" ".join(p.cmdline()) for p in processes)
     assert "uvicorn" in names
     assert "redis-server" in names
-    assert names.count("celery") >= 4  # beat, the worker and its two pool processes
-    assert "-Q default,endpoints,jobs." in names  # default, endpoints, one per instance type
+    # beat, the control-plane worker (threads), the job worker and its two pool processes
+    assert names.count("celery") >= 5
+    assert "--pool threads --concurrency 8 -Q default,endpoints " in names
+    assert "--pool prefork --concurrency 2 -Q jobs.ml.local.small," in names  # one per type
 
     up.process.send_signal(signal.SIGINT)
     assert up.process.wait(timeout=30) == 0
@@ -213,13 +215,33 @@ def test_children_die_with_a_killed_up_and_the_next_up_cleans_the_rest(
     assert wait_gone(processes, timeout=2) == []
 
 
-def test_a_child_that_dies_stops_the_others_and_up_exits_1(home: Path, started: list[Up]) -> None:
+def test_a_child_that_dies_is_started_again_and_the_others_carry_on(
+    home: Path, started: list[Up]
+) -> None:
     up, _ = start(started, home)
     processes = up.descendants()
     web = next(p for p in processes if "uvicorn" in " ".join(p.cmdline()))
+    others = [p for p in processes if p.pid != web.pid]
     web.kill()
-    assert up.process.wait(timeout=30) == 1
-    up.wait_for(r"studiolo: web exited unexpectedly \(killed by SIGKILL", timeout=5)
+    up.wait_for(
+        r"studiolo: web exited unexpectedly \(killed by SIGKILL; .*starting it again in 1 s", 10
+    )
+    up.wait_for(r"studiolo: web started again \(pid \d+\)", 10)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            if httpx.get(f"{up.url}/healthz", trust_env=False).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the web server did not come back"
+        time.sleep(0.2)
+    assert all(alive(p) for p in others), "a death took other processes with it"
+    assert up.process.poll() is None
+
+    processes = up.descendants()
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(timeout=30) == 0
     assert wait_gone(processes, timeout=2) == []
     assert not (home / "run" / "up.lock").exists()
 
