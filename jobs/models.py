@@ -114,9 +114,12 @@ class Job(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     # The worker that currently drives the job holds a lease it renews every few seconds.
     # A lease that runs out means the worker died: reconciliation hands the job to another,
-    # which re-attaches to the container by its labels.
+    # which re-attaches to the container by its labels (jobs/lease.py).
     lease_owner = models.CharField(max_length=128, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The fencing token: +1 at every take-over. A runner's writes about the job carry the
+    # generation it took, so one that lost its lease writes nothing more.
+    lease_generation = models.PositiveBigIntegerField(default=0)
 
     # Results.
     model_artifact_uri = models.CharField(max_length=1024, blank=True)

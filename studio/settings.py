@@ -181,6 +181,7 @@ RUNTIME = CONFIG.runtime
 INSTANCE_TYPES = CONFIG.instance_types
 JOBS_WORK_DIR = CONFIG.jobs_work_dir
 JOB_STOP_GRACE_SECONDS = CONFIG.job_stop_grace_seconds
+JOB_LEASE_SECONDS = CONFIG.job_lease_seconds
 ENDPOINT_STARTUP_TIMEOUT_SECONDS = CONFIG.endpoint_startup_timeout_seconds
 ENDPOINT_INVOCATION_TIMEOUT_SECONDS = CONFIG.endpoint_invocation_timeout_seconds
 ENDPOINT_HEALTH_CHECK_SECONDS = CONFIG.endpoint_health_check_seconds
