@@ -15,7 +15,8 @@ RECONCILE_EVERY = min(15.0, settings.JOB_LEASE_SECONDS / 2)
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Lets `/readyz`-style checks and `studiolo doctor` tell that a worker is consuming.
     "worker-heartbeat": {"task": "studio.heartbeat", "schedule": 10.0, "options": {"expires": 10}},
-    # No job stuck InProgress, no container left behind (jobs/reconcile.py).
+    # No job stuck InProgress, no container left behind, no submitted job left undispatched
+    # (jobs/reconcile.py).
     "jobs-reconcile": {
         "task": "jobs.reconcile",
         "schedule": RECONCILE_EVERY,

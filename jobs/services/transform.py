@@ -21,8 +21,10 @@ from jobs.services.submission import (
     DEFAULT_MAX_RUNTIME,
     ENV_KEY,
     Actor,
+    Idempotency,
     job_admit,
     job_insert,
+    job_submit_once,
     key_in_team,
     prefix_or_object_exists,
     team_prefix,
@@ -102,7 +104,21 @@ class _Model:
     serving_model_id: int | None = None
 
 
-def transform_job_create(*, team: Team, actor: Actor, request: TransformRequest) -> Job:
+def transform_job_create(
+    *, team: Team, actor: Actor, request: TransformRequest, idempotency: Idempotency | None = None
+) -> Job:
+    return job_submit_once(
+        actor=actor,
+        idempotency=idempotency,
+        create=lambda: _transform_job_create(
+            team=team, actor=actor, request=request, idempotency=idempotency
+        ),
+    )
+
+
+def _transform_job_create(
+    *, team: Team, actor: Actor, request: TransformRequest, idempotency: Idempotency | None
+) -> Job:
     instance = job_admit(
         team=team,
         actor=actor,
@@ -165,6 +181,7 @@ def transform_job_create(*, team: Team, actor: Actor, request: TransformRequest)
             "input_uri": settings["input_uri"],
             "instance_type": instance.name,
         },
+        idempotency=idempotency,
         fields={
             "kind": JobKind.TRANSFORM,
             "image": model.image,
