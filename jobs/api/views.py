@@ -18,14 +18,9 @@ from rest_framework.response import Response
 
 from jobs import selectors
 from jobs.models import JobKind, JobStatus
+from jobs.services.idempotency import Idempotency
 from jobs.services.lifecycle import job_stop
-from jobs.services.submission import (
-    ChannelRequest,
-    Idempotency,
-    JobRequest,
-    MetricDefinition,
-    job_create,
-)
+from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinition, job_create
 from jobs.services.transform import TransformRequest, transform_job_create
 from studio.accounts.models import Team
 from studio.accounts.selectors import default_team_for_user, team_for_user

@@ -5,9 +5,8 @@ worker queue of its instance type after the transaction commits. If the broker (
 take the task then, the submission still succeeds: the job is stored, `dispatched_at` stays
 empty, and reconciliation hands it over as soon as the broker answers (`job_dispatch`).
 
-A submission may carry an idempotency key (the API's `Idempotency-Key` header): the same key
-with the same request returns the job the first one made, a second job is never made; the
-same key with another request is refused (422).
+A submission may carry an idempotency key (the API's `Idempotency-Key` header, see
+`jobs.services.idempotency`).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import tarfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ from jobs.frameworks import framework_image
 from jobs.instance_types import InstanceType, instance_type_get
 from jobs.models import Job, JobKind, JobStatus, JobTransition, SecondaryStatus
 from jobs.runtime import get_runtime
+from jobs.services.idempotency import Idempotency, job_submit_once
 from jobs.services.lifecycle import job_status_payload
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
@@ -36,7 +36,7 @@ from studio.accounts.services import require_permission
 from studio.artifacts import ArtifactStore, get_store
 from studio.artifacts.errors import ArtifactStoreError
 from studio.audit.services import audit_record
-from studio.errors import StudioloError, ValidationError
+from studio.errors import ValidationError
 from studio.events import publish_team_event
 
 log = logging.getLogger(__name__)
@@ -69,21 +69,6 @@ class ChannelRequest:
 class MetricDefinition:
     name: str
     regex: str
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """A submitter's idempotency key and the digest of the request it came with."""
-
-    key: str
-    digest: str
-
-
-class IdempotencyKeyReused(StudioloError):
-    """The key was used before with another request (the IETF Idempotency-Key draft's 422)."""
-
-    code = "idempotency_key_reused"
-    status = 422
 
 
 @dataclass(frozen=True)
@@ -148,43 +133,6 @@ def job_create(
             team=team, actor=actor, request=request, idempotency=idempotency
         ),
     )
-
-
-def job_submit_once(
-    *, actor: Actor, idempotency: Idempotency | None, create: Callable[[], Job]
-) -> Job:
-    """`create()` the job, unless `idempotency`'s key made one already: then that job (same
-    request) or IdempotencyKeyReused (another request). Also when the two requests race: the
-    loser's insert fails on the key (or the name) and finds the winner's job."""
-    if idempotency is None or not isinstance(actor, User):
-        return create()
-    earlier = _job_for_key(actor, idempotency)
-    if earlier is not None:
-        return earlier
-    try:
-        return create()
-    except ValidationError:
-        earlier = _job_for_key(actor, idempotency)
-        if earlier is not None:
-            return earlier
-        raise
-
-
-def _job_for_key(actor: User, idempotency: Idempotency) -> Job | None:
-    job = (
-        Job.objects.select_related("team", "created_by")
-        .filter(created_by=actor, idempotency_key=idempotency.key)
-        .first()
-    )
-    if job is None:
-        return None
-    if job.request_digest != idempotency.digest:
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key: {idempotency.key!r} was used for another request (job "
-            f"{job.name}); use a new key for a new job",
-            field="Idempotency-Key",
-        )
-    return job
 
 
 def _job_create(

@@ -17,14 +17,13 @@ from typing import NotRequired, TypedDict
 
 from jobs.models import Job, JobKind
 from jobs.runtime import get_runtime
+from jobs.services.idempotency import Idempotency, job_submit_once
 from jobs.services.submission import (
     DEFAULT_MAX_RUNTIME,
     ENV_KEY,
     Actor,
-    Idempotency,
     job_admit,
     job_insert,
-    job_submit_once,
     key_in_team,
     prefix_or_object_exists,
     team_prefix,
