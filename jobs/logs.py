@@ -7,6 +7,14 @@ still reaches the browser within ~50 ms. Metric definitions are applied to each 
 is flushed and the values recorded in the job's run, and so are the `#studiolo {...}` lines of
 the Studiolo client running in the job (`jobs/tracking.py`): those are kept under the stream
 `track` and recorded into the run through the same experiments services as the REST API.
+
+Lines are numbered 1, 2, 3... in the order they arrive (`seq`), and `Job.log_line_count`
+counts them in the same transaction as their INSERT: a complete log is exactly the lines
+1..log_line_count (`jobs.services.lifecycle` checks it before Completed). A writer of a
+worker's runner is fenced by its lease: each batch first bumps the count *on the condition
+that the lease generation is still the runner's*, so a runner that lost the job to another
+writes no line more (and numbers cannot collide with the new owner's). A database error
+does not lose lines: the batch is retried, and `complete` says whether all were stored.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +33,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import close_old_connections, connection, transaction
-from django.db.models import F
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from experiments.models import MetricSummary, Run
@@ -41,6 +50,7 @@ MAX_BATCH = 2000  # lines per INSERT
 PUBLISH_BATCH = 500  # lines per channel-layer message (Redis messages stay small)
 MAX_LINE = 64 * 1024  # longer lines are cut; a runaway line must not exhaust memory
 MAX_POINTS_PER_WRITE = 10_000  # metric points per transaction of the metrics service
+RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # seconds between attempts to store a batch that failed
 
 
 class WireLine(TypedDict):
@@ -91,10 +101,19 @@ class _Metric:
 
 
 class LogWriter:
-    """Collects a job's output and persists/publishes it in batches from a thread."""
+    """Collects a job's output and persists/publishes it in batches from a thread.
 
-    def __init__(self, job: Job, *, skip_lines: dict[str, int] | None = None) -> None:
+    `fence`: the condition on the job's row under which lines may still be written (a
+    runner's lease, `Lease.mine()`); when it no longer holds, the writer stops for good
+    (`fenced`)."""
+
+    def __init__(
+        self, job: Job, *, skip_lines: dict[str, int] | None = None, fence: Q | None = None
+    ) -> None:
         self.job_id = job.pk
+        self._fence = fence if fence is not None else Q(pk=job.pk)
+        self.fenced = False  # another worker owns the job: nothing more is written
+        self.error: str | None = None  # why lines could not be stored, if they could not
         self.run_id = job.run_id
         # Params and tags from the job's client are recorded as the job's author.
         self.author_id = job.created_by_id
@@ -157,6 +176,12 @@ class LogWriter:
         with self._lock:
             return list(self._tail)
 
+    @property
+    def complete(self) -> bool:
+        """Every line fed so far is stored (after `close`: the whole log)."""
+        with self._lock:
+            return not self._pending and not self.fenced and self.error is None
+
     def _add(self, stream: str, raw_lines: Iterable[bytes]) -> None:
         now = timezone.now()
         with self._lock:
@@ -178,6 +203,7 @@ class LogWriter:
     # --- consumer side (the flusher thread) ---------------------------------------------
 
     def _flush_loop(self) -> None:
+        delay = RETRY_FIRST
         try:
             while True:
                 with self._lock:
@@ -185,10 +211,37 @@ class LogWriter:
                         self._lock.wait(timeout=FLUSH_INTERVAL)
                     batch, self._pending = self._pending, []
                     closed = self._closed
-                if batch:
+                if not batch:
+                    if closed:
+                        return
+                    continue
+                try:
                     self._write(batch)
-                elif closed:
+                    delay = RETRY_FIRST
+                except _Fenced:
+                    log.warning("job %s: lost to another worker; its log is theirs", self.job_id)
+                    with self._lock:
+                        self.fenced = True
+                        self._pending = batch + self._pending
                     return
+                except DatabaseError as exc:
+                    # Not lost: the batch goes back in front and is tried again (a database
+                    # restarting, a lock held too long); `close` waits for it.
+                    with self._lock:
+                        self._pending = batch + self._pending
+                        self.error = f"{type(exc).__name__}: {exc}"
+                    if isinstance(exc, IntegrityError):
+                        log.error("job %s: log lines refused: %s", self.job_id, exc)
+                        return  # the numbering itself is wrong: retrying cannot help
+                    log.warning("job %s: storing log lines failed (retrying): %s", self.job_id, exc)
+                    connection.close()
+                    time.sleep(delay)
+                    delay = min(RETRY_MAX, delay * 2)
+                    if closed and delay >= RETRY_MAX:
+                        return  # closing, and the database is still away: give up, said
+                else:
+                    with self._lock:
+                        self.error = None
         finally:
             connection.close()  # this thread's own database connection
 
@@ -199,6 +252,13 @@ class LogWriter:
         adapted: dict[datetime, Any] = {}  # lines of one feed share a time: adapt it once
         isoformat: dict[datetime, str] = {}
         with transaction.atomic(), connection.cursor() as cursor:
+            # First, so that the row lock orders us with a take-over: the lines and their
+            # count are written only while the job is still ours.
+            counted = Job.objects.filter(self._fence).update(
+                log_line_count=F("log_line_count") + len(batch)
+            )
+            if not counted:
+                raise _Fenced()
             for start in range(0, len(batch), MAX_BATCH):
                 cursor.executemany(
                     sql,
@@ -216,9 +276,6 @@ class LogWriter:
                         for row in batch[start : start + MAX_BATCH]
                     ],
                 )
-            Job.objects.filter(pk=self.job_id).update(
-                log_line_count=F("log_line_count") + len(batch)
-            )
         for start in range(0, len(batch), PUBLISH_BATCH):
             lines: list[WireLine] = [
                 {
@@ -230,6 +287,12 @@ class LogWriter:
                 for row in batch[start : start + PUBLISH_BATCH]
             ]
             _send(self.job_id, {"type": "log.lines", "lines": lines})
+        try:
+            self._record_metrics(batch)
+        except Exception:  # the lines are stored; a metric that could not be must not undo that
+            log.exception("job %s: recording metrics from its log failed", self.job_id)
+
+    def _record_metrics(self, batch: list[PendingLine]) -> None:
         points = self._metric_points(batch)
         if self.run_id is not None:
             points += self._record_tracking(batch)
@@ -308,6 +371,10 @@ class LogWriter:
         if self.author_id is None:
             return None
         return get_user_model().objects.filter(pk=self.author_id).first()
+
+
+class _Fenced(Exception):
+    """The job is no longer the writer's (its runner's lease was taken over)."""
 
 
 def _to_float(text: str | None) -> float | None:

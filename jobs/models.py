@@ -114,9 +114,19 @@ class Job(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     # The worker that currently drives the job holds a lease it renews every few seconds.
     # A lease that runs out means the worker died: reconciliation hands the job to another,
-    # which re-attaches to the container by its labels.
+    # which re-attaches to the container by its labels (jobs/lease.py).
     lease_owner = models.CharField(max_length=128, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The fencing token: +1 at every take-over. A runner's writes about the job carry the
+    # generation it took, so one that lost its lease writes nothing more.
+    lease_generation = models.PositiveBigIntegerField(default=0)
+    # When the job's task was handed to the broker. Null while that failed (Redis away at
+    # submission): reconciliation hands it over once the broker answers (jobs/reconcile.py).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    # The submitter's `Idempotency-Key` and a digest of the request it came with: the same
+    # key and body again is answered with this job, never a second one.
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    request_digest = models.CharField(max_length=64, blank=True)
 
     # Results.
     model_artifact_uri = models.CharField(max_length=1024, blank=True)
@@ -135,6 +145,11 @@ class Job(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["team", "name"], name="job_unique_name_per_team"),
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="job_unique_idempotency_key",
+            ),
         ]
         indexes = [
             models.Index(fields=["team", "-created_at"], name="job_team_time"),

@@ -3,8 +3,9 @@
 - An active job whose worker's lease ran out is handed to a worker again; its runner
   re-attaches to the container (still running, or exited with its output intact) or fails
   the job with a clear reason when the container is gone. No job stays InProgress forever.
-- A Pending job that sat unclaimed for a long time is queued again (its message may have
-  been lost with a Redis that kept nothing); a duplicate is harmless, the lease decides.
+- A Pending job whose task never reached the broker (Redis away at submission) is
+  dispatched now; one that sat unclaimed for a long time is queued again (its message may
+  have been lost with a Redis that kept nothing). A duplicate is harmless: the lease decides.
 - A container of this studio whose job is over or unknown is removed.
 - Staged folders nothing needs (a deleted endpoint's model, a job folder its runner left
   behind) are removed (jobs/staging.py).
@@ -23,12 +24,15 @@ from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 from jobs.runner import instance_label
 from jobs.runtime import get_runtime
 from jobs.runtime.base import LABEL_INSTANCE, LABEL_JOB_ID, LABEL_KIND
+from jobs.services.submission import job_dispatch
 from jobs.staging import staging_prune
 from studio.errors import StudioloError
 
 log = logging.getLogger(__name__)
 
 PENDING_REQUEUE_AFTER = timedelta(minutes=10)
+# The submission's own dispatch, right after its commit, is left this long to happen.
+UNDISPATCHED_AFTER = timedelta(seconds=5)
 ORPHAN_GRACE = timedelta(minutes=1)
 
 
@@ -36,7 +40,7 @@ def reconcile_jobs() -> dict[str, int]:
     from jobs.tasks import run_job
 
     now = timezone.now()
-    counts = {"redispatched": 0, "requeued": 0, "removed": 0}
+    counts = {"redispatched": 0, "dispatched": 0, "requeued": 0, "removed": 0}
     stale = Job.objects.filter(status__in=[JobStatus.IN_PROGRESS, JobStatus.STOPPING]).filter(
         Q(lease_expires_at__lt=now)
         | Q(lease_expires_at__isnull=True, updated_at__lt=now - ORPHAN_GRACE)
@@ -45,6 +49,14 @@ def reconcile_jobs() -> dict[str, int]:
         log.warning("job %s: its worker is gone; handing it to another", job.name)
         run_job.apply_async(args=[job.pk], queue=_queue(job))
         counts["redispatched"] += 1
+    undispatched = Job.objects.filter(
+        status=JobStatus.PENDING,
+        dispatched_at__isnull=True,
+        created_at__lt=now - UNDISPATCHED_AFTER,
+    )
+    for job in undispatched:
+        log.warning("job %s: its task never reached the work queue; dispatching it", job.name)
+        counts["dispatched"] += job_dispatch(job_id=job.pk, queue=_queue(job))
     waiting = Job.objects.filter(
         status=JobStatus.PENDING, updated_at__lt=now - PENDING_REQUEUE_AFTER
     )

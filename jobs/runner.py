@@ -4,6 +4,11 @@ The runner always reaches a final state or hands the job back: every path ends i
 Completed, Failed or Stopped, except losing the lease to another worker (which then owns
 the job). A worker that dies mid-job leaves the container running; reconciliation gives the
 job to another worker whose runner re-attaches to the container by its labels.
+
+The lease (jobs/lease.py) is taken before anything else and renewed by its own thread until
+the runner lets go, through every phase: a slow download or a long packing never looks like
+a dead worker. Every write the runner makes about the job carries the lease's generation,
+so a runner that lost the job (stalled past its lease) writes nothing more.
 """
 
 from __future__ import annotations
@@ -13,18 +18,14 @@ import json
 import logging
 import os
 import shutil
-import socket
 import threading
-import time
-import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from experiments.models import Run
@@ -40,6 +41,7 @@ from jobs.contract import (
 )
 from jobs.frameworks import CONTAINER_UID, is_framework_image
 from jobs.instance_types import instance_type_get
+from jobs.lease import Lease, LeaseLost
 from jobs.logs import LogWriter
 from jobs.models import TERMINAL_STATUSES, Job, JobKind, JobLogLine, JobStatus, SecondaryStatus
 from jobs.runtime import get_runtime
@@ -61,7 +63,6 @@ from studio.errors import StudioloError, ValidationError
 
 log = logging.getLogger(__name__)
 
-LEASE_RENEW_EVERY = 5.0
 WATCH_EVERY = 0.5
 MESSAGES: dict[str, str] = {
     SecondaryStatus.STARTING: "Preparing the instances for training",
@@ -103,40 +104,17 @@ def work_dir(job: Job) -> Path:
     return Path(settings.JOBS_WORK_DIR) / f"job-{job.pk}"
 
 
-class LeaseLost(Exception):
-    """Another worker owns the job now; this one must let go without touching it."""
-
-
-@dataclass
-class Lease:
-    job_id: int
-    owner: str
-
-    def acquire(self) -> bool:
-        now = timezone.now()
-        # How long a dead worker's job waits before another takes it over (tests shorten it).
-        seconds = getattr(settings, "JOB_LEASE_SECONDS", 30)
-        return bool(
-            Job.objects.filter(pk=self.job_id)
-            .filter(Q(lease_owner="") | Q(lease_owner=self.owner) | Q(lease_expires_at__lt=now))
-            .update(lease_owner=self.owner, lease_expires_at=now + timedelta(seconds=seconds))
-        )
-
-    def release(self) -> None:
-        Job.objects.filter(pk=self.job_id, lease_owner=self.owner).update(
-            lease_owner="", lease_expires_at=None
-        )
-
-
 def run_job(job_id: int) -> None:
-    job = Job.objects.select_related("team").get(pk=job_id)
+    job = Job.objects.only("status").get(pk=job_id)
     if job.status in TERMINAL_STATUSES:
         return
-    lease = Lease(job_id, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
-    if not lease.acquire():
-        log.info("job %s is driven by another worker; nothing to do", job.name)
+    lease = Lease(job_id)
+    if not lease.take():
+        log.info("job %s is driven by another worker; nothing to do", job_id)
         return
     try:
+        # Read once ours: what an earlier owner wrote up to the take-over is all there is.
+        job = Job.objects.select_related("team").get(pk=job_id)
         if job.kind == JobKind.TRANSFORM:
             from jobs.transform.runner import TransformRunner  # it builds on this module
 
@@ -160,7 +138,7 @@ class JobRunner:
         self.writer: LogWriter | None = None
         self._stop_sent = threading.Event()
         self._done = threading.Event()
-        self._lease_lost = threading.Event()  # set by the watchdog
+        self._lease_lost = lease.lost  # set by the lease's renewer
 
     # --- the whole lifecycle ---------------------------------------------------------------
 
@@ -204,8 +182,16 @@ class JobRunner:
             status=status,
             secondary_status=secondary,
             message=message if message is not None else MESSAGES.get(secondary, ""),
+            lease=self.lease,
             **fields,
         )
+
+    def _fail_job(self, reason: str, **fields: Any) -> None:
+        job_fail(job_id=self.job.pk, reason=reason, lease=self.lease, **fields)
+
+    def _open_log(self, *, skip_lines: dict[str, int] | None = None) -> LogWriter:
+        self.writer = LogWriter(self.job, skip_lines=skip_lines, fence=self.lease.mine())
+        return self.writer
 
     def _prepare_and_start(self) -> None:
         job = self.job
@@ -218,13 +204,14 @@ class JobRunner:
                 self._finish_without_container()  # stopped (or failed) before we began
                 return
             # else: a retried preparation; start again from a clean tree
-        self.writer = LogWriter(self.job)
+        self.writer = self._open_log()
         self.writer.system(
             f"Starting job {job.name} on {job.instance_type} ({self.runtime.name} runtime)"
         )
         self.opt_ml.create()
         self._move(JobStatus.IN_PROGRESS, SecondaryStatus.DOWNLOADING)
         for channel in job.input_channels:
+            self.lease.check()
             key = store.key_from_uri(channel["uri"])
             self.writer.system(f"Downloading channel {channel['name']} from {channel['uri']}")
             size = download_prefix_or_object(
@@ -251,6 +238,8 @@ class JobRunner:
         if self.job.status != JobStatus.IN_PROGRESS:
             self._finish_without_container()  # stop requested while downloading
             return
+        # Whoever took the job over while we prepared it starts (or started) the container.
+        self.lease.check()
         self.writer.system("Starting the training container")
         try:
             state = self.runtime.start(spec)
@@ -270,8 +259,10 @@ class JobRunner:
 
     def _download_progress(self, channel: str):  # type: ignore[no-untyped-def]
         def report(files_done: int, files: int, done: int, total: int) -> None:
+            self.lease.check()
             job_progress(
                 job_id=self.job.pk,
+                lease=self.lease,
                 message=f"Downloading input data: channel {channel}, {files_done}/{files} files, "
                 f"{done / 1e6:.1f}/{total / 1e6:.1f} MB",
             )
@@ -349,8 +340,9 @@ class JobRunner:
             .annotate(n=Count("id"))
             .values_list("stream", "n")
         )
-        self.writer = LogWriter(self.job, skip_lines=printed)
-        self.writer.system("Re-attached to the running container after a worker change")
+        self._open_log(skip_lines=printed).system(
+            "Re-attached to the running container after a worker change"
+        )
 
     def _follow(self) -> None:
         container_id, writer = self._running()
@@ -360,23 +352,20 @@ class JobRunner:
         watchdog.start()
         try:
             for chunk in self.runtime.logs(container_id, follow=True):
+                self.lease.check()  # lost: the new owner follows the container now
                 writer.feed(chunk.stream, chunk.data)
         finally:
             self._done.set()
             watchdog.join(timeout=10)
 
     def _watch(self) -> None:
-        """Renews the lease, enforces MaxRuntimeInSeconds, and carries out stop requests."""
-        last_renew = 0.0
+        """Enforces MaxRuntimeInSeconds and carries out stop requests (the lease renews
+        itself)."""
         try:
             while not self._done.wait(WATCH_EVERY):
                 close_old_connections()
-                if time.monotonic() - last_renew >= LEASE_RENEW_EVERY:
-                    if not self.lease.acquire():
-                        log.warning("job %s: lease taken by another worker", self.job.pk)
-                        self._lease_lost.set()
-                        return
-                    last_renew = time.monotonic()
+                if self._lease_lost.is_set():
+                    return
                 job = Job.objects.only("status", "training_started_at", "max_runtime_seconds").get(
                     pk=self.job.pk
                 )
@@ -395,12 +384,15 @@ class JobRunner:
                             status=JobStatus.STOPPING,
                             secondary_status=SecondaryStatus.MAX_RUNTIME_EXCEEDED,
                             message=f"MaxRuntimeInSeconds ({job.max_runtime_seconds} s) exceeded: stopping",
+                            lease=self.lease,
                         )
                     except IllegalTransition:
                         continue
                     self._stop_container(
                         f"MaxRuntimeInSeconds ({job.max_runtime_seconds} s) exceeded"
                     )
+        except LeaseLost:
+            return
         except Exception:
             log.exception("job %s: watchdog failed", self.job.pk)
         finally:
@@ -432,8 +424,7 @@ class JobRunner:
         state = self.runtime.wait(container_id, timeout=60)
         writer.system(f"Container exited with code {state.exit_code}")
         self.job.refresh_from_db()
-        if not self.lease.acquire():
-            raise LeaseLost()
+        self.lease.check()
         try:
             if self.job.status == JobStatus.STOPPING:
                 self._upload(stopping=True)
@@ -455,7 +446,7 @@ class JobRunner:
                 except StudioloError as exc:
                     self._writer().system(f"Could not upload the run's artifacts: {exc.message}")
                 self._close_log()
-                job_fail(job_id=self.job.pk, reason=reason, exit_code=state.exit_code)
+                self._fail_job(reason, exit_code=state.exit_code)
         finally:
             self._cleanup()
 
@@ -489,6 +480,7 @@ class JobRunner:
         )
         if run is None:
             return
+        self.lease.check()
         files, size = run_artifacts_collect(run=run, folder=self.opt_ml.run_artifacts)
         if files:
             self._writer().system(
@@ -526,28 +518,41 @@ class JobRunner:
             )
         else:
             self._close_log()
-            job_fail(
-                job_id=self.job.pk,
-                reason="Platform error: the job's container is gone (its worker stopped and the "
+            self._fail_job(
+                "Platform error: the job's container is gone (its worker stopped and the "
                 "container was removed, or the engine restarted); its output could not be collected.",
                 secondary_status=SecondaryStatus.FAILED,
             )
         self._cleanup()
 
     def _fail(self, reason: str) -> None:
-        self._close_log()
         try:
-            job_fail(job_id=self.job.pk, reason=reason)
+            self._close_log()
+        except StudioloError as exc:  # the log's own failure says less than the reason
+            log.warning("job %s: %s", self.job.pk, exc.message)
+        try:
+            self._fail_job(reason)
         finally:
             self._cleanup()
 
     def _close_log(self) -> None:
-        """All lines are written and published before the final status goes out."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        """All lines are written and published before the final status goes out; a log that
+        could not be stored whole stops the job from ending as if it had been."""
+        if self.writer is None:
+            return
+        writer, self.writer = self.writer, None
+        writer.close()
+        if writer.fenced:
+            self.lease.lost.set()
+            self.lease.check()
+        if not writer.complete:
+            raise StudioloError(
+                f"Platform error: the job's log could not be stored whole ({writer.error})"
+            )
 
     def _cleanup(self) -> None:
+        if self.lease.lost.is_set():
+            return  # the container and the folder are the new owner's
         if self.container_id is not None:
             try:
                 self.runtime.remove(self.container_id)

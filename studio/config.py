@@ -89,6 +89,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "120",
         "Seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker uses 120).",
     ),
+    "JOB_LEASE_SECONDS": (
+        "30",
+        "How long a job's worker may go silent before the job is handed to another worker (which re-attaches to its container). A worker renews its lease every few seconds through every phase of the job; one that lost it (stalled past it) is fenced off and writes nothing more.",
+    ),
     "ENDPOINT_STARTUP_TIMEOUT_SECONDS": (
         "240",
         "How long a new endpoint instance may take to answer `/ping` before the endpoint (or the update) fails (SageMaker allows 4 minutes).",
@@ -206,6 +210,7 @@ class Config:
     archive_max_files: int
     archive_max_ratio: int
     job_stop_grace_seconds: int
+    job_lease_seconds: int
     endpoint_startup_timeout_seconds: int
     endpoint_invocation_timeout_seconds: int
     endpoint_health_check_seconds: int
@@ -428,6 +433,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         job_stop_grace_seconds=_int(
             "JOB_STOP_GRACE_SECONDS", env.get("JOB_STOP_GRACE_SECONDS"), 120, 0, 3600
         ),
+        job_lease_seconds=_int("JOB_LEASE_SECONDS", env.get("JOB_LEASE_SECONDS"), 30, 2, 3600),
         endpoint_startup_timeout_seconds=_int(
             "ENDPOINT_STARTUP_TIMEOUT_SECONDS",
             env.get("ENDPOINT_STARTUP_TIMEOUT_SECONDS"),

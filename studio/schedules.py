@@ -6,11 +6,22 @@ from typing import Any
 
 from django.conf import settings
 
+# A dead worker's job is handed over at the first pass after its lease ran out: at most
+# every 15 s, and at least twice per lease (tests shorten the lease to seconds).
+RECONCILE_EVERY = min(15.0, settings.JOB_LEASE_SECONDS / 2)
+
+# Every task here runs on the control-plane worker (queues `default` and `endpoints`), never
+# behind a running job (studio/cli/server.py).
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Lets `/readyz`-style checks and `studiolo doctor` tell that a worker is consuming.
     "worker-heartbeat": {"task": "studio.heartbeat", "schedule": 10.0, "options": {"expires": 10}},
-    # No job stuck InProgress, no container left behind (jobs/reconcile.py).
-    "jobs-reconcile": {"task": "jobs.reconcile", "schedule": 15.0, "options": {"expires": 15}},
+    # No job stuck InProgress, no container left behind, no submitted job left undispatched
+    # (jobs/reconcile.py).
+    "jobs-reconcile": {
+        "task": "jobs.reconcile",
+        "schedule": RECONCILE_EVERY,
+        "options": {"expires": RECONCILE_EVERY},
+    },
     # Every endpoint instance alive and answering /ping; failing ones replaced.
     "endpoints-check": {
         "task": "endpoints.check",

@@ -182,9 +182,29 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task not acknowledged within this time is handed to another worker; long jobs are
-# re-attached by their container labels, so this only bounds how long a lost task waits.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A Redis that goes away (restarted, or the embedded one restarted by `studiolo up`) is
+# waited for, however long: workers and beat reconnect, they never give up and exit.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# No remote control (nothing here uses it) and no monitoring events: their fanout channels
+# are what broke on a lost connection (see studio/cli/server.py, WORKER_WITHOUT).
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+# A task running when the connection drops carries on (Celery 6 would cancel it): a job must
+# not be torn down by a Redis blip. Its acknowledgement is lost with the connection, so the
+# message comes back after the visibility timeout and finds the job finished (a no-op).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A task not acknowledged within this time is handed to another worker; long jobs are
+    # re-attached by their container labels, so this only bounds how long a lost task waits.
+    "visibility_timeout": 3600,
+    # A Redis that stops answering (frozen, or gone without closing the socket) is noticed
+    # within seconds rather than hanging a publish (an API request) or the consumer;
+    # reads block at most 1 s (kombu's BRPOP timeout), so 10 s never cuts a healthy one.
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "health_check_interval": 25,
+}
 CELERY_TASK_TIME_LIMIT = 60 * 60 * 24 * 29  # just above SageMaker's 28-day MaxRuntime
 CELERY_BEAT_SCHEDULE_FILENAME = str(CONFIG.home / "run" / "celerybeat-schedule")
 
@@ -198,6 +218,7 @@ ARCHIVE_MAX_EXPANDED_MB = CONFIG.archive_max_expanded_mb
 ARCHIVE_MAX_FILES = CONFIG.archive_max_files
 ARCHIVE_MAX_RATIO = CONFIG.archive_max_ratio
 JOB_STOP_GRACE_SECONDS = CONFIG.job_stop_grace_seconds
+JOB_LEASE_SECONDS = CONFIG.job_lease_seconds
 ENDPOINT_STARTUP_TIMEOUT_SECONDS = CONFIG.endpoint_startup_timeout_seconds
 ENDPOINT_INVOCATION_TIMEOUT_SECONDS = CONFIG.endpoint_invocation_timeout_seconds
 ENDPOINT_HEALTH_CHECK_SECONDS = CONFIG.endpoint_health_check_seconds

@@ -19,6 +19,9 @@ if "STUDIOLO_HOME" not in os.environ:
     os.environ["STUDIOLO_HOME"] = _home
     atexit.register(shutil.rmtree, _home, ignore_errors=True)
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 32)
+# A killed worker's job is taken over after this long (production: 30 s); through the
+# environment, so that the workers the tests start inherit it (and a test can set its own).
+os.environ.setdefault("JOB_LEASE_SECONDS", "4")
 
 from studio.settings import *  # noqa: E402, F403
 
@@ -32,9 +35,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 
 # Stopping jobs in tests should not wait SageMaker's 120 s.
 JOB_STOP_GRACE_SECONDS = 3
-
-# A killed worker's job is taken over after this long (production: 30 s).
-JOB_LEASE_SECONDS = 4
 
 # Test runs that share a Redis (CI's, or two developers' sessions) must not hear each other:
 # a prefix per run, inherited by the worker processes through STUDIOLO_HOME.

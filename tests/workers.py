@@ -1,15 +1,18 @@
-"""A real Celery worker process for end-to-end tests (jobs, endpoints), one per runtime.
+"""Real Celery worker processes for end-to-end tests (jobs, endpoints), one set per runtime.
 
-The fixtures are made available to every test by `tests/conftest.py`; defined once, so that
-only one worker per runtime exists in a session (two would take each other's tasks).
+A set is what a deployment runs (`studiolo up` starts the same): a control-plane worker
+(endpoints, reconciliation, webhooks, the heartbeat; threads) and a job worker (one process
+per running job), with the very command lines of `studio.cli.server.worker_argv`. The fixtures
+are made available to every test by `tests/conftest.py`; defined once, so that only one set
+per runtime exists in a session (two would take each other's tasks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +22,11 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from studio.cli.server import worker_queues
+from studio.cli.server import WORKER_ROLES, beat_argv, worker_argv, worker_queues
 from tests.support import component_missing
 
 ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 60.0
 
 
 def database_url_for_children() -> str:
@@ -34,85 +38,150 @@ def database_url_for_children() -> str:
     return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-class Worker:
-    """`celery worker` as a child process, consuming every queue of the studio (the default
-    one, the endpoints' and every instance type's), as `studiolo worker` does."""
+def children_env(runtime: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker or beat started by the tests: the test settings, database,
+    Redis (and its per-run key prefix, through STUDIOLO_HOME) and runtime."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        STUDIOLO_HOME=str(settings.STUDIOLO_HOME),
+        DATABASE_URL=database_url_for_children(),
+        REDIS_URL=settings.REDIS_URL,
+        RUNTIME=runtime,
+        SECRET_KEY=settings.SECRET_KEY,
+        **extra,
+    )
+    return env
 
-    def __init__(self, runtime: str, log_path: Path) -> None:
-        self.runtime = runtime
+
+class Component:
+    """One Celery process (a worker of one role, or beat) started by the tests, leader of its
+    own process group, its output appended to `log_path`."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE="tests.settings",
-            STUDIOLO_HOME=str(settings.STUDIOLO_HOME),
-            DATABASE_URL=database_url_for_children(),
-            REDIS_URL=settings.REDIS_URL,
-            RUNTIME=self.runtime,
-            SECRET_KEY=settings.SECRET_KEY,
-        )
-        return env
-
-    def start(self) -> None:
-        queues = ",".join(worker_queues())
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "studio.celery",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "4",
-                "--pool",
-                "threads",
-                "-Q",
-                queues,
-                "--hostname",
-                f"test-{self.runtime}-{os.getpid()}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=ROOT,
-            env=self.env(),
-            stdout=open(self.log_path, "ab"),  # noqa: SIM115 - the child owns it
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while b"ready." not in self.log_path.read_bytes():
+    def start(self, ready: bytes | None = b"ready.") -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if ready is None:
+            return
+        deadline = time.monotonic() + START_TIMEOUT
+        while ready not in self.log_path.read_bytes()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker did not start:\n{self.log_path.read_text()[-3000:]}")
+                pytest.fail(f"{self.name} did not start:\n{self.log_path.read_text()[-3000:]}")
             time.sleep(0.1)
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
     def kill(self) -> None:
-        """SIGKILL the whole worker, as a crash or an OOM of the host would."""
+        """SIGKILL the whole process group, as a crash or an OOM of the host would."""
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
+    def kill_main(self) -> None:
+        """SIGKILL the main process alone; its pool processes die with it (Celery asks the
+        kernel for that), whatever they were running."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        # Its pool processes leave after it: wait for them (they hold database connections
+        # the test database's teardown must not find open), then kill what stays.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
             try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def _purge_job_queues() -> None:
+class Worker:
+    """The control-plane worker and the job worker of one runtime, as a deployment runs them.
+
+    `kill`, `start` and `stop` act on both; `control` and `jobs` on one."""
+
+    def __init__(self, runtime: str, log_dir: Path, **env: str) -> None:
+        self.runtime = runtime
+        self.env = children_env(runtime, **env)
+        self.log_dir = log_dir
+        self.processes = {
+            role: Component(
+                f"{role} worker",
+                worker_argv(
+                    role,
+                    log_level="INFO",
+                    queues=worker_queues(role),
+                    hostname=f"test-{role}-{runtime}-{os.getpid()}@%h",
+                ),
+                self.env,
+                log_dir / f"{runtime}-{role}.log",
+            )
+            for role in WORKER_ROLES
+        }
+
+    @property
+    def control(self) -> Component:
+        return self.processes["control"]
+
+    @property
+    def jobs(self) -> Component:
+        return self.processes["jobs"]
+
+    def start(self) -> None:
+        for process in self.processes.values():
+            process.start()
+
+    def kill(self) -> None:
+        for process in self.processes.values():
+            process.kill()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.stop()
+
+
+def beat(runtime: str, log_dir: Path, **env: str) -> Component:
+    """`celery beat` with the studio's schedules (studio/schedules.py), as deployed."""
+    argv = beat_argv(log_level="INFO", schedule=log_dir / "celerybeat-schedule")
+    return Component("beat", argv, children_env(runtime, **env), log_dir / f"{runtime}-beat.log")
+
+
+def purge_queues() -> None:
     from studio.health import redis_client
 
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    prefix = str(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", ""))
     client = redis_client()
     try:
-        client.delete(*(prefix + queue for queue in worker_queues()))
+        client.delete(*(prefix + queue for role in WORKER_ROLES for queue in worker_queues(role)))
     finally:
         client.close()
 
@@ -137,8 +206,8 @@ def worker(
     tmp_path_factory: Any,
 ) -> Iterator[Worker]:
     with django_db_blocker.unblock():
-        _purge_job_queues()
-        worker = Worker(runtime_name, tmp_path_factory.mktemp("worker") / f"{runtime_name}.log")
+        purge_queues()
+        worker = Worker(runtime_name, tmp_path_factory.mktemp("worker"))
         worker.start()
     yield worker
     worker.stop()

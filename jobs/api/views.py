@@ -1,19 +1,24 @@
 """REST for jobs: create (training, batch transform), list, describe, stop, logs (paged and
-as a download)."""
+as a download). Creating takes an optional `Idempotency-Key` header: a retried request with
+the same key and body gets the job the first one made (see docs/jobs.md)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs import selectors
 from jobs.models import JobKind, JobStatus
+from jobs.services.idempotency import Idempotency
 from jobs.services.lifecycle import job_stop
 from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinition, job_create
 from jobs.services.transform import TransformRequest, transform_job_create
@@ -94,6 +99,33 @@ class JobDetailSerializer(JobSerializer):
         return selectors.job_download_links(job)
 
 
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Any unique string (a UUID): retrying with the same key and body returns the "
+    "same job instead of making a second one; the same key with another body is a 422.",
+)
+
+
+def _idempotency(request: Request, operation: str) -> Idempotency | None:
+    """The request's `Idempotency-Key` header, with a digest of what it asks for (the
+    operation and the parsed body, so key order and spacing do not matter)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(key):
+        raise ValidationError(
+            "Idempotency-Key: 1-255 printable ASCII characters without spaces (a UUID will do)",
+            field="Idempotency-Key",
+        )
+    body = json.dumps(
+        [operation, request.data], sort_keys=True, separators=(",", ":"), default=str
+    ).encode()
+    return Idempotency(key=key, digest=hashlib.sha256(body).hexdigest())
+
+
 class JobListApi(StudioAPIView):
     pagination_class = CursorPagination
 
@@ -157,9 +189,13 @@ class JobListApi(StudioAPIView):
         return paginator.get_paginated_response(JobSerializer(page, many=True).data)
 
     @extend_schema(
-        request=InputSerializer, responses={201: JobSerializer}, operation_id="jobs_create"
+        request=InputSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: JobSerializer},
+        operation_id="jobs_create",
     )
     def post(self, request: Request) -> Response:
+        idempotency = _idempotency(request, "jobs_create")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
@@ -167,6 +203,7 @@ class JobListApi(StudioAPIView):
         job = job_create(
             team=team,
             actor=request.user,
+            idempotency=idempotency,
             request=JobRequest(
                 **{
                     k: v
@@ -218,16 +255,21 @@ class TransformJobCreateApi(StudioAPIView):
 
     @extend_schema(
         request=InputSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
         responses={201: JobSerializer},
         operation_id="transform_jobs_create",
     )
     def post(self, request: Request) -> Response:
+        idempotency = _idempotency(request, "transform_jobs_create")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         team = _team(request, values.pop("team", None))
         job = transform_job_create(
-            team=team, actor=request.user, request=TransformRequest(**values)
+            team=team,
+            actor=request.user,
+            request=TransformRequest(**values),
+            idempotency=idempotency,
         )
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 

@@ -2,8 +2,10 @@
 
 `job_transition` is a compare-and-swap: `UPDATE ... WHERE status = <expected>` with a
 row-count check, so a worker finishing a job and a person stopping it at the same moment
-leave one consistent result, and a stale worker (one that lost its task to another) cannot
-overwrite what the current owner wrote.
+leave one consistent result. A worker passes its lease: the write then also requires the
+lease generation it took (jobs/lease.py), so a stale worker (one that lost the job to
+another) cannot overwrite what the current owner wrote. A job is Completed only with its
+whole log stored.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from experiments.models import RunStatus
 from experiments.services import run_end
+from jobs.lease import Lease, LeaseLost
 from jobs.models import (
     ACTIVE_STATUSES,
     ALLOWED_TRANSITIONS,
@@ -23,6 +27,7 @@ from jobs.models import (
     TERMINAL_STATUSES,
     Job,
     JobKind,
+    JobLogLine,
     JobStatus,
     JobTransition,
     SecondaryStatus,
@@ -48,6 +53,10 @@ class IllegalTransition(Conflict):
     pass
 
 
+class IncompleteLog(Conflict):
+    """The job's log has holes: it cannot be marked Completed."""
+
+
 def job_group(job_id: int) -> str:
     """Channels group of one job's live logs and status."""
     return f"job.{job_id}"
@@ -61,16 +70,22 @@ def job_transition(
     message: str = "",
     actor: Actor = None,
     failure_reason: str | None = None,
+    lease: Lease | None = None,
     **fields: Any,
 ) -> Job:
     """Move a job to (status, secondary_status), recording who, when and why.
 
     Raises IllegalTransition when the move is not allowed from the job's current status
-    (including when someone else moved it first). `fields` are other columns written in the
-    same UPDATE (exit code, artifact URIs...).
+    (including when someone else moved it first), LeaseLost when `lease` (the caller's, a
+    worker's) is no longer the job's, IncompleteLog for Completed with lines missing.
+    `fields` are other columns written in the same UPDATE (exit code, artifact URIs...).
     """
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
+        fence = {"lease_generation": lease.generation} if lease is not None else {}
+        if lease is not None and job.lease_generation != lease.generation:
+            lease.lost.set()
+            raise LeaseLost(f"job {job.name}: another worker took it over", field="status")
         current = job.status
         same_status = status == current and current in ACTIVE_STATUSES
         if not same_status and status not in ALLOWED_TRANSITIONS[current]:
@@ -89,6 +104,8 @@ def job_transition(
             values["failure_reason"] = failure_reason[:FAILURE_REASON_LIMIT]
         if status in TERMINAL_STATUSES:
             values["ended_at"] = now
+        if status == JobStatus.COMPLETED:
+            _require_complete_log(job)
         # Training (or transforming) time, which MaxRuntimeInSeconds limits, starts once.
         if secondary_status in RUNNING_PHASES and job.training_started_at is None:
             values["training_started_at"] = now
@@ -96,7 +113,7 @@ def job_transition(
             values.setdefault("training_ended_at", now)
         # Compare-and-swap on the status we read (the row lock makes it certain on
         # PostgreSQL; on SQLite the IMMEDIATE transaction serialises writers).
-        updated = Job.objects.filter(pk=job_id, status=current).update(**values)
+        updated = Job.objects.filter(pk=job_id, status=current, **fence).update(**values)
         if updated != 1:
             raise IllegalTransition(f"job {job.name}: status changed concurrently", field="status")
         user = actor if isinstance(actor, User) else None
@@ -139,6 +156,20 @@ def job_transition(
     return job
 
 
+def _require_complete_log(job: Job) -> None:
+    """Lines are numbered 1..log_line_count with no gap and no repeat (the unique (job, seq)
+    index forbids repeats), each batch counted with its INSERT: a writer that lost lines, or
+    one cut off by a take-over, leaves a count or a numbering that does not add up."""
+    stored = JobLogLine.objects.filter(job_id=job.pk).aggregate(lines=Count("pk"), last=Max("seq"))
+    lines, last = stored["lines"], stored["last"] or 0
+    if not lines == last == job.log_line_count:
+        raise IncompleteLog(
+            f"Platform error: the job's log is incomplete ({lines} lines stored, numbered up to "
+            f"{last}, {job.log_line_count} written); it cannot be marked Completed",
+            field="status",
+        )
+
+
 def job_status_payload(job: Job, *, actor: str = SYSTEM) -> dict[str, Any]:
     return {
         "id": job.pk,
@@ -177,7 +208,12 @@ def _publish_job(job: Job, actor: str) -> None:
 
 
 def job_fail(
-    *, job_id: int, reason: str, secondary_status: str = SecondaryStatus.FAILED, **fields: Any
+    *,
+    job_id: int,
+    reason: str,
+    secondary_status: str = SecondaryStatus.FAILED,
+    lease: Lease | None = None,
+    **fields: Any,
 ) -> Job:
     """Fail an active job from whatever state it is in (platform errors, lost containers)."""
     job = Job.objects.get(pk=job_id)
@@ -190,6 +226,7 @@ def job_fail(
         secondary_status=secondary_status,
         message=reason.splitlines()[0][:512] if reason else "",
         failure_reason=reason,
+        lease=lease,
         **fields,
     )
 
@@ -197,13 +234,14 @@ def job_fail(
 PROGRESS_FIELDS = frozenset({"records_done", "records_total", "files_done", "files_total"})
 
 
-def job_progress(*, job_id: int, message: str, **counters: int) -> None:
+def job_progress(*, job_id: int, message: str, lease: Lease | None = None, **counters: int) -> None:
     """Update the status message (download progress...) and a transform's progress counters
     (`PROGRESS_FIELDS`): no transition row, no audit."""
     unknown = set(counters) - PROGRESS_FIELDS
     if unknown:
         raise ValueError(f"not progress counters: {', '.join(sorted(unknown))}")
-    updated = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(
+    fence = {"lease_generation": lease.generation} if lease is not None else {}
+    updated = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES, **fence).update(
         status_message=message[:512], updated_at=timezone.now(), **counters
     )
     if updated:

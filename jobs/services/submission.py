@@ -1,11 +1,17 @@
 """Submitting a job: every check happens here, before anything starts.
 
 A request that passes is stored as a Pending job with its run, audited, and handed to the
-worker queue of its instance type after the transaction commits.
+worker queue of its instance type after the transaction commits. If the broker (Redis) cannot
+take the task then, the submission still succeeds: the job is stored, `dispatched_at` stays
+empty, and reconciliation hands it over as soon as the broker answers (`job_dispatch`).
+
+A submission may carry an idempotency key (the API's `Idempotency-Key` header, see
+`jobs.services.idempotency`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +19,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from experiments.models import RunSource
 from experiments.services import experiment_get_or_create, run_create
@@ -21,6 +28,7 @@ from jobs.frameworks import framework_image
 from jobs.instance_types import InstanceType, instance_type_get
 from jobs.models import Job, JobKind, JobStatus, JobTransition, SecondaryStatus
 from jobs.runtime import get_runtime
+from jobs.services.idempotency import Idempotency, job_submit_once
 from jobs.services.lifecycle import job_status_payload
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
@@ -31,6 +39,8 @@ from studio.artifacts.integrity import artifact_label
 from studio.audit.services import audit_record
 from studio.errors import ValidationError
 from studio.events import publish_team_event
+
+log = logging.getLogger(__name__)
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -117,7 +127,21 @@ def job_admit(
     return instance
 
 
-def job_create(*, team: Team, actor: Actor, request: JobRequest) -> Job:
+def job_create(
+    *, team: Team, actor: Actor, request: JobRequest, idempotency: Idempotency | None = None
+) -> Job:
+    return job_submit_once(
+        actor=actor,
+        idempotency=idempotency,
+        create=lambda: _job_create(
+            team=team, actor=actor, request=request, idempotency=idempotency
+        ),
+    )
+
+
+def _job_create(
+    *, team: Team, actor: Actor, request: JobRequest, idempotency: Idempotency | None
+) -> Job:
     instance = job_admit(
         team=team,
         actor=actor,
@@ -144,6 +168,7 @@ def job_create(*, team: Team, actor: Actor, request: JobRequest) -> Job:
         experiment=request.experiment or DEFAULT_EXPERIMENT,
         queue=instance.queue,
         audit_details={"image": image, "instance_type": instance.name},
+        idempotency=idempotency,
         fields={
             "kind": JobKind.TRAINING,
             "image": image,
@@ -174,9 +199,16 @@ def job_insert(
     queue: str,
     audit_details: dict[str, Any],
     fields: dict[str, Any],
+    idempotency: Idempotency | None = None,
 ) -> Job:
     """Store a checked request as a Pending job with its run, audit it, and hand it to the
     worker queue `queue` once the transaction commits. Every kind of job is made here."""
+    if idempotency is not None and isinstance(actor, User):
+        fields = {
+            **fields,
+            "idempotency_key": idempotency.key,
+            "request_digest": idempotency.digest,
+        }
     with transaction.atomic():
         run = run_create(
             experiment=experiment_get_or_create(team=team, name=experiment, actor=actor),
@@ -193,7 +225,7 @@ def job_insert(
                     run=run,
                     **fields,
                 )
-        except IntegrityError as exc:  # lost a race with a request using the same name
+        except IntegrityError as exc:  # lost a race with a request using the same name (or key)
             raise ValidationError(
                 f"name: a job named {name!r} exists already", field="name"
             ) from exc
@@ -218,10 +250,29 @@ def job_insert(
             event="job.status",
             data=job_status_payload(job, actor=actor_name),
         )
-        from jobs.tasks import run_job  # tasks import services; import here, not at load
-
-        transaction.on_commit(lambda: run_job.apply_async(args=[job.pk], queue=queue))
+        # After the commit: a worker must find the job. A broker that is away then fails
+        # nothing: the job is stored, and reconciliation dispatches it later.
+        transaction.on_commit(lambda: job_dispatch(job_id=job.pk, queue=queue))
     return job
+
+
+def job_dispatch(*, job_id: int, queue: str) -> bool:
+    """Hand the job's task to the broker; records when. False (logged) when the broker did
+    not take it: the job waits, Pending, for reconciliation to try again."""
+    from jobs.tasks import run_job  # tasks import services; import here, not at load
+
+    try:
+        run_job.apply_async(args=[job_id], queue=queue)
+    except Exception as exc:  # kombu's OperationalError, redis' errors, a socket error...
+        log.warning(
+            "job %s: the work queue is unreachable (%s: %s); it is dispatched once it answers",
+            job_id,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    Job.objects.filter(pk=job_id, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
+    return True
 
 
 def check_job_name(team: Team, name: str) -> None:

@@ -17,6 +17,7 @@ from typing import NotRequired, TypedDict
 
 from jobs.models import Job, JobKind
 from jobs.runtime import get_runtime
+from jobs.services.idempotency import Idempotency, job_submit_once
 from jobs.services.submission import (
     DEFAULT_MAX_RUNTIME,
     ENV_KEY,
@@ -102,7 +103,21 @@ class _Model:
     serving_model_id: int | None = None
 
 
-def transform_job_create(*, team: Team, actor: Actor, request: TransformRequest) -> Job:
+def transform_job_create(
+    *, team: Team, actor: Actor, request: TransformRequest, idempotency: Idempotency | None = None
+) -> Job:
+    return job_submit_once(
+        actor=actor,
+        idempotency=idempotency,
+        create=lambda: _transform_job_create(
+            team=team, actor=actor, request=request, idempotency=idempotency
+        ),
+    )
+
+
+def _transform_job_create(
+    *, team: Team, actor: Actor, request: TransformRequest, idempotency: Idempotency | None
+) -> Job:
     instance = job_admit(
         team=team,
         actor=actor,
@@ -165,6 +180,7 @@ def transform_job_create(*, team: Team, actor: Actor, request: TransformRequest)
             "input_uri": settings["input_uri"],
             "instance_type": instance.name,
         },
+        idempotency=idempotency,
         fields={
             "kind": JobKind.TRANSFORM,
             "image": model.image,

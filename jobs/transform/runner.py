@@ -1,7 +1,8 @@
 """A batch transform job on a worker, from Pending to a final state.
 
-It shares the training runner's lease, watchdog (lease renewal, stop requests,
-MaxRuntimeInSeconds), transitions and log; what happens in between differs:
+It shares the training runner's lease (renewed by its own thread, fencing every write),
+watchdog (stop requests, MaxRuntimeInSeconds), transitions and log; what happens in between
+differs:
 
 1. Starting: take the job, open its log.
 2. Downloading: check that its package is still Approved, stage the model (once per
@@ -39,11 +40,12 @@ from typing import IO, cast
 
 from django.conf import settings
 
+from jobs.lease import Lease, LeaseLost
 from jobs.logs import LogWriter
 from jobs.models import TERMINAL_STATUSES, Job, JobStatus, SecondaryStatus
-from jobs.runner import JobRunner, Lease, LeaseLost, container_name, job_labels, work_dir
+from jobs.runner import JobRunner, container_name, job_labels, work_dir
 from jobs.runtime.base import ContainerNotFound
-from jobs.services.lifecycle import IllegalTransition, job_fail, job_progress
+from jobs.services.lifecycle import IllegalTransition, job_progress
 from jobs.services.transform import MAX_CONCURRENCY_TIMES_PAYLOAD, MAX_PAYLOAD_MB, TransformSettings
 from jobs.serving import (
     ServingSource,
@@ -180,13 +182,13 @@ class TransformRunner(JobRunner):
             if self.job.status == JobStatus.STOPPING:
                 self._end(self._stopped)
             return False  # stopped (or failed) before it began
-        self.writer = LogWriter(self.job)
+        writer = self._open_log()
         if resumed:
-            self.writer.system("Restarting the transform after a worker change")
+            writer.system("Restarting the transform after a worker change")
         if existing is not None:
-            self.writer.system("Removing the serving container of the previous attempt")
+            writer.system("Removing the serving container of the previous attempt")
             self._remove_container()
-        self.writer.system(
+        writer.system(
             f"Starting batch transform job {self.job.name} on {self.job.instance_type} "
             f"({self.runtime.name} runtime) with model {self.settings['model']}"
         )
@@ -492,11 +494,10 @@ class TransformRunner(JobRunner):
         if not force and now - self._last_report < PROGRESS_EVERY:
             return
         self._last_report = now
-        job_progress(job_id=self.job.pk, message=message, **(counters or {}))
+        job_progress(job_id=self.job.pk, message=message, lease=self.lease, **(counters or {}))
 
     def _check(self) -> None:
-        if self._lease_lost.is_set():
-            raise LeaseLost()
+        self.lease.check()
         if self._interrupted.is_set():
             raise _Interrupted()
 
@@ -556,8 +557,7 @@ class TransformRunner(JobRunner):
         if self._log_thread is not None:
             self._log_thread.join(timeout=15)
         self._close_log()
-        if not self.lease.acquire():
-            raise LeaseLost()
+        self.lease.check()
         self._remove_container()
         try:
             finish()
@@ -570,9 +570,8 @@ class TransformRunner(JobRunner):
             self._end(self._stopped)  # what failed was cut short by the stop itself
         else:
             self._end(
-                lambda: job_fail(
-                    job_id=self.job.pk,
-                    reason=reason,
+                lambda: self._fail_job(
+                    reason,
                     records_done=self.records_done,
                     files_done=self.files_done,
                 )
@@ -598,7 +597,7 @@ class TransformRunner(JobRunner):
         if self.job.status in TERMINAL_STATUSES:
             return
         if self.job.status != JobStatus.STOPPING:
-            job_fail(job_id=self.job.pk, reason="Platform error: the transform was interrupted")
+            self._fail_job("Platform error: the transform was interrupted")
             return
         final = (
             SecondaryStatus.MAX_RUNTIME_EXCEEDED

@@ -7,6 +7,8 @@ can reach the studio and never load the instance's own configuration.
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from collections.abc import Mapping
 from typing import IO, Any, Self
 
@@ -17,6 +19,10 @@ from studio.cli.common import CliError
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 Params = Mapping[str, str | int | None]
+# A submission retried with its idempotency key: after 1, 2, 4, 8 and 16 s (half a minute in
+# all) while the studio cannot be reached or answers it is unavailable (a restart, Redis away).
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
+RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 class ApiClient:
@@ -51,6 +57,23 @@ class ApiClient:
 
     def post(self, path: str, json: Any = None) -> Any:
         return self.request("POST", path, json=json)
+
+    def create_once(self, path: str, json: Any, *, delays: tuple[float, ...] = RETRY_DELAYS) -> Any:
+        """POST that creates something, safe to retry: it carries an `Idempotency-Key`, so a
+        request that reached the studio before the connection failed, sent again, returns
+        what the first one made rather than a second one (or a "name exists" error). Retried
+        on connection errors, timeouts and 502/503/504, `delays` apart."""
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        for delay in delays:
+            try:
+                response = self.send("POST", path, json=json, headers=headers)
+            except CliError:
+                pass  # not reached, or no answer in time: the same request again
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return self._decoded("POST", response)
+            time.sleep(delay)
+        return self._decoded("POST", self.send("POST", path, json=json, headers=headers))
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
@@ -114,6 +137,9 @@ class ApiClient:
             headers=headers,
             timeout=timeout,
         )
+        return self._decoded(method, response)
+
+    def _decoded(self, method: str, response: httpx.Response) -> Any:
         if response.is_error:
             raise CliError(self.error_message(response))
         if not response.content:

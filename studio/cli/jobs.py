@@ -162,7 +162,7 @@ def train(args: argparse.Namespace) -> int:
             "experiment": args.experiment,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
-        job = client.post("/api/v1/jobs", body)
+        job = client.create_once("/api/v1/jobs", body)
         if not args.wait:
             if args.json:
                 print_json(job)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from endpoints.uvicorn_protocol import UVICORN_HTTP
 from studio.cli.common import (
@@ -21,7 +22,24 @@ from studio.cli.common import (
 )
 from studio.config import Config
 
-WORKER_CONCURRENCY = 2
+# Two kinds of worker, so that control-plane work never waits behind job work:
+# - `control`: health checks, healing and deployment of endpoints, job reconciliation,
+#   webhooks, the heartbeat, retention. Short or I/O-bound tasks (Docker API calls, HTTP
+#   pings, queries), run on a pool of threads: eight at once cost a few MB, and a deployment
+#   that waits minutes for /ping never holds up a check. The thread pool enforces no
+#   `time_limit` (only prefork can kill a task); these tasks bound themselves with timeouts.
+# - `jobs`: one task per running job, held for the job's whole run, in a pool of processes
+#   (a job's runner is isolated from the others: its memory, its crashes). The concurrency is
+#   how many jobs run at once on this host.
+WORKER_ROLES = ("control", "jobs")
+WORKER_POOLS = {"control": "threads", "jobs": "prefork"}
+WORKER_CONCURRENCY = {"control": 8, "jobs": 2}
+# Features of a Celery worker that Studiolo does not use, turned off: each keeps fanout
+# channels (remote control's pidbox, gossip, mingle, heartbeats) open beside the task
+# channel, and their teardown after a lost Redis connection is what crashed the worker
+# (kombu builds a client from a closed connection: `'NoneType' object has no attribute
+# 'hostname'`, an AttributeError the consumer does not treat as a connection error).
+WORKER_WITHOUT = ("--without-gossip", "--without-mingle", "--without-heartbeat")
 
 
 # --- the command lines, shared by `up` and the single commands -------------------------
@@ -48,32 +66,52 @@ def web_argv(config: Config, host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def worker_queues() -> list[str]:
-    """Every queue of the studio: Celery's default queue (where beat sends the heartbeat and
-    every task that names no queue), the endpoints' queue, and one per instance type for jobs."""
+def worker_queues(role: str) -> list[str]:
+    """The queues a worker of `role` consumes: for `control`, Celery's default queue (where
+    beat sends the heartbeat, reconciliation and every task that names no queue) and the
+    endpoints' queue; for `jobs`, one queue per instance type."""
     from django.conf import settings
 
     from endpoints.tasks import QUEUE as ENDPOINTS_QUEUE
     from jobs.instance_types import job_queues
 
-    return list(dict.fromkeys([settings.CELERY_TASK_DEFAULT_QUEUE, ENDPOINTS_QUEUE, *job_queues()]))
+    if role == "control":
+        return [settings.CELERY_TASK_DEFAULT_QUEUE, ENDPOINTS_QUEUE]
+    return list(dict.fromkeys(job_queues()))
 
 
-def worker_argv(config: Config, queues: list[str], concurrency: int) -> list[str]:
+def worker_argv(
+    role: str,
+    *,
+    log_level: str,
+    queues: list[str],
+    concurrency: int | None = None,
+    hostname: str | None = None,
+) -> list[str]:
+    """`celery worker` for `role` (`control` or `jobs`), as `up`, `studiolo worker` and the
+    test suite's workers all run it."""
     return [
         sys.executable, "-m", "celery", "-A", "studio.celery", "worker",
-        "--loglevel", config.log_level,
-        "--concurrency", str(concurrency),
+        "--loglevel", log_level,
+        "--pool", WORKER_POOLS[role],
+        "--concurrency", str(concurrency or WORKER_CONCURRENCY[role]),
         "-Q", ",".join(queues),
+        # Two workers of one host (`up` runs both) need two names.
+        "--hostname", hostname or f"{role}@%h",
+        *WORKER_WITHOUT,
     ]  # fmt: skip
 
 
-def beat_argv(config: Config) -> list[str]:
+def beat_argv(*, log_level: str, schedule: Path) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "studio.celery", "beat",
-        "--loglevel", config.log_level,
-        "--schedule", str(config.home / "run" / "celerybeat-schedule"),
+        "--loglevel", log_level,
+        "--schedule", str(schedule),
     ]  # fmt: skip
+
+
+def beat_schedule_file(config: Config) -> Path:
+    return config.home / "run" / "celerybeat-schedule"
 
 
 def child_env(config: Config) -> dict[str, str]:
@@ -129,15 +167,19 @@ def worker(args: argparse.Namespace) -> int:
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
     if queues is None:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
-        queues = worker_queues()
-    return _exec(worker_argv(config, queues, args.concurrency), child_env(config))
+        queues = worker_queues(args.role)
+    argv = worker_argv(
+        args.role, log_level=config.log_level, queues=queues, concurrency=args.concurrency
+    )
+    return _exec(argv, child_env(config))
 
 
 def beat(args: argparse.Namespace) -> int:
     config = config_load()
     require_external_redis(config, "beat")
     (config.home / "run").mkdir(parents=True, exist_ok=True)
-    return _exec(beat_argv(config), child_env(config))
+    argv = beat_argv(log_level=config.log_level, schedule=beat_schedule_file(config))
+    return _exec(argv, child_env(config))
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -185,11 +227,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     parser = commands.add_parser("worker", help="only a Celery worker (needs REDIS_URL)")
     parser.add_argument(
-        "--queues", help="comma-separated queues (default: all the studio's queues)"
+        "--role", choices=WORKER_ROLES, default="jobs",
+        help="jobs (default): runs training and transform jobs, a process per job; control: "
+        "endpoint health checks and healing, reconciliation, webhooks, the heartbeat, on "
+        "threads. A deployment needs at least one of each",
+    )  # fmt: skip
+    parser.add_argument(
+        "--queues", help="comma-separated queues (default: every queue of the role)"
     )
     parser.add_argument(
-        "--concurrency", type=_concurrency, default=WORKER_CONCURRENCY,
-        help=f"worker processes (default {WORKER_CONCURRENCY})",
+        "--concurrency", type=_concurrency, default=None,
+        help="jobs at once (processes; default {jobs}) or control tasks at once (threads; "
+        "default {control})".format(**WORKER_CONCURRENCY),
     )  # fmt: skip
     parser.set_defaults(func=worker)
 

@@ -3,7 +3,8 @@
 Each child runs in its own session (so a Ctrl-C on the terminal reaches `up` alone, which
 then stops the children in order) and gets SIGTERM from the kernel if `up` dies without
 cleaning up (PR_SET_PDEATHSIG), so a SIGKILLed `up` leaves no orphans behind. Its output is
-prefixed with its name on the terminal and appended to `logs/<name>.log`.
+prefixed with its name on the terminal and appended to `logs/<name>.log`. A child that dies
+is started again after a delay that grows while it keeps dying (`Backoff`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TextIO
 
 from studio.processes import die_with_parent
 
-NAME_WIDTH = 6  # "worker"
+NAME_WIDTH = 7  # "control"
 
 
 class Console:
@@ -38,6 +39,31 @@ class Console:
                 self._stream.flush()
             except (BrokenPipeError, ValueError):  # `studiolo up | head`, or stdout closed
                 pass
+
+
+class Backoff:
+    """The delay before restarting a process that died: 1 s, then doubled each time it dies
+    again soon after (re)starting, up to `CAP`; back to 1 s once it has run `STABLE` seconds.
+    A crash loop so costs a restart a minute, and a one-off death a second."""
+
+    FIRST = 1.0
+    CAP = 60.0
+    STABLE = 60.0
+
+    def __init__(self) -> None:
+        self.restarts = 0
+        self._failures = 0
+        self._started_at = time.monotonic()
+
+    def started(self) -> None:
+        self._started_at = time.monotonic()
+
+    def next_delay(self) -> float:
+        if time.monotonic() - self._started_at >= self.STABLE:
+            self._failures = 0
+        self._failures += 1
+        self.restarts += 1
+        return min(self.CAP, self.FIRST * 2.0 ** (self._failures - 1))
 
 
 def describe_exit(code: int) -> str:

@@ -1,8 +1,10 @@
 """`studiolo up`: the whole studio on one machine, supervised.
 
 Embedded Redis (when REDIS_URL is unset), migrations, the first admin, then the web
-server, a worker and beat as children (see `supervisor`); stopped in order on Ctrl-C or
-SIGTERM, with nothing left behind.
+server, the control-plane worker, the job worker and beat as children (see `supervisor`);
+stopped in order on Ctrl-C or SIGTERM, with nothing left behind. A child or the embedded
+Redis that dies is started again (with a growing delay while it keeps dying); the others
+carry on, and reconnect to a restarted Redis by themselves.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from types import FrameType, TracebackType
 
 from studio.cli.common import CliError, config_load, django_setup, url_masked
 from studio.cli.server import (
-    WORKER_CONCURRENCY,
     beat_argv,
+    beat_schedule_file,
     child_env,
     migrate_database,
     parse_port,
@@ -31,10 +33,11 @@ from studio.cli.server import (
     worker_argv,
     worker_queues,
 )
-from studio.cli.supervisor import Child, Console, describe_exit
+from studio.cli.supervisor import Backoff, Child, Console, describe_exit
 from studio.config import Config
 
-STOP_ORDER = ("web", "beat", "worker")  # the server first (no new work), the worker last
+# The server first (no new work), the job worker last.
+STOP_ORDER = ("web", "beat", "control", "jobs")
 STOP_GRACE = 10.0  # seconds: Celery's warm shutdown finishes the task at hand
 HEALTHZ_TIMEOUT = 60.0
 RUNNING_BANNER = "Studiolo is running at {url}  (Ctrl-C to stop)"
@@ -116,8 +119,12 @@ class Supervisor:
         self.config = config
         self.args = args
         self.console = console
-        self.children: dict[str, Child] = {}
+        self.children: dict[str, Child] = {}  # running (or just died, not yet reaped)
+        self.commands: dict[str, list[str]] = {}
+        self.env: dict[str, str] = {}
         self.redis: subprocess.Popen[bytes] | None = None
+        self.backoff: dict[str, Backoff] = {}
+        self.restart_at: dict[str, float] = {}  # name -> when a dead one is started again
         self.signals: list[int] = []
 
     # Signal handlers only append to a list (no locks: a handler runs between two bytecodes
@@ -168,15 +175,19 @@ class Supervisor:
             status = runtime_status()
             env["RUNTIME"] = status.name
             self.console.line(f"Runtime: {status.name} ({status.detail}; RUNTIME=auto)")
+        self.env = env
         logs = config.home / "logs"
-        commands = {"web": web_argv(config, self.args.host, self.args.port)}
+        self.commands = {"web": web_argv(config, self.args.host, self.args.port)}
         if not self.args.no_worker:
-            commands["worker"] = worker_argv(config, worker_queues(), WORKER_CONCURRENCY)
-        commands["beat"] = beat_argv(config)
-        for name, argv in commands.items():
-            self.children[name] = Child(
-                name, argv, env=env, log_path=logs / f"{name}.log", console=self.console
-            )
+            for role in ("control", "jobs"):
+                self.commands[role] = worker_argv(
+                    role, log_level=config.log_level, queues=worker_queues(role)
+                )
+        self.commands["beat"] = beat_argv(
+            log_level=config.log_level, schedule=beat_schedule_file(config)
+        )
+        for name in self.commands:
+            self._child_start(name)
         url = _local_url(self.args.host, self.args.port)
         failure = self._wait_healthy(url + "healthz")
         if failure is not None:
@@ -186,11 +197,69 @@ class Supervisor:
         self.console.line(RUNNING_BANNER.format(url=url))
         self.console.line(f"(ready in {time.monotonic() - started:.1f} s; logs in {logs})")
         while not self._stopping():
-            failure = self._check_children()
-            if failure is not None:
-                return failure
+            self._supervise()
             time.sleep(0.2)
         return 0
+
+    # --- supervision: what died is started again, the rest carries on ----------------------
+
+    def _child_start(self, name: str) -> None:
+        log_path = self.config.home / "logs" / f"{name}.log"
+        self.children[name] = Child(
+            name, self.commands[name], env=self.env, log_path=log_path, console=self.console
+        )
+        self.backoff.setdefault(name, Backoff()).started()
+
+    def _supervise(self) -> None:
+        """One round: notice what died, and start again what is due."""
+        now = time.monotonic()
+        redis = self.redis
+        if redis is not None and redis.poll() is not None and "redis" not in self.restart_at:
+            log = self.config.home / "logs" / "redis.log"
+            self._schedule_restart(
+                "redis", f"redis exited unexpectedly ({describe_exit(redis.returncode)}; see {log})"
+            )
+        for name, child in list(self.children.items()):
+            code = child.exit_code()
+            if code is None:
+                continue
+            # Reap it and whatever is left of its process group (a pool process) now, while
+            # the group id still cannot belong to anyone else.
+            child.stop(0)
+            del self.children[name]
+            self._schedule_restart(
+                name,
+                f"{name} exited unexpectedly ({describe_exit(code)}; see "
+                f"{self.config.home / 'logs' / (name + '.log')})",
+            )
+        for name, due in list(self.restart_at.items()):
+            if now < due or self._stopping():
+                continue
+            del self.restart_at[name]
+            if name == "redis":
+                self._redis_restart()
+            else:
+                self._child_start(name)
+                pid = self.children[name].pid
+                self.console.line(f"studiolo: {name} started again (pid {pid})")
+
+    def _schedule_restart(self, name: str, why: str) -> None:
+        delay = self.backoff.setdefault(name, Backoff()).next_delay()
+        self.restart_at[name] = time.monotonic() + delay
+        self.console.line(f"studiolo: {why}; starting it again in {delay:.0f} s")
+
+    def _redis_restart(self) -> None:
+        """Start the embedded Redis again on the same socket and data (its append-only file
+        holds the queued work); the children reconnect by themselves."""
+        try:
+            self._redis_start()
+        except CliError as exc:
+            self.redis = None
+            self._schedule_restart("redis", exc.message)
+            return
+        self.backoff.setdefault("redis", Backoff()).started()
+        assert self.redis is not None  # noqa: S101 - set by _redis_start
+        self.console.line(f"studiolo: redis started again (pid {self.redis.pid})")
 
     def _redis_start(self) -> None:
         from studio import embedded_redis
@@ -205,7 +274,8 @@ class Supervisor:
             )
         except embedded_redis.EmbeddedRedisError as exc:
             raise CliError(f"embedded Redis: {exc}") from exc
-        self.console.line(f"Redis: embedded, unix://{socket_path}")
+        if "redis" not in self.backoff:
+            self.console.line(f"Redis: embedded, unix://{socket_path}")
 
     def _redis_external_check(self) -> None:
         import redis
@@ -239,18 +309,6 @@ class Supervisor:
             self.console.line("")
         connections.close_all()  # the children open their own; nothing held across fork
 
-    def _check_children(self) -> int | None:
-        for name, child in self.children.items():
-            code = child.exit_code()
-            if code is not None:
-                print(
-                    f"studiolo: {name} exited unexpectedly ({describe_exit(code)}; "
-                    f"see {self.config.home / 'logs' / (name + '.log')}); stopping the rest",
-                    file=sys.stderr,
-                )
-                return 1
-        return None
-
     def _wait_healthy(self, url: str) -> int | None:
         import httpx
 
@@ -260,9 +318,7 @@ class Supervisor:
         # trust_env=False: a proxy from the environment must not come between us and loopback.
         with httpx.Client(timeout=2.0, trust_env=False) as http:
             while not self._stopping():
-                failure = self._check_children()
-                if failure is not None:
-                    return failure
+                self._supervise()
                 try:
                     if http.get(url).status_code == 200:
                         return None
@@ -281,6 +337,7 @@ class Supervisor:
     def _stop(self) -> None:
         running = [name for name in STOP_ORDER if name in self.children]
         parts = [*running, "redis"] if self.redis is not None else running
+        self.restart_at.clear()
         if not parts:
             return
         why = signal.Signals(self.signals[0]).name if self.signals else "shutting down"

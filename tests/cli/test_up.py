@@ -7,11 +7,9 @@ process runtime) and checks the processes it made with psutil.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,71 +20,20 @@ import pytest
 import redis
 
 from studio.health import HEARTBEAT_KEY
-from tests.cli.support import clean_env, run_studiolo, short_home, studiolo_argv
+from tests.cli.support import (
+    Up,
+    alive,
+    clean_env,
+    run_studiolo,
+    short_home,
+    studiolo_argv,
+    wait_gone,
+)
 from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 
 START_TIMEOUT = 60.0
-
-
-class Up:
-    """A `studiolo up` child whose output is read line by line in a thread."""
-
-    def __init__(self, home: Path, port: int, **env: str) -> None:
-        self.home = home
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = clean_env(home, **env)
-        self.lines: list[str] = []
-        self.known: list[psutil.Process] = []  # every descendant seen, for the final sweep
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self.process = subprocess.Popen(
-            studiolo_argv("up", "--port", str(port)),
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                code = self.process.wait()
-                pytest.fail(f"`up` exited ({code}) before {pattern!r}:\n" + "\n".join(self.lines))
-            self.lines.append(line)
-            if match := re.search(pattern, line):
-                return match
-        pytest.fail(f"no {pattern!r} within {timeout} s:\n" + "\n".join(self.lines))
-
-    def descendants(self) -> list[psutil.Process]:
-        return psutil.Process(self.process.pid).children(recursive=True)
-
-
-def alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout
-    while (left := [p for p in processes if alive(p)]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
 
 
 @pytest.fixture
@@ -180,8 +127,10 @@ def test_up_serves_a_working_studio_and_stops_leaving_no_process(
     names = " ".join(" ".join(p.cmdline()) for p in processes)
     assert "uvicorn" in names
     assert "redis-server" in names
-    assert names.count("celery") >= 4  # beat, the worker and its two pool processes
-    assert "-Q default,endpoints,jobs." in names  # default, endpoints, one per instance type
+    # beat, the control-plane worker (threads), the job worker and its two pool processes
+    assert names.count("celery") >= 5
+    assert "--pool threads --concurrency 8 -Q default,endpoints " in names
+    assert "--pool prefork --concurrency 2 -Q jobs.ml.local.small," in names  # one per type
 
     up.process.send_signal(signal.SIGINT)
     assert up.process.wait(timeout=30) == 0
@@ -213,13 +162,33 @@ def test_children_die_with_a_killed_up_and_the_next_up_cleans_the_rest(
     assert wait_gone(processes, timeout=2) == []
 
 
-def test_a_child_that_dies_stops_the_others_and_up_exits_1(home: Path, started: list[Up]) -> None:
+def test_a_child_that_dies_is_started_again_and_the_others_carry_on(
+    home: Path, started: list[Up]
+) -> None:
     up, _ = start(started, home)
     processes = up.descendants()
     web = next(p for p in processes if "uvicorn" in " ".join(p.cmdline()))
+    others = [p for p in processes if p.pid != web.pid]
     web.kill()
-    assert up.process.wait(timeout=30) == 1
-    up.wait_for(r"studiolo: web exited unexpectedly \(killed by SIGKILL", timeout=5)
+    up.wait_for(
+        r"studiolo: web exited unexpectedly \(killed by SIGKILL; .*starting it again in 1 s", 10
+    )
+    up.wait_for(r"studiolo: web started again \(pid \d+\)", 10)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            if httpx.get(f"{up.url}/healthz", trust_env=False).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the web server did not come back"
+        time.sleep(0.2)
+    assert all(alive(p) for p in others), "a death took other processes with it"
+    assert up.process.poll() is None
+
+    processes = up.descendants()
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(timeout=30) == 0
     assert wait_gone(processes, timeout=2) == []
     assert not (home / "run" / "up.lock").exists()
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
 
-STUDIO_SERVICES = ("migrate", "web", "worker", "beat")
+STUDIO_SERVICES = ("migrate", "web", "worker", "control", "beat")
 INFRASTRUCTURE_WITH_HEALTHCHECKS = ("postgres", "redis", "minio")
 DOCKER_SOCKET = "/var/run/docker.sock"
 TEST_SECRET_KEY = "test-secret-key"
@@ -142,10 +142,18 @@ def test_every_published_port_binds_loopback_only(config: dict[str, Any]) -> Non
     assert not exposed, f"ports published beyond loopback: {sorted(exposed)}"
 
 
-def test_web_worker_and_beat_share_the_same_settings(config: dict[str, Any]) -> None:
+def test_web_workers_and_beat_share_the_same_settings(config: dict[str, Any]) -> None:
     services = config["services"]
     keys = {name: set(environment_of(services[name])) for name in STUDIO_SERVICES}
-    assert keys["web"] == keys["worker"] == keys["beat"] == keys["migrate"], keys
+    assert all(keys[name] == keys["web"] for name in STUDIO_SERVICES), keys
+
+
+def test_control_plane_and_jobs_have_workers_of_their_own(config: dict[str, Any]) -> None:
+    # A running job holds its worker for its whole run: health checks, healing and
+    # reconciliation must never queue behind it (studiolo worker --role).
+    services = config["services"]
+    assert services["worker"]["command"] == ["studiolo", "worker", "--role", "jobs"]
+    assert services["control"]["command"] == ["studiolo", "worker", "--role", "control"]
 
 
 def test_studio_settings_are_exactly_the_documented_ones(config: dict[str, Any]) -> None:
@@ -177,19 +185,21 @@ def test_settings_point_at_the_compose_services(config: dict[str, Any]) -> None:
     assert env["SECRET_KEY"] == TEST_SECRET_KEY
 
 
-def test_worker_drives_the_host_engine_through_its_socket(config: dict[str, Any]) -> None:
-    mounts = bind_mounts(config["services"]["worker"])
-    assert (DOCKER_SOCKET, DOCKER_SOCKET) in mounts, mounts
+def test_workers_drive_the_host_engine_through_its_socket(config: dict[str, Any]) -> None:
+    for service in ("worker", "control"):
+        mounts = bind_mounts(config["services"][service])
+        assert (DOCKER_SOCKET, DOCKER_SOCKET) in mounts, (service, mounts)
 
 
 def test_job_folders_have_the_same_path_on_the_host_and_in_the_worker(
     config: dict[str, Any],
 ) -> None:
-    # The engine resolves a job container's mounts on the host: the worker's paths must be
-    # the host's own.
-    worker = config["services"]["worker"]
-    work_dir = environment_of(worker)["JOBS_WORK_DIR"]
-    assert (work_dir, work_dir) in bind_mounts(worker), bind_mounts(worker)
+    # The engine resolves a job container's mounts (and a serving container's staged model)
+    # on the host: the workers' paths must be the host's own.
+    for service in ("worker", "control"):
+        worker = config["services"][service]
+        work_dir = environment_of(worker)["JOBS_WORK_DIR"]
+        assert (work_dir, work_dir) in bind_mounts(worker), (service, bind_mounts(worker))
 
 
 def test_web_and_worker_reach_serving_containers_on_the_endpoint_network(
@@ -199,7 +209,7 @@ def test_web_and_worker_reach_serving_containers_on_the_endpoint_network(
     network = environment_of(config["services"]["web"])["ENDPOINT_NETWORK"]
     names = {key: (value or {}).get("name", key) for key, value in config["networks"].items()}
     assert names.get("serving") == network, names
-    for service in ("web", "worker"):
+    for service in ("web", "worker", "control"):
         joined = config["services"][service]["networks"]
         assert {"serving", "default"} <= set(joined), (service, joined)
     for service in ("postgres", "redis", "minio"):
@@ -211,7 +221,7 @@ def test_studio_services_wait_for_healthy_infrastructure(config: dict[str, Any])
     for name in INFRASTRUCTURE_WITH_HEALTHCHECKS:
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "control", "beat"):
         depends_on = services[name]["depends_on"]
         assert depends_on["migrate"]["condition"] == "service_completed_successfully", name
         assert depends_on["createbucket"]["condition"] == "service_completed_successfully", name
