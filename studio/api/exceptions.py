@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from studio.errors import StudioloError
+
+log = logging.getLogger(__name__)
 
 
 def _first_field_error(detail: Any, path: str = "") -> tuple[str | None, str]:
@@ -56,6 +60,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         text = f"{field}: {message}" if field else message
         return error_response(status_code=400, code="invalid", message=text, field=field)
     response = drf_exception_handler(exc, context)
+    if response is None and not settings.DEBUG:
+        # A bug, not the caller's fault: the traceback goes to the log under an id the caller
+        # can quote, and the caller gets the API's shape rather than Django's HTML page.
+        incident = uuid.uuid4().hex[:12]
+        log.error("unhandled error in the API (incident %s)", incident, exc_info=exc)
+        return error_response(
+            status_code=500,
+            code="internal_error",
+            message=f"internal error (incident {incident}); the server's log has the details",
+        )
     if response is not None and isinstance(exc, exceptions.APIException):
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)

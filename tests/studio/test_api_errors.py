@@ -247,3 +247,22 @@ def test_an_id_past_64_bits_in_a_path_is_a_404(lab: tuple[Team, User, Run]) -> N
         response = client.get(path)
         assert response.status_code == 404, (path, response.content)
         assert "error" in response.json()
+
+
+def test_a_bug_in_a_view_is_a_json_500_with_an_incident_id(
+    lab: tuple[Team, User, Run], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, user, _ = lab
+
+    def broken(user: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("studio.accounts.selectors.memberships_for_user", broken)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {make_token(user)}", raise_request_exception=False)
+    response = client.get("/api/v1/me")
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["code"] == "internal_error"
+    incident = error["message"].split("incident ")[1].split(")")[0]
+    assert any(incident in record.getMessage() and record.exc_info for record in caplog.records)
+    assert "a bug" not in error["message"]
