@@ -20,7 +20,7 @@ from django.utils import timezone
 from endpoints.gateway.directory import ROUTING_TTL_SECONDS
 from endpoints.models import Endpoint, EndpointEvent, EndpointInstance, EndpointStatus
 from endpoints.models import InstanceStatus as Status
-from endpoints.services import fleet
+from endpoints.services.fleet import containers, health
 from endpoints.services.lifecycle import endpoint_create, endpoint_transition
 from endpoints.services.models import VariantRequest, config_create, model_for_package
 from jobs.runtime.base import (
@@ -170,7 +170,7 @@ def container(
 def engine(monkeypatch: pytest.MonkeyPatch, settings: Any) -> ScriptedEngine:
     settings.ENDPOINT_NETWORK = ""
     scripted = ScriptedEngine()
-    monkeypatch.setattr(fleet, "get_runtime", lambda: scripted)
+    monkeypatch.setattr(health, "get_runtime", lambda: scripted)
     return scripted
 
 
@@ -229,10 +229,10 @@ def test_while_the_engine_is_away_silent_instances_leave_rotation_and_the_endpoi
     sent.clear()  # the deployment endpoint_create asked for
     engine.down = True
 
-    first = fleet.check_endpoints()
+    first = health.check_endpoints()
     assert first["engine_unreachable"] == 1
     assert EndpointInstance.objects.get(pk=silent.pk).status == Status.HEALTHY  # one miss
-    fleet.check_endpoints()
+    health.check_endpoints()
 
     silent.refresh_from_db()
     assert silent.status == Status.UNHEALTHY
@@ -251,7 +251,7 @@ def test_while_the_engine_is_away_silent_instances_leave_rotation_and_the_endpoi
     engine.down = False
     engine.containers["c-live"] = container("c-live", port=live.port)
     engine.containers["c-dead"] = container("c-dead", running=False, exit_code=143)
-    counts = fleet.check_endpoints()
+    counts = health.check_endpoints()
     assert counts["engine_unreachable"] == 0
     assert sent == [("heal_instance", silent.pk)]
     assert Endpoint.objects.get(pk=endpoint.pk).status == EndpointStatus.IN_SERVICE
@@ -267,7 +267,7 @@ def test_an_instance_whose_container_restarted_at_another_port_is_followed(
     engine.containers["c-1"] = container("c-1", port=live.port)
     sent.clear()
 
-    counts = fleet.check_endpoints()
+    counts = health.check_endpoints()
 
     assert counts["moved"] == 1
     instance.refresh_from_db()
@@ -299,7 +299,7 @@ def test_a_replacement_given_an_address_still_in_rotation_takes_that_row_out(
     stale = healthy_instance(other, "c-stale", live.port)
     engine.next_start = container("c-new", port=live.port)
 
-    fleet.heal_instance(bad.pk)
+    health.heal_instance(bad.pk)
 
     replacement = EndpointInstance.objects.get(container_id="c-new")
     assert replacement.status == Status.HEALTHY
@@ -317,7 +317,7 @@ def test_a_replacement_given_an_address_still_in_rotation_takes_that_row_out(
 def test_no_container_starts_while_an_instance_left_rotation_less_than_a_routing_ttl_ago(
     engine: ScriptedEngine, live: PingServer, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert fleet.OUT_OF_ROTATION_SECONDS > ROUTING_TTL_SECONDS
+    assert containers.OUT_OF_ROTATION_SECONDS > ROUTING_TTL_SECONDS
     settings.RUNTIME = "process"
     endpoint = in_service_endpoint()
     bad = healthy_instance(endpoint, "c-bad", free_port())
@@ -328,10 +328,10 @@ def test_no_container_starts_while_an_instance_left_rotation_less_than_a_routing
     monkeypatch.setattr("time.sleep", slept.append)  # the fleet's wait, recorded
     engine.next_start = container("c-new", port=live.port)
 
-    fleet.heal_instance(bad.pk)
+    health.heal_instance(bad.pk)
 
     assert len(slept) >= 1
-    assert fleet.OUT_OF_ROTATION_SECONDS - 0.5 < slept[0] <= fleet.OUT_OF_ROTATION_SECONDS
+    assert containers.OUT_OF_ROTATION_SECONDS - 0.5 < slept[0] <= containers.OUT_OF_ROTATION_SECONDS
 
 
 def test_an_update_of_an_old_endpoint_is_not_resumed_while_it_runs(
@@ -346,6 +346,6 @@ def test_an_update_of_an_old_endpoint_is_not_resumed_while_it_runs(
     endpoint_transition(
         endpoint_id=endpoint.pk, status=EndpointStatus.UPDATING, pending_config=endpoint.config
     )
-    fleet.check_endpoints()
+    health.check_endpoints()
 
     assert ("roll_out_endpoint", endpoint.pk) not in sent
