@@ -20,6 +20,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from studio.transitions import TransitionLog
+
 
 class ServingModel(models.Model):
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
@@ -145,18 +147,10 @@ class Endpoint(models.Model):
         return self.name
 
 
-class EndpointEvent(models.Model):
+class EndpointEvent(TransitionLog):
     """Append-only history: status changes (from/to set) and what happened to instances."""
 
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=16, blank=True)
-    to_status = models.CharField(max_length=16, blank=True)
-    message = models.TextField(blank=True)
-    actor_name = models.CharField(max_length=150)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["at", "id"]
 
     def __str__(self) -> str:
         return f"{self.from_status}->{self.to_status}: {self.message[:60]}"

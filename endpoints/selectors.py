@@ -94,7 +94,9 @@ def endpoint_for_user(user: User, name: str, *, team: str | None = None) -> Endp
 
 def endpoint_events(endpoint: Endpoint, limit: int = EVENTS_SHOWN) -> list[EndpointEvent]:
     """The latest events, oldest first."""
-    latest = list(EndpointEvent.objects.filter(endpoint=endpoint).order_by("-at", "-id")[:limit])
+    latest = list(
+        EndpointEvent.objects.filter(endpoint=endpoint).order_by("-created_at", "-id")[:limit]
+    )
     return latest[::-1]
 
 

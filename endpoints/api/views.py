@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,6 +36,7 @@ from studio.accounts.models import Team
 from studio.accounts.selectors import in_team
 from studio.api.fields import Int64Field
 from studio.api.pagination import CursorPagination
+from studio.api.transitions import TransitionSerializer
 from studio.api.views import StudioAPIView
 from studio.errors import NotFound, ValidationError
 
@@ -106,12 +107,12 @@ class InstanceSerializer(serializers.Serializer[Any]):
         return f"{instance.host}:{instance.port}" if instance.port else None
 
 
-class EventSerializer(serializers.Serializer[Any]):
-    from_status = serializers.CharField()
-    to_status = serializers.CharField()
-    message = serializers.CharField()
-    actor = serializers.CharField(source="actor_name")
-    at = serializers.DateTimeField()
+class EndpointEventSerializer(TransitionSerializer):
+    """The shape of every transition log; from and to are "" for an event that is no
+    status change (an instance replaced, a served package rejected)."""
+
+    class Meta:
+        ref_name = "EndpointEvent"  # the schema's component; `Event` alone is ambiguous
 
 
 class EndpointSerializer(serializers.Serializer[Any]):
@@ -147,8 +148,9 @@ class EndpointDetailSerializer(EndpointSerializer):
             row["current"] = instance.config_id == current
         return list(data)
 
+    @extend_schema_field(EndpointEventSerializer(many=True))
     def get_events(self, endpoint: Endpoint) -> list[dict[str, Any]]:
-        return list(EventSerializer(selectors.endpoint_events(endpoint), many=True).data)
+        return list(EndpointEventSerializer(selectors.endpoint_events(endpoint), many=True).data)
 
 
 class TrafficTotalsSerializer(serializers.Serializer[Any]):

@@ -245,7 +245,7 @@ def test_while_the_engine_is_away_silent_instances_leave_rotation_and_the_endpoi
     note = EndpointEvent.objects.get(endpoint=endpoint, message__contains=silent.container_name)
     assert "replaced once the engine answers again" in note.message
     assert note.actor_name == "system"
-    assert note.at is not None
+    assert note.created_at is not None
 
     # The engine is back, without the dead instance's container running: it is replaced.
     engine.down = False
