@@ -18,7 +18,13 @@ import pytest
 from django.utils import timezone
 
 from endpoints.gateway.directory import ROUTING_TTL_SECONDS
-from endpoints.models import Endpoint, EndpointEvent, EndpointInstance, EndpointStatus
+from endpoints.models import (
+    Endpoint,
+    EndpointEvent,
+    EndpointInstance,
+    EndpointStatus,
+    InstanceTransition,
+)
 from endpoints.models import InstanceStatus as Status
 from endpoints.services.fleet import containers, health
 from endpoints.services.lifecycle import endpoint_create, endpoint_transition
@@ -257,6 +263,34 @@ def test_while_the_engine_is_away_silent_instances_leave_rotation_and_the_endpoi
     assert Endpoint.objects.get(pk=endpoint.pk).status == EndpointStatus.IN_SERVICE
 
 
+def test_the_instances_the_check_takes_out_while_the_engine_is_away_are_logged(
+    engine: ScriptedEngine, sent: list[tuple[str, int]], live: PingServer, settings: Any
+) -> None:
+    settings.RUNTIME = "process"
+    endpoint = in_service_endpoint()
+    healthy_instance(endpoint, "c-live", live.port)
+    silent = healthy_instance(endpoint, "c-dead", free_port())
+    engine.down = True
+
+    health.check_endpoints()
+    health.check_endpoints()
+
+    assert list(
+        InstanceTransition.objects.filter(endpoint=endpoint).values_list(
+            "container_name", "from_status", "to_status", "actor_name", "message"
+        )
+    ) == [
+        (
+            silent.container_name,
+            Status.HEALTHY,
+            Status.UNHEALTHY,
+            "system: health check",
+            "it did not answer /ping, and the Docker engine is unreachable "
+            "(the Docker engine is not reachable: connection refused)",
+        )
+    ]
+
+
 def test_an_instance_whose_container_restarted_at_another_port_is_followed(
     engine: ScriptedEngine, sent: list[tuple[str, int]], live: PingServer, settings: Any
 ) -> None:
@@ -309,6 +343,13 @@ def test_a_replacement_given_an_address_still_in_rotation_takes_that_row_out(
     stale.refresh_from_db()
     assert stale.status == Status.UNHEALTHY
     assert "was given to another container" in stale.message
+    taken_out = InstanceTransition.objects.get(endpoint=other)
+    assert (taken_out.from_status, taken_out.to_status, taken_out.actor_name) == (
+        Status.HEALTHY,
+        Status.UNHEALTHY,
+        "system: healing",
+    )
+    assert taken_out.message == stale.message
     # The team's bridge is not this host's: published on 127.0.0.1, on the team's network.
     assert engine.started[0].ports == {8080: None}
     assert engine.started[0].network_name == serving_network_name(endpoint.team.slug)

@@ -13,7 +13,9 @@ One module per operation, all run by the Celery tasks in `endpoints.tasks`:
 
 Every function takes ids and is safe to run again (a task redelivered after a worker died
 finds what the first attempt left and carries on or cleans up). Containers are found again by
-their labels, never by memory.
+their labels, never by memory. An instance's status changes only through
+`endpoints.services.instances.instance_transition`, which logs each move with the component
+that made it (`Component`: deployment, roll-out, health check, healing, deletion) and why.
 
 Traffic safety, which the data plane relies on:
 - an instance receives traffic only once it is HEALTHY and its config is the endpoint's;

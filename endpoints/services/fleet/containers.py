@@ -1,6 +1,7 @@
 """What every fleet operation shares: an instance's container (name, labels, start, /ping,
 removal) and its team's serving network. See the package's docstring for the traffic
-safety rules the functions here keep."""
+safety rules the functions here keep. Each function takes the `Component` acting (the
+deployment, the roll-out, healing...): the actor of the instance transitions it makes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from endpoints.models import (
@@ -21,6 +22,7 @@ from endpoints.models import (
     InstanceStatus,
     ProductionVariant,
 )
+from endpoints.services.instances import Component, instance_record, instance_transition
 from endpoints.services.lifecycle import endpoint_event
 from endpoints.services.models import serving_source
 from jobs.runner import installation_tag, instance_label
@@ -78,29 +80,38 @@ def startup_timeout() -> float:
 
 
 def start_instance(
-    runtime: Runtime, endpoint: Endpoint, config: EndpointConfig, variant: ProductionVariant
+    runtime: Runtime,
+    endpoint: Endpoint,
+    config: EndpointConfig,
+    variant: ProductionVariant,
+    by: Component,
 ) -> EndpointInstance:
     """Record the instance, then start its container (the row first, so that a container is
     never without a row: anything labelled with an unknown instance is an orphan)."""
-    instance = new_instance(endpoint, config, variant)
-    start_container(runtime, endpoint, variant, instance)
+    instance = new_instance(endpoint, config, variant, by, f"to serve config {config.name}")
+    start_container(runtime, endpoint, variant, instance, by)
     return instance
 
 
 def new_instance(
-    endpoint: Endpoint, config: EndpointConfig, variant: ProductionVariant
+    endpoint: Endpoint, config: EndpointConfig, variant: ProductionVariant, by: Component, why: str
 ) -> EndpointInstance:
-    instance = EndpointInstance.objects.create(
-        endpoint=endpoint, config=config, variant_name=variant.name, status=InstanceStatus.STARTING
+    return instance_record(
+        endpoint=endpoint,
+        config=config,
+        variant_name=variant.name,
+        container_name=container_name,
+        actor=by,
+        why=why,
     )
-    name = container_name(instance)
-    EndpointInstance.objects.filter(pk=instance.pk).update(container_name=name)
-    instance.container_name = name
-    return instance
 
 
 def start_container(
-    runtime: Runtime, endpoint: Endpoint, variant: ProductionVariant, instance: EndpointInstance
+    runtime: Runtime,
+    endpoint: Endpoint,
+    variant: ProductionVariant,
+    instance: EndpointInstance,
+    by: Component,
 ) -> None:
     name = instance.container_name
     model_root = stage_model(serving_source(variant.model))  # checked against its pin
@@ -131,7 +142,7 @@ def start_container(
         raise ServingStartFailed(f"the engine could not start the container: {state.error}")
     if address is None:
         raise ServingStartFailed("the container has no address the studio can reach")
-    _retire_stale_claims(instance)
+    _retire_stale_claims(instance, by)
 
 
 def _wait_until_out_of_rotation() -> None:
@@ -146,7 +157,7 @@ def _wait_until_out_of_rotation() -> None:
         time.sleep(max(0.0, (latest - horizon).total_seconds()))
 
 
-def _retire_stale_claims(instance: EndpointInstance) -> None:
+def _retire_stale_claims(instance: EndpointInstance, by: Component) -> None:
     """The engine just gave this address to `instance`'s container, so another row in rotation
     at the same address is stale: its container is gone (the engine restarted and hands its
     addresses out again) and the check has not noticed yet. Out of rotation at once."""
@@ -162,8 +173,14 @@ def _retire_stale_claims(instance: EndpointInstance) -> None:
         .select_related("endpoint__team")
     )
     for other in stale:
-        moved = EndpointInstance.objects.filter(pk=other.pk, status=InstanceStatus.HEALTHY).update(
-            status=InstanceStatus.UNHEALTHY, last_check_at=timezone.now(), message=why
+        moved = instance_transition(
+            instance=other,
+            status=InstanceStatus.UNHEALTHY,
+            expect=InstanceStatus.HEALTHY,
+            actor=by,
+            why=why,
+            last_check_at=timezone.now(),
+            message=why,
         )
         if moved:
             endpoint_event(
@@ -173,9 +190,10 @@ def _retire_stale_claims(instance: EndpointInstance) -> None:
             )
 
 
-def await_healthy(runtime: Runtime, started: Sequence[EndpointInstance]) -> None:
+def await_healthy(runtime: Runtime, started: Sequence[EndpointInstance], by: Component) -> None:
     """Wait for every instance's /ping in parallel (no database work in the threads); mark
-    them HEALTHY. Raises the first failure, naming the instance."""
+    them HEALTHY (those still Starting: an update may have drained one meanwhile). Raises the
+    first failure, naming the instance."""
 
     def wait(instance: EndpointInstance) -> None:
         try:
@@ -196,19 +214,28 @@ def await_healthy(runtime: Runtime, started: Sequence[EndpointInstance]) -> None
         for future in [pool.submit(wait, instance) for instance in started]:
             future.result()
     now = timezone.now()
-    EndpointInstance.objects.filter(pk__in=[i.pk for i in started]).update(
-        status=InstanceStatus.HEALTHY, healthy_at=now, last_check_at=now
-    )
+    for instance in started:
+        instance_transition(
+            instance=instance,
+            status=InstanceStatus.HEALTHY,
+            expect=InstanceStatus.STARTING,
+            actor=by,
+            why="it answers /ping",
+            healthy_at=now,
+            last_check_at=now,
+        )
 
 
-def bring_up(runtime: Runtime, endpoint: Endpoint, config: EndpointConfig) -> list[int]:
+def bring_up(
+    runtime: Runtime, endpoint: Endpoint, config: EndpointConfig, by: Component
+) -> list[int]:
     """Start every instance of every variant of `config` and wait until all are healthy.
     On failure the caller removes what was started (found by endpoint and config)."""
     started: list[EndpointInstance] = []
     for variant in config.variants.select_related("model__package__group").order_by("id"):
         for _ in range(variant.instance_count):
-            started.append(start_instance(runtime, endpoint, config, variant))
-    await_healthy(runtime, started)
+            started.append(start_instance(runtime, endpoint, config, variant, by))
+    await_healthy(runtime, started, by)
     return [instance.pk for instance in started]
 
 
@@ -234,11 +261,23 @@ def remove_containers(runtime: Runtime, container_ids: Iterable[str], grace: flo
             list(pool.map(remove, ids))
 
 
-def remove_instances(runtime: Runtime, instances: Iterable[EndpointInstance], grace: float) -> int:
+def remove_instances(
+    runtime: Runtime,
+    instances: Iterable[EndpointInstance],
+    grace: float,
+    by: Component,
+    why: str,
+) -> int:
+    """Stop and remove the instances' containers, then their rows (→ Removed, whatever each
+    was doing). Returns how many were removed."""
+    if isinstance(instances, QuerySet):
+        instances = instances.select_related("endpoint__team")  # for their transitions
     instances = list(instances)
     remove_containers(runtime, [i.container_id for i in instances], grace)
-    EndpointInstance.objects.filter(pk__in=[i.pk for i in instances]).delete()
-    return len(instances)
+    return sum(
+        instance_transition(instance=i, status=InstanceStatus.REMOVED, actor=by, why=why)
+        for i in instances
+    )
 
 
 def release_network(runtime: Runtime, team_slug: str) -> None:

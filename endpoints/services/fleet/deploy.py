@@ -18,6 +18,7 @@ from endpoints.services.fleet.containers import (
     remove_containers,
     remove_instances,
 )
+from endpoints.services.instances import Component
 from endpoints.services.lifecycle import IllegalTransition, endpoint_transition
 from jobs.runner import instance_label
 from jobs.runtime import get_runtime
@@ -33,15 +34,28 @@ def deploy_endpoint(endpoint_id: int) -> None:
     if endpoint is None or endpoint.status != EndpointStatus.CREATING:
         return
     runtime = get_runtime()
+    by = Component.DEPLOYMENT
     # A redelivered task: what an earlier attempt started is not known to be healthy.
-    remove_instances(runtime, EndpointInstance.objects.filter(endpoint=endpoint), 0)
+    remove_instances(
+        runtime,
+        EndpointInstance.objects.filter(endpoint=endpoint),
+        0,
+        by,
+        "an earlier attempt's, not known to be healthy: the deployment starts again",
+    )
     started_at = time.monotonic()
     try:
-        bring_up(runtime, endpoint, endpoint.config)
+        bring_up(runtime, endpoint, endpoint.config, by)
     except Exception as exc:
-        remove_instances(runtime, EndpointInstance.objects.filter(endpoint_id=endpoint_id), 0)
-        release_network(runtime, endpoint.team.slug)
         reason = failure(exc)
+        remove_instances(
+            runtime,
+            EndpointInstance.objects.filter(endpoint_id=endpoint_id),
+            0,
+            by,
+            f"the deployment failed: {reason}",
+        )
+        release_network(runtime, endpoint.team.slug)
         with contextlib.suppress(IllegalTransition, Endpoint.DoesNotExist):  # deleted meanwhile
             endpoint_transition(
                 endpoint_id=endpoint_id,
@@ -62,7 +76,13 @@ def deploy_endpoint(endpoint_id: int) -> None:
         )
     except (IllegalTransition, Endpoint.DoesNotExist):
         # Deleted while starting: the deletion removes the instances (and so do we).
-        remove_instances(runtime, EndpointInstance.objects.filter(endpoint_id=endpoint_id), 0)
+        remove_instances(
+            runtime,
+            EndpointInstance.objects.filter(endpoint_id=endpoint_id),
+            0,
+            by,
+            "the endpoint is being deleted",
+        )
 
 
 def delete_endpoint(endpoint_id: int) -> None:
@@ -71,7 +91,11 @@ def delete_endpoint(endpoint_id: int) -> None:
         return
     runtime = get_runtime()
     remove_instances(
-        runtime, EndpointInstance.objects.filter(endpoint=endpoint), STOP_GRACE_SECONDS
+        runtime,
+        EndpointInstance.objects.filter(endpoint=endpoint),
+        STOP_GRACE_SECONDS,
+        Component.DELETION,
+        "the endpoint is deleted",
     )
     # Containers whose rows a crashed attempt never wrote.
     leftovers = runtime.find(

@@ -22,6 +22,7 @@ from endpoints.services.fleet.containers import (
     startup_timeout,
 )
 from endpoints.services.fleet.recovery import remove_idle_networks, remove_orphans, resume_stuck
+from endpoints.services.instances import Component, instance_transition
 from endpoints.services.lifecycle import endpoint_event
 from jobs.runtime import get_runtime
 from jobs.runtime.base import ContainerNotFound, Runtime
@@ -53,20 +54,25 @@ def heal_instance(instance_id: int) -> None:
     )
     endpoint = bad.endpoint
     runtime = get_runtime()
+    by = Component.HEALING
     if endpoint.status not in SERVING_STATUSES or bad.config_id != endpoint.config_id:
-        remove_instances(runtime, [bad], 0)  # nothing to replace it for
+        why = f"not replaced: the endpoint is {endpoint.status} with config {endpoint.config.name}"
+        remove_instances(runtime, [bad], 0, by, why)  # nothing to replace it for
         return
     variant = endpoint.config.variants.select_related("model").filter(name=bad.variant_name).first()
     if variant is None:
-        remove_instances(runtime, [bad], 0)
+        why = f"not replaced: config {endpoint.config.name} has no variant {bad.variant_name}"
+        remove_instances(runtime, [bad], 0, by, why)
         return
-    replacement = new_instance(endpoint, endpoint.config, variant)
+    replacement = new_instance(
+        endpoint, endpoint.config, variant, by, f"to replace {bad.container_name}"
+    )
     try:
-        start_container(runtime, endpoint, variant, replacement)
-        await_healthy(runtime, [replacement])
+        start_container(runtime, endpoint, variant, replacement, by)
+        await_healthy(runtime, [replacement], by)
     except Exception as exc:
         reason = failure(exc)
-        remove_instances(runtime, EndpointInstance.objects.filter(pk=replacement.pk), 0)
+        remove_instances(runtime, [replacement], 0, by, f"it did not come up: {reason}")
         engine_error = _engine_error(runtime)
         if engine_error:
             # Not the model's doing, and nothing can start until the engine is back: the
@@ -83,7 +89,7 @@ def heal_instance(instance_id: int) -> None:
             message=f"Replacing {bad.container_name} failed (will retry): {reason}",
         )
         return
-    remove_instances(runtime, [bad], 0)
+    remove_instances(runtime, [bad], 0, by, f"replaced by {replacement.container_name}")
     endpoint_event(
         endpoint=endpoint,
         message=(
@@ -204,10 +210,12 @@ def check_endpoints() -> dict[str, int]:
                 last_check_at=now, consecutive_failures=failures
             )
             continue
-        moved = EndpointInstance.objects.filter(
-            pk=instance.pk, status=InstanceStatus.HEALTHY
-        ).update(
+        moved = instance_transition(
+            instance=instance,
             status=InstanceStatus.UNHEALTHY,
+            expect=InstanceStatus.HEALTHY,
+            actor=Component.HEALTH_CHECK,
+            why=probe.why,
             last_check_at=now,
             consecutive_failures=failures,
             message=probe.why,

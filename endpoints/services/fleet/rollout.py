@@ -21,6 +21,7 @@ from endpoints.services.fleet.containers import (
     failure,
     remove_instances,
 )
+from endpoints.services.instances import Component, instance_transition
 from endpoints.services.lifecycle import IllegalTransition, endpoint_event, endpoint_transition
 from jobs.runtime import get_runtime
 from jobs.runtime.base import Runtime
@@ -46,24 +47,38 @@ def roll_out_endpoint(endpoint_id: int) -> None:
     if new_config is None:
         return
     runtime = get_runtime()
+    by = Component.ROLL_OUT
     stale = EndpointInstance.objects.filter(endpoint=endpoint, config=new_config)
     if new_config.pk != endpoint.config_id:
-        remove_instances(runtime, stale, 0)  # an earlier attempt's, not known to be healthy
+        remove_instances(
+            runtime,
+            stale,
+            0,
+            by,
+            "an earlier attempt's, not known to be healthy: the update starts again",
+        )
     started_at = time.monotonic()
     try:
-        new_ids = bring_up(runtime, endpoint, new_config)
+        new_ids = bring_up(runtime, endpoint, new_config, by)
     except Exception as exc:
         _roll_back(runtime, endpoint, new_config, failure(exc))
         return
     with transaction.atomic():
         old = list(
-            EndpointInstance.objects.select_for_update()
+            EndpointInstance.objects.select_for_update(of=("self",))
             .filter(endpoint_id=endpoint_id)
             .exclude(pk__in=new_ids)
+            .select_related("endpoint__team")
         )
-        EndpointInstance.objects.filter(pk__in=[i.pk for i in old]).update(
-            status=InstanceStatus.DRAINING
-        )
+        for instance in old:
+            if instance.status != InstanceStatus.DRAINING:  # one a crashed attempt drained
+                instance_transition(
+                    instance=instance,
+                    status=InstanceStatus.DRAINING,
+                    expect=instance.status,  # read under the lock
+                    actor=by,
+                    why=f"config {new_config.name} serves now; stopped in {DRAIN_SECONDS:g} s",
+                )
         try:
             endpoint_transition(
                 endpoint_id=endpoint_id,
@@ -82,7 +97,9 @@ def roll_out_endpoint(endpoint_id: int) -> None:
             transaction.set_rollback(True)
             return  # deleted meanwhile: the deletion removes every instance
     time.sleep(DRAIN_SECONDS)
-    removed = remove_instances(runtime, old, STOP_GRACE_SECONDS)
+    removed = remove_instances(
+        runtime, old, STOP_GRACE_SECONDS, by, f"drained: config {new_config.name} serves"
+    )
     staged_models_prune()  # the old config's models, unless something else serves them
     endpoint = Endpoint.objects.select_related("team").get(pk=endpoint_id)
     endpoint_event(endpoint=endpoint, message=f"Drained and stopped {removed} old instance(s)")
@@ -90,7 +107,11 @@ def roll_out_endpoint(endpoint_id: int) -> None:
 
 def _roll_back(runtime: Runtime, endpoint: Endpoint, new_config: EndpointConfig, why: str) -> None:
     remove_instances(
-        runtime, EndpointInstance.objects.filter(endpoint=endpoint, config=new_config), 0
+        runtime,
+        EndpointInstance.objects.filter(endpoint=endpoint, config=new_config),
+        0,
+        Component.ROLL_OUT,
+        f"the update to config {new_config.name} failed and is rolled back: {why}",
     )
     serving = EndpointInstance.objects.filter(
         endpoint=endpoint, config_id=endpoint.config_id, status=InstanceStatus.HEALTHY
