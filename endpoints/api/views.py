@@ -115,6 +115,17 @@ class EndpointEventSerializer(TransitionSerializer):
         ref_name = "EndpointEvent"  # the schema's component; `Event` alone is ambiguous
 
 
+class InstanceTransitionSerializer(TransitionSerializer):
+    """The shape of every transition log, naming the instance (which may be gone)."""
+
+    class Meta:
+        ref_name = "InstanceTransition"
+
+    instance = Int64Field(source="instance_id")
+    container = serializers.CharField(source="container_name")
+    variant = serializers.CharField(source="variant_name")
+
+
 class EndpointSerializer(serializers.Serializer[Any]):
     name = serializers.CharField()
     team = serializers.CharField(source="team.slug")
@@ -140,6 +151,7 @@ class EndpointDetailSerializer(EndpointSerializer):
     variants = VariantSerializer(many=True, source="config.variants.all")
     instances = serializers.SerializerMethodField()
     events = serializers.SerializerMethodField()
+    instance_history = serializers.SerializerMethodField()
 
     def get_instances(self, endpoint: Endpoint) -> list[dict[str, Any]]:
         data = InstanceSerializer(endpoint.instances.all(), many=True).data
@@ -151,6 +163,16 @@ class EndpointDetailSerializer(EndpointSerializer):
     @extend_schema_field(EndpointEventSerializer(many=True))
     def get_events(self, endpoint: Endpoint) -> list[dict[str, Any]]:
         return list(EndpointEventSerializer(selectors.endpoint_events(endpoint), many=True).data)
+
+    @extend_schema_field(
+        InstanceTransitionSerializer(
+            many=True,
+            help_text=f"the latest {selectors.HISTORY_SHOWN} moves of its instances, newest first",
+        )
+    )
+    def get_instance_history(self, endpoint: Endpoint) -> list[dict[str, Any]]:
+        history = selectors.endpoint_instance_history(endpoint)
+        return list(InstanceTransitionSerializer(history, many=True).data)
 
 
 class TrafficTotalsSerializer(serializers.Serializer[Any]):

@@ -20,7 +20,7 @@ from studio.accounts.models import Team
 from tests.factories import make_team, make_user
 
 COMMON = {"from_status", "to_status", "message", "actor", "at"}
-LOGS = ("JobTransition", "PackageTransition", "EndpointEvent")
+LOGS = ("JobTransition", "PackageTransition", "EndpointEvent", "InstanceTransition")
 
 
 def test_the_schema_gives_every_log_the_same_common_fields() -> None:
