@@ -181,17 +181,6 @@ def engine(monkeypatch: pytest.MonkeyPatch, settings: Any) -> ScriptedEngine:
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """The tasks the check hands to workers, recorded instead of sent."""
-    calls: list[tuple[str, int]] = []
-    for name in ("heal_instance", "deploy_endpoint", "roll_out_endpoint", "delete_endpoint"):
-        monkeypatch.setattr(
-            f"endpoints.tasks.{name}.delay", lambda pk, name=name: calls.append((name, pk))
-        )
-    return calls
-
-
-@pytest.fixture
 def live() -> Iterator[PingServer]:
     server = PingServer()
     yield server

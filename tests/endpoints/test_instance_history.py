@@ -15,7 +15,6 @@ import docker
 import pytest
 from django.db import connection
 
-import endpoints.gateway
 from endpoints.models import EndpointInstance, EndpointStatus, InstanceTransition
 from endpoints.models import InstanceStatus as Status
 from endpoints.services.fleet import deploy, health, rollout
@@ -70,19 +69,6 @@ def status_writes() -> Iterator[StatusWrites]:
 
     with connection.execute_wrapper(guard):
         yield seen
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """The tasks the services and the check hand to workers: run below, in this process."""
-    calls: list[tuple[str, int]] = []
-    for name in ("heal_instance", "deploy_endpoint", "roll_out_endpoint", "delete_endpoint"):
-        monkeypatch.setattr(
-            f"endpoints.tasks.{name}.delay", lambda pk, name=name: calls.append((name, pk))
-        )
-    endpoints.gateway.reset()
-    yield calls
-    endpoints.gateway.reset()
 
 
 def history(endpoint_id: int, since: int = 0) -> list[tuple[str, str, str, str, str]]:
