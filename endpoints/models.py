@@ -9,7 +9,9 @@ objects, plus what runs them), and the traffic each endpoint served.
 - `Endpoint`: a name the data plane answers to, serving one config. Status has one writer,
   `endpoints.services.lifecycle.endpoint_transition`; every change appends an `EndpointEvent`.
 - `EndpointInstance`: one serving container. Only HEALTHY instances of the endpoint's current
-  config receive traffic.
+  config receive traffic. Status has one writer,
+  `endpoints.services.instances.instance_transition`; every change appends an
+  `InstanceTransition`, which outlives the instance (the endpoint page's instance history).
 - `InvocationStat`: what one data-plane process counted for one variant in one time bucket.
   Rows are only ever inserted (several web processes count the same bucket at once); charts
   add them up.
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+
+from studio.transitions import TransitionLog
 
 
 class ServingModel(models.Model):
@@ -145,18 +149,10 @@ class Endpoint(models.Model):
         return self.name
 
 
-class EndpointEvent(models.Model):
+class EndpointEvent(TransitionLog):
     """Append-only history: status changes (from/to set) and what happened to instances."""
 
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=16, blank=True)
-    to_status = models.CharField(max_length=16, blank=True)
-    message = models.TextField(blank=True)
-    actor_name = models.CharField(max_length=150)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["at", "id"]
 
     def __str__(self) -> str:
         return f"{self.from_status}->{self.to_status}: {self.message[:60]}"
@@ -167,6 +163,29 @@ class InstanceStatus(models.TextChoices):
     HEALTHY = "Healthy", "Healthy"  # answers /ping; receives traffic (if its config is current)
     UNHEALTHY = "Unhealthy", "Unhealthy"  # died or failed /ping; no traffic; being replaced
     DRAINING = "Draining", "Draining"  # its config was replaced; finishing in-flight requests
+    # Its container stopped and removed: the last row of its history. No instance row holds
+    # it (the row is deleted with the container; rows in rotation are all there is to route).
+    REMOVED = "Removed", "Removed"
+
+
+# "" is where an instance comes from: the row is recorded (Starting) before its container
+# starts, so that a container is never without a row.
+NEW_INSTANCE = ""
+INSTANCE_TRANSITIONS: dict[str, frozenset[str]] = {
+    NEW_INSTANCE: frozenset({InstanceStatus.STARTING}),
+    # Draining from any status: an update drains every instance of the config it replaces,
+    # whatever it is doing (one being started or replaced included).
+    InstanceStatus.STARTING: frozenset(
+        {InstanceStatus.HEALTHY, InstanceStatus.DRAINING, InstanceStatus.REMOVED}
+    ),
+    InstanceStatus.HEALTHY: frozenset(
+        {InstanceStatus.UNHEALTHY, InstanceStatus.DRAINING, InstanceStatus.REMOVED}
+    ),
+    # Never healthy again: an unhealthy instance is replaced, not revived.
+    InstanceStatus.UNHEALTHY: frozenset({InstanceStatus.DRAINING, InstanceStatus.REMOVED}),
+    InstanceStatus.DRAINING: frozenset({InstanceStatus.REMOVED}),
+    InstanceStatus.REMOVED: frozenset(),
+}
 
 
 class EndpointInstance(models.Model):
@@ -194,6 +213,30 @@ class EndpointInstance(models.Model):
 
     def __str__(self) -> str:
         return self.container_name or f"instance {self.pk}"
+
+
+class InstanceTransition(TransitionLog):
+    """Append-only history of an endpoint's instances: one row per status change (from ""
+    when recorded, to Removed when gone). Instance rows are deleted with their containers and
+    their history stays with the endpoint, so a row names its instance (id, container,
+    variant) instead of pointing at it."""
+
+    # Indexed with created_at below (an index of its own would repeat that one's prefix).
+    endpoint = models.ForeignKey(
+        Endpoint, on_delete=models.CASCADE, related_name="instance_transitions", db_index=False
+    )
+    instance_id = models.BigIntegerField()
+    container_name = models.CharField(max_length=128, blank=True)
+    variant_name = models.CharField(max_length=63)
+
+    class Meta(TransitionLog.Meta):
+        indexes = [
+            # The endpoint page reads an endpoint's newest rows.
+            models.Index(fields=["endpoint", "created_at"], name="insttransition_endpoint_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.container_name}: {self.from_status or '-'} -> {self.to_status}"
 
 
 class InvocationStat(models.Model):

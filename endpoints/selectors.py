@@ -18,6 +18,7 @@ from endpoints.models import (
     EndpointEvent,
     EndpointInstance,
     InstanceStatus,
+    InstanceTransition,
     InvocationStat,
     ProductionVariant,
     ServingModel,
@@ -29,6 +30,7 @@ from studio.errors import NotFound, ValidationError
 User = AbstractBaseUser | AnonymousUser
 M = TypeVar("M", bound=Model)
 EVENTS_SHOWN = 100
+HISTORY_SHOWN = 100  # moves of an endpoint's instances shown on its page and in its API
 
 
 def team_or_default(user: User, slug: str | None) -> Team:
@@ -94,8 +96,19 @@ def endpoint_for_user(user: User, name: str, *, team: str | None = None) -> Endp
 
 def endpoint_events(endpoint: Endpoint, limit: int = EVENTS_SHOWN) -> list[EndpointEvent]:
     """The latest events, oldest first."""
-    latest = list(EndpointEvent.objects.filter(endpoint=endpoint).order_by("-at", "-id")[:limit])
+    latest = list(
+        EndpointEvent.objects.filter(endpoint=endpoint).order_by("-created_at", "-id")[:limit]
+    )
     return latest[::-1]
+
+
+def endpoint_instance_history(
+    endpoint: Endpoint, limit: int = HISTORY_SHOWN
+) -> list[InstanceTransition]:
+    """The latest moves of the endpoint's instances (those gone included), newest first."""
+    return list(
+        InstanceTransition.objects.filter(endpoint=endpoint).order_by("-created_at", "-id")[:limit]
+    )
 
 
 def configs_for_user(user: User) -> QuerySet[EndpointConfig]:

@@ -1,6 +1,6 @@
-"""The endpoint pages: the team's endpoints, an endpoint's page (variants, instances, events,
-traffic charts, the update form, Delete, the "try it" console), deploying an Approved package,
-and the dashboard card.
+"""The endpoint pages: the team's endpoints, an endpoint's page (variants, instances and their
+history, events, traffic charts, the update form, Delete, the "try it" console), deploying an
+Approved package, and the dashboard card.
 
 Like every UI view: parse, call the endpoints services and selectors, render. Service errors
 become field errors or messages, never a 500.
@@ -65,6 +65,7 @@ INSTANCE_COLOURS: dict[str, str] = {
     InstanceStatus.HEALTHY: "green",
     InstanceStatus.UNHEALTHY: "red",
     InstanceStatus.DRAINING: "orange",
+    InstanceStatus.REMOVED: "gray",
 }
 INSTANCE_LABELS: dict[str, str] = {value: str(label) for value, label in InstanceStatus.choices}
 
@@ -235,6 +236,7 @@ def _detail(
     traffic, charts = _traffic_charts(endpoint)
     instances = list(endpoint.instances.all())
     events = selectors.endpoint_events(endpoint)
+    history = selectors.endpoint_instance_history(endpoint)
     pending = list(endpoint.pending_config.variants.all()) if endpoint.pending_config else []
     return render(
         request,
@@ -252,6 +254,16 @@ def _detail(
                     "current": instance.config_id == endpoint.config_id,
                 }
                 for instance in instances
+            ],
+            "instance_history": [
+                {
+                    "row": move,
+                    "from_colour": INSTANCE_COLOURS.get(move.from_status, "gray"),
+                    "from_label": INSTANCE_LABELS.get(move.from_status, move.from_status),
+                    "colour": INSTANCE_COLOURS.get(move.to_status, "gray"),
+                    "label": INSTANCE_LABELS.get(move.to_status, move.to_status),
+                }
+                for move in history
             ],
             "events": [
                 {"row": event, "colour": status_colour(event.to_status) if event.to_status else ""}

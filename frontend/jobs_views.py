@@ -301,7 +301,12 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
             "colour": status_colour(job.status),
             "terminal": terminal,
             "transitions": [
-                {"row": row, "colour": status_colour(row.status)} for row in transitions
+                {
+                    "row": row,
+                    "colour": status_colour(row.to_status),
+                    "label": JobStatus(row.to_status).label,
+                }
+                for row in transitions
             ],
             "log_lines": log_lines,
             "log_total": job.log_line_count,

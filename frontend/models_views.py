@@ -221,7 +221,11 @@ def model_package(request: AuthedRequest, name: str, version: int) -> HttpRespon
             "approvals": shown.approvals,
             "votes_decided": shown.decided,
             "transitions": [
-                {"row": t, "colour": approval_colour(t.to_status)}
+                {
+                    "row": t,
+                    "colour": approval_colour(t.to_status),
+                    "label": APPROVAL_LABELS.get(t.to_status, t.to_status),
+                }
                 for t in package.transitions.all()
             ],
             "may_decide": selectors.package_may_decide(request.user, package),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from studio.transitions import TransitionLog
+
 
 class JobStatus(models.TextChoices):
     PENDING = "Pending", "Pending"  # accepted, waiting for a worker
@@ -165,21 +167,15 @@ class Job(models.Model):
         return self.status in TERMINAL_STATUSES
 
 
-class JobTransition(models.Model):
-    """Append-only history of a job's primary and secondary status."""
+class JobTransition(TransitionLog):
+    """Append-only history of a job's primary status (`from_status` → `to_status`, the same
+    while only the secondary status moves) and secondary status."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="transitions")
-    status = models.CharField(max_length=16, choices=JobStatus.choices)
     secondary_status = models.CharField(max_length=32, choices=SecondaryStatus.choices)
-    message = models.CharField(max_length=512, blank=True)
-    actor_name = models.CharField(max_length=150)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.status}/{self.secondary_status}"
+        return f"{self.to_status}/{self.secondary_status}"
 
 
 class JobLogLine(models.Model):

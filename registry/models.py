@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from studio.transitions import TransitionLog
+
 
 class ApprovalStatus(models.TextChoices):
     # SageMaker's ModelApprovalStatus values.
@@ -138,18 +140,11 @@ class ApprovalVote(models.Model):
         return f"{self.decision} by {self.actor_id}"
 
 
-class ApprovalTransition(models.Model):
-    """Append-only history of a package's approval status."""
+class ApprovalTransition(TransitionLog):
+    """Append-only history of a package's approval status; `message` is the decider's
+    comment (the API shows it as `comment` too)."""
 
     package = models.ForeignKey(ModelPackage, on_delete=models.CASCADE, related_name="transitions")
-    from_status = models.CharField(max_length=24, choices=ApprovalStatus.choices)
-    to_status = models.CharField(max_length=24, choices=ApprovalStatus.choices)
-    comment = models.TextField()
-    actor_name = models.CharField(max_length=150)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["at", "id"]
 
     def __str__(self) -> str:
         return f"{self.from_status} -> {self.to_status}"

@@ -16,7 +16,14 @@ from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from endpoints import selectors
-from endpoints.models import Endpoint, EndpointConfig, EndpointInstance, ServingModel
+from endpoints.api.serializers import (
+    ConfigSerializer,
+    EndpointDetailSerializer,
+    EndpointSerializer,
+    ModelSerializer,
+    TrafficSerializer,
+)
+from endpoints.models import EndpointConfig, ServingModel
 from endpoints.services.lifecycle import (
     endpoint_create,
     endpoint_delete,
@@ -42,143 +49,6 @@ from studio.errors import NotFound, ValidationError
 
 class NamePagination(CursorPagination):
     ordering = "name"
-
-
-# --- output -----------------------------------------------------------------------------------
-
-
-class ModelSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField()
-    team = serializers.CharField(source="team.slug")
-    package = serializers.SerializerMethodField()
-    image = serializers.CharField()
-    artifact_uri = serializers.CharField()
-    environment = serializers.DictField(child=serializers.CharField())
-    created_by = serializers.CharField(source="created_by.username", default=None)
-    created_at = serializers.DateTimeField()
-
-    def get_package(self, model: ServingModel) -> str | None:
-        package = model.package
-        return None if package is None else f"{package.group.name}/{package.version}"
-
-
-class VariantSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField()
-    model = serializers.CharField(source="model.name")
-    package = serializers.SerializerMethodField()
-    approval_status = serializers.SerializerMethodField()
-    instance_type = serializers.CharField()
-    instance_count = Int64Field()
-    initial_weight = serializers.FloatField()
-
-    def get_package(self, variant: Any) -> str | None:
-        package = variant.model.package
-        return None if package is None else f"{package.group.name}/{package.version}"
-
-    def get_approval_status(self, variant: Any) -> str | None:
-        package = variant.model.package
-        return None if package is None else f"{package.approval_status}"
-
-
-class ConfigSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField()
-    team = serializers.CharField(source="team.slug")
-    variants = VariantSerializer(many=True, source="variants.all")
-    created_by = serializers.CharField(source="created_by.username", default=None)
-    created_at = serializers.DateTimeField()
-
-
-class InstanceSerializer(serializers.Serializer[Any]):
-    container = serializers.CharField(source="container_name")
-    variant = serializers.CharField(source="variant_name")
-    config = serializers.SerializerMethodField()
-    status = serializers.CharField()
-    address = serializers.SerializerMethodField()
-    message = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    healthy_at = serializers.DateTimeField(allow_null=True)
-    last_check_at = serializers.DateTimeField(allow_null=True)
-
-    def get_config(self, instance: EndpointInstance) -> int:
-        return instance.config_id
-
-    def get_address(self, instance: EndpointInstance) -> str | None:
-        return f"{instance.host}:{instance.port}" if instance.port else None
-
-
-class EventSerializer(serializers.Serializer[Any]):
-    from_status = serializers.CharField()
-    to_status = serializers.CharField()
-    message = serializers.CharField()
-    actor = serializers.CharField(source="actor_name")
-    at = serializers.DateTimeField()
-
-
-class EndpointSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField()
-    team = serializers.CharField(source="team.slug")
-    status = serializers.CharField()
-    config = serializers.CharField(source="config.name")
-    pending_config = serializers.CharField(
-        source="pending_config.name", default=None, allow_null=True
-    )
-    failure_reason = serializers.CharField()
-    attention = serializers.CharField()
-    instance_count = Int64Field(default=None, allow_null=True)
-    healthy_count = Int64Field(default=None, allow_null=True)
-    invocation_url = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-
-    def get_invocation_url(self, endpoint: Endpoint) -> str:
-        return f"/endpoints/{endpoint.name}/invocations"
-
-
-class EndpointDetailSerializer(EndpointSerializer):
-    variants = VariantSerializer(many=True, source="config.variants.all")
-    instances = serializers.SerializerMethodField()
-    events = serializers.SerializerMethodField()
-
-    def get_instances(self, endpoint: Endpoint) -> list[dict[str, Any]]:
-        data = InstanceSerializer(endpoint.instances.all(), many=True).data
-        current = endpoint.config_id
-        for row, instance in zip(data, endpoint.instances.all(), strict=True):
-            row["current"] = instance.config_id == current
-        return list(data)
-
-    def get_events(self, endpoint: Endpoint) -> list[dict[str, Any]]:
-        return list(EventSerializer(selectors.endpoint_events(endpoint), many=True).data)
-
-
-class TrafficTotalsSerializer(serializers.Serializer[Any]):
-    count = Int64Field()
-    errors_4xx = Int64Field()
-    errors_5xx = Int64Field()
-
-
-class TrafficPointSerializer(TrafficTotalsSerializer):
-    """One variant's time bucket (`selectors.endpoint_traffic`); latencies from the merged
-    histograms, None without requests."""
-
-    at = serializers.DateTimeField()
-    mean_ms = serializers.FloatField(allow_null=True)
-    p50_ms = serializers.FloatField(allow_null=True)
-    p90_ms = serializers.FloatField(allow_null=True)
-    p99_ms = serializers.FloatField(allow_null=True)
-    max_ms = serializers.FloatField()
-
-
-class TrafficSerializer(serializers.Serializer[Any]):
-    """The schema of the traffic answer (the view returns the selector's dict as it is)."""
-
-    since = serializers.DateTimeField()
-    bucket_seconds = Int64Field()
-    totals = TrafficTotalsSerializer()
-    variants = serializers.DictField(
-        child=serializers.ListField(child=TrafficPointSerializer()),
-        help_text="per variant name, its buckets with traffic, oldest first",
-    )
 
 
 # --- input helpers ----------------------------------------------------------------------------

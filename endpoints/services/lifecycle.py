@@ -37,19 +37,15 @@ from studio.accounts.services import require_permission
 from studio.audit.services import audit_record
 from studio.errors import Conflict, NotFound, ValidationError
 from studio.events import publish_team_event
+from studio.transitions import actor_label
 from studio.webhooks.services import webhooks_emit
 
 Actor = AbstractBaseUser | AnonymousUser | None
-SYSTEM = "system"
 REASON_LIMIT = 4000
 
 
 class IllegalTransition(Conflict):
     pass
-
-
-def _actor_name(actor: Actor) -> str:
-    return actor.get_username() if isinstance(actor, User) else SYSTEM
 
 
 def endpoint_payload(endpoint: Endpoint) -> dict[str, Any]:
@@ -69,7 +65,7 @@ def endpoint_event(*, endpoint: Endpoint, message: str, actor: Actor = None) -> 
     """Something happened to the endpoint's instances (not a status change): recorded and
     shown live on the endpoint page."""
     EndpointEvent.objects.create(
-        endpoint=endpoint, message=message[:REASON_LIMIT], actor_name=_actor_name(actor)
+        endpoint=endpoint, message=message[:REASON_LIMIT], actor_name=actor_label(actor)
     )
     publish_team_event(
         team_id=endpoint.team_id,
@@ -117,7 +113,7 @@ def endpoint_transition(
             from_status=current,
             to_status=status,
             message=message[:REASON_LIMIT],
-            actor_name=_actor_name(actor),
+            actor_name=actor_label(actor),
         )
         payload = {**endpoint_payload(endpoint), "from": current, "message": message[:500]}
         webhooks_emit(team=endpoint.team, event_type="endpoint.status_changed", payload=payload)
@@ -132,7 +128,7 @@ def endpoint_transition(
             team_id=endpoint.team_id,
             team_slug=endpoint.team.slug,
             event="endpoint.status",
-            data={**payload, "actor": _actor_name(actor)},
+            data={**payload, "actor": actor_label(actor)},
         )
     return endpoint
 
@@ -163,7 +159,7 @@ def endpoint_create(*, team: Team, actor: Actor, name: str, config: EndpointConf
                 endpoint=endpoint,
                 to_status=EndpointStatus.CREATING,
                 message=f"Creating with config {config.name}",
-                actor_name=_actor_name(actor),
+                actor_name=actor_label(actor),
             )
             audit_record(
                 actor=actor,
@@ -176,7 +172,7 @@ def endpoint_create(*, team: Team, actor: Actor, name: str, config: EndpointConf
                 team_id=team.pk,
                 team_slug=team.slug,
                 event="endpoint.status",
-                data={**endpoint_payload(endpoint), "from": None, "actor": _actor_name(actor)},
+                data={**endpoint_payload(endpoint), "from": None, "actor": actor_label(actor)},
             )
             _send("deploy_endpoint", endpoint.pk)
     except IntegrityError:
@@ -300,13 +296,13 @@ def endpoints_flag_rejected_package(*, package: ModelPackage, actor: Actor, comm
     for endpoint in endpoints_serving_package(package):
         note = (
             f"Model package {package.group.name}/{package.version} was rejected by "
-            f"{_actor_name(actor)}: {comment}. This endpoint still serves it; update it to an "
+            f"{actor_label(actor)}: {comment}. This endpoint still serves it; update it to an "
             "approved model or delete it."
         )
         Endpoint.objects.filter(pk=endpoint.pk).update(attention=note[:REASON_LIMIT])
         endpoint.attention = note
         EndpointEvent.objects.create(
-            endpoint=endpoint, message=note[:REASON_LIMIT], actor_name=_actor_name(actor)
+            endpoint=endpoint, message=note[:REASON_LIMIT], actor_name=actor_label(actor)
         )
         payload = {
             **endpoint_payload(endpoint),
@@ -324,7 +320,7 @@ def endpoints_flag_rejected_package(*, package: ModelPackage, actor: Actor, comm
             team_id=endpoint.team_id,
             team_slug=endpoint.team.slug,
             event="endpoint.attention",
-            data={**payload, "actor": _actor_name(actor)},
+            data={**payload, "actor": actor_label(actor)},
         )
         flagged += 1
     return flagged

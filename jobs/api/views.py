@@ -26,19 +26,20 @@ from studio.accounts.models import Team
 from studio.accounts.selectors import default_team_for_user, in_team, team_for_user
 from studio.api.fields import Int64Field
 from studio.api.pagination import CursorPagination
+from studio.api.transitions import TransitionSerializer
 from studio.api.views import StudioAPIView
 from studio.errors import ValidationError
 
 
-class TransitionSerializer(serializers.Serializer[Any]):
+class JobTransitionSerializer(TransitionSerializer):
+    """The shape of every transition log, with the job's secondary status; `status` is
+    `to_status` (the name this API gave it first)."""
+
     class Meta:
         ref_name = "JobTransition"  # the schema's component; `Transition` alone is ambiguous
 
-    status = serializers.CharField()
+    status = serializers.CharField(source="to_status")
     secondary_status = serializers.CharField()
-    message = serializers.CharField()
-    actor = serializers.CharField(source="actor_name")
-    at = serializers.DateTimeField()
 
 
 class ProgressSerializer(serializers.Serializer[Any]):
@@ -92,7 +93,7 @@ class JobSerializer(serializers.Serializer[Any]):
 
 
 class JobDetailSerializer(JobSerializer):
-    transitions = TransitionSerializer(many=True)
+    transitions = JobTransitionSerializer(many=True)
     downloads = serializers.SerializerMethodField()
 
     def get_downloads(self, job: Any) -> dict[str, str]:

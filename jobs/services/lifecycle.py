@@ -119,7 +119,8 @@ def job_transition(
         user = actor if isinstance(actor, User) else None
         JobTransition.objects.create(
             job_id=job_id,
-            status=status,
+            from_status=current,
+            to_status=status,
             secondary_status=secondary_status,
             message=message[:512],
             actor_name=user.get_username() if user else SYSTEM,

@@ -232,7 +232,7 @@ def job_insert(
         actor_name = actor.get_username() if isinstance(actor, User) else "system"
         JobTransition.objects.create(
             job=job,
-            status=JobStatus.PENDING,
+            to_status=JobStatus.PENDING,
             secondary_status=SecondaryStatus.STARTING,
             message="Job submitted",
             actor_name=actor_name,

@@ -28,6 +28,7 @@ from studio.accounts.services import team_set_self_approval
 from studio.api.fields import Int64Field
 from studio.api.pagination import CursorPagination
 from studio.api.schema import results_of
+from studio.api.transitions import TransitionSerializer
 from studio.api.views import StudioAPIView
 from studio.errors import NotFound, ValidationError
 
@@ -49,15 +50,14 @@ class VoteSerializer(serializers.Serializer[Any]):
     at = serializers.DateTimeField()
 
 
-class TransitionSerializer(serializers.Serializer[Any]):
+class PackageTransitionSerializer(TransitionSerializer):
+    """The shape of every transition log; `comment` is `message` (the name this API gave
+    the decider's reason first)."""
+
     class Meta:
         ref_name = "PackageTransition"  # the schema's component; `Transition` alone is ambiguous
 
-    from_status = serializers.CharField()
-    to_status = serializers.CharField()
-    comment = serializers.CharField()
-    actor = serializers.CharField(source="actor_name")
-    at = serializers.DateTimeField()
+    comment = serializers.CharField(source="message")
 
 
 class PackageSerializer(serializers.Serializer[Any]):
@@ -106,7 +106,7 @@ class PackageDetailSerializer(PackageSerializer):
     content_types = serializers.ListField(child=serializers.CharField())
     response_types = serializers.ListField(child=serializers.CharField())
     lineage = serializers.SerializerMethodField()
-    transitions = TransitionSerializer(many=True)
+    transitions = PackageTransitionSerializer(many=True)
 
     def get_lineage(self, package: ModelPackage) -> dict[str, Any]:
         job = package.source_job

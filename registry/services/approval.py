@@ -152,7 +152,7 @@ def _transition(package: ModelPackage, target: str, actor: User, comment: str) -
         package=package,
         from_status=previous,
         to_status=target,
-        comment=comment,
+        message=comment,
         actor_name=actor.get_username(),
     )
     webhooks_emit(

@@ -260,7 +260,7 @@ def _register(
             package=package,
             from_status=ApprovalStatus.PENDING,
             to_status=ApprovalStatus.PENDING,
-            comment="Registered",
+            message="Registered",
             actor_name=actor.get_username() if isinstance(actor, User) else "system",
         )
         audit_record(

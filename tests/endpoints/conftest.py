@@ -119,6 +119,17 @@ def wait_for_endpoint(
 
 
 @pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """The tasks the services and the fleet hand to workers, recorded instead of sent."""
+    calls: list[tuple[str, int]] = []
+    for name in ("heal_instance", "deploy_endpoint", "roll_out_endpoint", "delete_endpoint"):
+        monkeypatch.setattr(
+            f"endpoints.tasks.{name}.delay", lambda pk, name=name: calls.append((name, pk))
+        )
+    return calls
+
+
+@pytest.fixture
 def no_container_left_behind() -> Iterator[None]:
     """A failed test must not leave serving containers running for the next ones."""
     yield

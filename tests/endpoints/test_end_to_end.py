@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from endpoints.models import Endpoint, EndpointInstance, EndpointStatus, InstanceStatus
-from endpoints.services import fleet
+from endpoints.services.fleet import containers, health
 from jobs.models import JobStatus
 from jobs.runner import instance_label
 from jobs.runtime import get_runtime
@@ -100,7 +100,7 @@ def checker() -> Iterator[None]:
         from django.db import connection
 
         while not stop.wait(0.5):
-            fleet.check_endpoints()
+            health.check_endpoints()
         connection.close()
 
     thread = threading.Thread(target=loop, daemon=True)
@@ -260,7 +260,7 @@ def test_train_register_approve_deploy_invoke_and_every_bad_input(
         time.sleep(0.1)
     assert api.get("/api/v1/endpoints/churn").status_code == 404
     assert not get_runtime().find(
-        {fleet.LABEL_ENDPOINT_ID: str(endpoint.pk), LABEL_INSTANCE: instance_label()}
+        {containers.LABEL_ENDPOINT_ID: str(endpoint.pk), LABEL_INSTANCE: instance_label()}
     )
 
 

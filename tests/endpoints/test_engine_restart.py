@@ -28,7 +28,7 @@ from django.conf import settings
 
 from endpoints.models import Endpoint, EndpointEvent, EndpointInstance, EndpointStatus
 from endpoints.models import InstanceStatus as Status
-from endpoints.services import fleet
+from endpoints.services.fleet import containers, health
 from jobs.runner import instance_label
 from jobs.runtime import get_runtime
 from jobs.runtime.base import LABEL_INSTANCE, ContainerNotFound
@@ -142,7 +142,7 @@ class Checker:
         from django.db import connection
 
         while not self._stop.wait(0.5):
-            fleet.check_endpoints()
+            health.check_endpoints()
         connection.close()
 
     def stop(self) -> None:
@@ -215,7 +215,7 @@ def test_endpoints_come_back_in_service_after_the_engine_and_the_studio_restart(
             assert endpoint.failure_reason == ""
             for instance in endpoint.instances.all():
                 assert "the Docker engine is unreachable" in instance.message
-            time.sleep(fleet.OUT_OF_ROTATION_SECONDS)  # the data plane's routing cache
+            time.sleep(containers.OUT_OF_ROTATION_SECONDS)  # the data plane's routing cache
             assert invoke().status_code == 503
             # Then the studio goes down too, as in a reboot of the host.
             checker.stop()
@@ -252,7 +252,7 @@ def test_endpoints_come_back_in_service_after_the_engine_and_the_studio_restart(
         }
         runtime = get_runtime()
         labelled = runtime.find(
-            {fleet.LABEL_ENDPOINT_ID: str(endpoint_id), LABEL_INSTANCE: instance_label()}
+            {containers.LABEL_ENDPOINT_ID: str(endpoint_id), LABEL_INSTANCE: instance_label()}
         )
         assert {state.id for state in labelled} == set(after)
         assert all(state.running for state in labelled)
@@ -286,7 +286,7 @@ def test_endpoints_come_back_in_service_after_the_engine_and_the_studio_restart(
             with contextlib.suppress(Exception):  # the engine may be why the test failed
                 runtime = get_runtime()
                 labels = {
-                    fleet.LABEL_ENDPOINT_ID: str(endpoint_id),
+                    containers.LABEL_ENDPOINT_ID: str(endpoint_id),
                     LABEL_INSTANCE: instance_label(),
                 }
                 for state in runtime.find(labels):

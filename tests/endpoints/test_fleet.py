@@ -18,9 +18,15 @@ import pytest
 from django.utils import timezone
 
 from endpoints.gateway.directory import ROUTING_TTL_SECONDS
-from endpoints.models import Endpoint, EndpointEvent, EndpointInstance, EndpointStatus
+from endpoints.models import (
+    Endpoint,
+    EndpointEvent,
+    EndpointInstance,
+    EndpointStatus,
+    InstanceTransition,
+)
 from endpoints.models import InstanceStatus as Status
-from endpoints.services import fleet
+from endpoints.services.fleet import containers, health
 from endpoints.services.lifecycle import endpoint_create, endpoint_transition
 from endpoints.services.models import VariantRequest, config_create, model_for_package
 from jobs.runtime.base import (
@@ -170,19 +176,8 @@ def container(
 def engine(monkeypatch: pytest.MonkeyPatch, settings: Any) -> ScriptedEngine:
     settings.ENDPOINT_NETWORK = ""
     scripted = ScriptedEngine()
-    monkeypatch.setattr(fleet, "get_runtime", lambda: scripted)
+    monkeypatch.setattr(health, "get_runtime", lambda: scripted)
     return scripted
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """The tasks the check hands to workers, recorded instead of sent."""
-    calls: list[tuple[str, int]] = []
-    for name in ("heal_instance", "deploy_endpoint", "roll_out_endpoint", "delete_endpoint"):
-        monkeypatch.setattr(
-            f"endpoints.tasks.{name}.delay", lambda pk, name=name: calls.append((name, pk))
-        )
-    return calls
 
 
 @pytest.fixture
@@ -229,10 +224,10 @@ def test_while_the_engine_is_away_silent_instances_leave_rotation_and_the_endpoi
     sent.clear()  # the deployment endpoint_create asked for
     engine.down = True
 
-    first = fleet.check_endpoints()
+    first = health.check_endpoints()
     assert first["engine_unreachable"] == 1
     assert EndpointInstance.objects.get(pk=silent.pk).status == Status.HEALTHY  # one miss
-    fleet.check_endpoints()
+    health.check_endpoints()
 
     silent.refresh_from_db()
     assert silent.status == Status.UNHEALTHY
@@ -245,16 +240,44 @@ def test_while_the_engine_is_away_silent_instances_leave_rotation_and_the_endpoi
     note = EndpointEvent.objects.get(endpoint=endpoint, message__contains=silent.container_name)
     assert "replaced once the engine answers again" in note.message
     assert note.actor_name == "system"
-    assert note.at is not None
+    assert note.created_at is not None
 
     # The engine is back, without the dead instance's container running: it is replaced.
     engine.down = False
     engine.containers["c-live"] = container("c-live", port=live.port)
     engine.containers["c-dead"] = container("c-dead", running=False, exit_code=143)
-    counts = fleet.check_endpoints()
+    counts = health.check_endpoints()
     assert counts["engine_unreachable"] == 0
     assert sent == [("heal_instance", silent.pk)]
     assert Endpoint.objects.get(pk=endpoint.pk).status == EndpointStatus.IN_SERVICE
+
+
+def test_the_instances_the_check_takes_out_while_the_engine_is_away_are_logged(
+    engine: ScriptedEngine, sent: list[tuple[str, int]], live: PingServer, settings: Any
+) -> None:
+    settings.RUNTIME = "process"
+    endpoint = in_service_endpoint()
+    healthy_instance(endpoint, "c-live", live.port)
+    silent = healthy_instance(endpoint, "c-dead", free_port())
+    engine.down = True
+
+    health.check_endpoints()
+    health.check_endpoints()
+
+    assert list(
+        InstanceTransition.objects.filter(endpoint=endpoint).values_list(
+            "container_name", "from_status", "to_status", "actor_name", "message"
+        )
+    ) == [
+        (
+            silent.container_name,
+            Status.HEALTHY,
+            Status.UNHEALTHY,
+            "system: health check",
+            "it did not answer /ping, and the Docker engine is unreachable "
+            "(the Docker engine is not reachable: connection refused)",
+        )
+    ]
 
 
 def test_an_instance_whose_container_restarted_at_another_port_is_followed(
@@ -267,7 +290,7 @@ def test_an_instance_whose_container_restarted_at_another_port_is_followed(
     engine.containers["c-1"] = container("c-1", port=live.port)
     sent.clear()
 
-    counts = fleet.check_endpoints()
+    counts = health.check_endpoints()
 
     assert counts["moved"] == 1
     instance.refresh_from_db()
@@ -299,7 +322,7 @@ def test_a_replacement_given_an_address_still_in_rotation_takes_that_row_out(
     stale = healthy_instance(other, "c-stale", live.port)
     engine.next_start = container("c-new", port=live.port)
 
-    fleet.heal_instance(bad.pk)
+    health.heal_instance(bad.pk)
 
     replacement = EndpointInstance.objects.get(container_id="c-new")
     assert replacement.status == Status.HEALTHY
@@ -309,6 +332,13 @@ def test_a_replacement_given_an_address_still_in_rotation_takes_that_row_out(
     stale.refresh_from_db()
     assert stale.status == Status.UNHEALTHY
     assert "was given to another container" in stale.message
+    taken_out = InstanceTransition.objects.get(endpoint=other)
+    assert (taken_out.from_status, taken_out.to_status, taken_out.actor_name) == (
+        Status.HEALTHY,
+        Status.UNHEALTHY,
+        "system: healing",
+    )
+    assert taken_out.message == stale.message
     # The team's bridge is not this host's: published on 127.0.0.1, on the team's network.
     assert engine.started[0].ports == {8080: None}
     assert engine.started[0].network_name == serving_network_name(endpoint.team.slug)
@@ -317,7 +347,7 @@ def test_a_replacement_given_an_address_still_in_rotation_takes_that_row_out(
 def test_no_container_starts_while_an_instance_left_rotation_less_than_a_routing_ttl_ago(
     engine: ScriptedEngine, live: PingServer, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert fleet.OUT_OF_ROTATION_SECONDS > ROUTING_TTL_SECONDS
+    assert containers.OUT_OF_ROTATION_SECONDS > ROUTING_TTL_SECONDS
     settings.RUNTIME = "process"
     endpoint = in_service_endpoint()
     bad = healthy_instance(endpoint, "c-bad", free_port())
@@ -328,10 +358,10 @@ def test_no_container_starts_while_an_instance_left_rotation_less_than_a_routing
     monkeypatch.setattr("time.sleep", slept.append)  # the fleet's wait, recorded
     engine.next_start = container("c-new", port=live.port)
 
-    fleet.heal_instance(bad.pk)
+    health.heal_instance(bad.pk)
 
     assert len(slept) >= 1
-    assert fleet.OUT_OF_ROTATION_SECONDS - 0.5 < slept[0] <= fleet.OUT_OF_ROTATION_SECONDS
+    assert containers.OUT_OF_ROTATION_SECONDS - 0.5 < slept[0] <= containers.OUT_OF_ROTATION_SECONDS
 
 
 def test_an_update_of_an_old_endpoint_is_not_resumed_while_it_runs(
@@ -346,6 +376,6 @@ def test_an_update_of_an_old_endpoint_is_not_resumed_while_it_runs(
     endpoint_transition(
         endpoint_id=endpoint.pk, status=EndpointStatus.UPDATING, pending_config=endpoint.config
     )
-    fleet.check_endpoints()
+    health.check_endpoints()
 
     assert ("roll_out_endpoint", endpoint.pk) not in sent

@@ -17,7 +17,7 @@ import pytest
 
 import endpoints.gateway
 from endpoints.models import Endpoint, EndpointInstance, EndpointStatus, InstanceStatus
-from endpoints.services import fleet
+from endpoints.services.fleet import deploy, health
 from endpoints.services.lifecycle import endpoint_delete, endpoint_deploy_package
 from jobs.serving import serving_network_name
 from tests.endpoints.conftest import approved_package
@@ -84,7 +84,7 @@ def test_under_endpoint_network_the_studio_joins_the_teams_network_and_nothing_i
         instance_type="ml.local.small",
         instance_count=1,
     )
-    fleet.deploy_endpoint(endpoint.pk)
+    deploy.deploy_endpoint(endpoint.pk)
     endpoint.refresh_from_db()
     assert endpoint.status == EndpointStatus.IN_SERVICE, endpoint.failure_reason
 
@@ -116,12 +116,12 @@ def test_under_endpoint_network_the_studio_joins_the_teams_network_and_nothing_i
     )
     assert response.status_code == 200, response.text
     assert response.text.startswith("net:")
-    counts = fleet.check_endpoints()
+    counts = health.check_endpoints()
     assert (counts["checked"], counts["unhealthy"], counts["moved"]) == (1, 0, 0)
     assert EndpointInstance.objects.get(pk=instance.pk).status == InstanceStatus.HEALTHY
 
     endpoint_delete(endpoint=endpoint, actor=scientist)
-    fleet.delete_endpoint(endpoint.pk)
+    deploy.delete_endpoint(endpoint.pk)
     assert not Endpoint.objects.filter(pk=endpoint.pk).exists()
     client = docker.from_env()
     try:

@@ -17,8 +17,10 @@ import pytest
 
 import endpoints.gateway
 from endpoints.models import Endpoint, EndpointInstance, EndpointStatus
-from endpoints.services import fleet
+from endpoints.services.fleet import health, recovery
+from endpoints.services.fleet.deploy import delete_endpoint, deploy_endpoint
 from endpoints.services.lifecycle import endpoint_delete, endpoint_deploy_package
+from jobs.runner import instance_label
 from jobs.runtime import get_runtime
 from jobs.runtime.base import ContainerSpec
 from jobs.serving import serving_network_name
@@ -74,7 +76,7 @@ def deploy(team: Team, name: str, *, instances: int = 1) -> Endpoint:
         instance_type="ml.local.small",
         instance_count=instances,
     )
-    fleet.deploy_endpoint(endpoint.pk)
+    deploy_endpoint(endpoint.pk)
     endpoint.refresh_from_db()
     assert endpoint.status == EndpointStatus.IN_SERVICE, endpoint.failure_reason
     return endpoint
@@ -83,7 +85,7 @@ def deploy(team: Team, name: str, *, instances: int = 1) -> Endpoint:
 def delete(endpoint: Endpoint) -> None:
     actor = make_user(endpoint.team, role="scientist")
     endpoint_delete(endpoint=endpoint, actor=actor)
-    fleet.delete_endpoint(endpoint.pk)
+    delete_endpoint(endpoint.pk)
 
 
 def probe_from(engine: Any, container_id: str, address: str) -> str:
@@ -189,12 +191,12 @@ def test_the_periodic_check_removes_a_serving_network_left_unused(
         {
             "io.studiolo.kind": "serving-network",
             "io.studiolo.team": "iso-left",
-            "io.studiolo.instance": fleet.instance_label(),
+            "io.studiolo.instance": instance_label(),
         },
     )
-    fleet.check_endpoints()
+    health.check_endpoints()
     assert network_exists(engine, name)  # just made: may be about to get its container
-    monkeypatch.setattr(fleet, "IDLE_NETWORK_AGE", timedelta(seconds=0))
+    monkeypatch.setattr(recovery, "IDLE_NETWORK_AGE", timedelta(seconds=0))
     time.sleep(0.01)
-    assert fleet.check_endpoints()["networks_removed"] >= 1  # earlier tests' too, if left
+    assert health.check_endpoints()["networks_removed"] >= 1  # earlier tests' too, if left
     assert not network_exists(engine, name)

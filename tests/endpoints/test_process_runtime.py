@@ -14,7 +14,7 @@ import pytest
 
 import endpoints.gateway
 from endpoints.models import Endpoint, EndpointInstance, EndpointStatus
-from endpoints.services import fleet
+from endpoints.services.fleet import deploy
 from endpoints.services.lifecycle import endpoint_delete, endpoint_deploy_package
 from jobs.runtime import get_runtime
 from jobs.runtime.process import ProcessRuntime
@@ -97,7 +97,7 @@ def test_deleting_a_process_runtime_endpoint_leaves_no_process_behind(
         instance_type="ml.local.large",  # two CPUs: the server forks two workers
         instance_count=2,
     )
-    fleet.deploy_endpoint(endpoint.pk)
+    deploy.deploy_endpoint(endpoint.pk)
     endpoint.refresh_from_db()
     assert endpoint.status == EndpointStatus.IN_SERVICE, endpoint.failure_reason
     runtime = get_runtime()
@@ -114,7 +114,7 @@ def test_deleting_a_process_runtime_endpoint_leaves_no_process_behind(
     assert len(alive(processes)) == 12
 
     endpoint_delete(endpoint=endpoint, actor=scientist)
-    fleet.delete_endpoint(endpoint.pk)
+    deploy.delete_endpoint(endpoint.pk)
 
     assert not Endpoint.objects.filter(pk=endpoint.pk).exists()
     deadline = time.monotonic() + 30

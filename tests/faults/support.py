@@ -128,4 +128,4 @@ def assert_ran_once_with_its_whole_log(job_id: int, *, takeovers: int) -> None:
     reattached = sum(line.startswith("Re-attached to the running container") for line in text)
     assert reattached == takeovers, text
     starts = JobTransition.objects.filter(job_id=job_id, secondary_status=SecondaryStatus.STARTING)
-    assert starts.filter(status="InProgress").count() == 1
+    assert starts.filter(to_status="InProgress").count() == 1

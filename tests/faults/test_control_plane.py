@@ -69,12 +69,12 @@ def test_a_dead_endpoint_container_is_replaced_within_10_s_while_jobs_fill_every
     # The jobs were running the whole time: the replacement did not wait for a free slot.
     assert all(job(job_id).status == JobStatus.IN_PROGRESS for job_id in jobs)
     # The timeline: noticed, then replaced (recorded once the dead one is removed).
-    events = Endpoint.objects.get(pk=endpoint.pk).events.filter(at__gt=killed_at)
+    events = Endpoint.objects.get(pk=endpoint.pk).events.filter(created_at__gt=killed_at)
     replaced = wait_until(
         lambda: events.filter(message__startswith="Replaced").first(), "no Replaced event"
     )
     noticed = events.get(message__contains="is unhealthy")
-    assert killed_at < noticed.at < replacement.healthy_at <= replaced.at
+    assert killed_at < noticed.created_at < replacement.healthy_at <= replaced.created_at
 
     for job_id in jobs:
         finish(job_id)

@@ -154,10 +154,10 @@ def test_a_preparation_longer_than_the_lease_keeps_the_job_on_one_worker(
     assert running.training_started_at is not None, running.failure_reason
     assert owner_pid(job_id) == pid, "the job was taken over while it was prepared"
     began = JobTransition.objects.filter(
-        job_id=job_id, status=JobStatus.IN_PROGRESS, secondary_status=SecondaryStatus.STARTING
+        job_id=job_id, to_status=JobStatus.IN_PROGRESS, secondary_status=SecondaryStatus.STARTING
     )
     assert began.count() == 1, "prepared twice"
-    preparation = (running.training_started_at - began.get().at).total_seconds()
+    preparation = (running.training_started_at - began.get().created_at).total_seconds()
     print(f"preparation: {preparation:.1f} s")  # noqa: T201 - reported by -s
     # What makes the test worth its name: the preparation outlasted the lease twice over.
     assert preparation > 2 * lease_seconds(), f"the preparation took {preparation:.1f} s only"

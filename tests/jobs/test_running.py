@@ -280,7 +280,7 @@ def test_stop_sends_sigterm_and_keeps_what_the_script_saved(api: Api) -> None:
     assert job.secondary_status == SecondaryStatus.STOPPED
     assert model_members(job) == {"model.txt": b"saved on stop"}
     assert "got SIGTERM, saving" in log_text(job)
-    statuses = [t.status for t in job.transitions.all()]
+    statuses = [t.to_status for t in job.transitions.all()]
     assert statuses.index("Stopping") < statuses.index("Stopped")
 
 

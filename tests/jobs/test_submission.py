@@ -76,7 +76,7 @@ def test_valid_request_creates_a_pending_job_with_its_run(team_client: Any) -> N
     assert body["run_id"] is not None
     assert body["output_path"].endswith("teams/lab/jobs")
     job = Job.objects.get(pk=body["id"])
-    assert [t.status for t in job.transitions.all()] == ["Pending"]
+    assert [t.to_status for t in job.transitions.all()] == ["Pending"]
 
 
 @pytest.mark.parametrize(

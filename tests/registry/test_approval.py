@@ -113,7 +113,7 @@ def test_role_transition_author_matrix(
         last = package.transitions.last()
         assert last is not None
         assert (last.from_status, last.to_status, last.actor_name) == (start, end, actor.username)
-        assert last.comment == "reviewed the metrics"
+        assert last.message == "reviewed the metrics"
         return
     package.refresh_from_db()
     assert (

@@ -1,13 +1,14 @@
 /* Endpoint pages: the live list, the live endpoint page (status, attention, variants,
- * instances, events), its traffic charts, and the "try it" console.
+ * instances and their history, events), its traffic charts, and the "try it" console.
  *
  * Both pages follow `endpoint.*` team events heard on /ws/events by studio.js. On an event
  * they re-read the endpoint(s) from the REST API with the session and redraw from that answer:
  * one source of truth, whatever order events arrive in. While an endpoint is busy (Creating,
- * Updating, Deleting) its page also re-reads every few seconds, because starting instances
- * publish no event of their own until the status changes. `endpoint.traffic` (the data plane
- * wrote new statistics, every few seconds while requests come in) makes the page re-read its
- * traffic figures and redraw the charts in place (Plotly.react).
+ * Updating, Deleting) its page also re-reads every few seconds: an instance's moves publish
+ * `endpoint.instance`, but not every detail does (its address, once its container runs).
+ * `endpoint.traffic` (the data plane wrote new statistics, every few seconds while requests
+ * come in) makes the page re-read its traffic figures and redraw the charts in place
+ * (Plotly.react).
  *
  * The console calls the data plane exactly as any client does, with a bearer token: a
  * short-lived one the page asks the studio for (POST, CSRF-protected) on the first Send.
@@ -234,6 +235,42 @@
       });
     }
 
+    // The instances' moves, newest first, as the server draws them.
+    function renderInstanceHistory(moves) {
+      var body = root.querySelector("[data-instance-history]");
+      while (body.firstChild) body.removeChild(body.firstChild);
+      if (!moves.length) {
+        var empty = element("tr");
+        empty.setAttribute("data-empty", "");
+        var td = element("td", "empty", "No instance has moved yet.");
+        td.colSpan = 5;
+        empty.appendChild(td);
+        body.appendChild(empty);
+        return;
+      }
+      moves.forEach(function (move) {
+        var row = element("tr");
+        row.setAttribute("data-move", move.container);
+        var when = element("td", "nowrap");
+        var time = element("time", "", formatTime(move.at));
+        time.setAttribute("datetime", move.at);
+        when.appendChild(time);
+        row.appendChild(when);
+        var container = cell(row, "", move.container || "—");
+        container.appendChild(element("span", "row-sub", move.variant));
+        var change = element("td", "nowrap");
+        if (move.from_status) {
+          change.appendChild(badge(config.instance_colours, config.instance_labels, move.from_status));
+          change.appendChild(document.createTextNode(" → "));
+        }
+        change.appendChild(badge(config.instance_colours, config.instance_labels, move.to_status));
+        row.appendChild(change);
+        row.appendChild(element("td", "nowrap timeline-actor", move.actor));
+        row.appendChild(element("td", "instance-message", move.message));
+        body.appendChild(row);
+      });
+    }
+
     function renderEvents(events) {
       var list = root.querySelector("[data-events]");
       while (list.firstChild) list.removeChild(list.firstChild);
@@ -307,6 +344,7 @@
       setText(root, "[data-updated]", formatTime(endpoint.updated_at).slice(0, 16));
       renderVariants(endpoint.variants);
       renderInstances(endpoint.instances, endpoint);
+      renderInstanceHistory(endpoint.instance_history);
       renderEvents(endpoint.events);
       busy = config.busy.indexOf(endpoint.status) !== -1;
       if (busy) startPolling();
