@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from frontend.registry_charts import VersionMetrics, metric_names, versions_metric_figure
+from frontend.registry.charts import VersionMetrics, metric_names, versions_metric_figure
 from registry.models import ApprovalStatus, ModelPackage, ModelPackageGroup
 from registry.services.approval import package_decide
 from registry.services.registration import (

@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django import DjangoAssertNumQueries
 
+from frontend.accounts.views import NEW_TOKEN_SESSION_KEY
 from frontend.dashboard import DashboardCard, _providers, dashboard_card
-from frontend.views import NEW_TOKEN_SESSION_KEY
 from studio.accounts import services
 from studio.accounts.models import ApiToken, Membership, Team
 from studio.accounts.roles import Action

@@ -19,9 +19,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from experiments.selectors import metric_series
+from frontend.access import AuthedRequest
 from frontend.charts import metric_figure
-from frontend.forms import encode_cursor
-from frontend.jobs_display import (
+from frontend.forms import encode_cursor, without_cursor
+from frontend.jobs.display import (
     STATUS_COLOURS,
     STATUS_FILTER_BY_KEY,
     STATUS_FILTERS,
@@ -29,9 +30,8 @@ from frontend.jobs_display import (
     format_duration,
     status_colour,
 )
-from frontend.jobs_forms import JobCreateForm, JobFilterForm
+from frontend.jobs.forms import JobCreateForm, JobFilterForm
 from frontend.teams import current_membership, user_memberships
-from frontend.views import AuthedRequest
 from jobs.instance_types import instance_types
 from jobs.models import (
     ACTIVE_STATUSES,
@@ -113,7 +113,7 @@ def job_list(request: AuthedRequest) -> HttpResponse:
             "status_key": status_key,
             "older_url": older_url,
             "paged": bool(request.GET.get("cursor")),
-            "newest_url": _without_cursor(request),
+            "newest_url": without_cursor(request),
             "can_submit": _allows(request, team, Action.SUBMIT_JOB),
             "live_config": {
                 **_status_vocabulary(),
@@ -168,12 +168,6 @@ def _row(job: Job, now: datetime) -> JobRow:
         duration=format_duration(elapsed(job.created_at, job.ended_at, now)),
         active=job.status in ACTIVE_STATUSES,
     )
-
-
-def _without_cursor(request: AuthedRequest) -> str:
-    query = request.GET.copy()
-    query.pop("cursor", None)
-    return f"?{query.urlencode()}" if query else request.path
 
 
 # --- new job -----------------------------------------------------------------------------

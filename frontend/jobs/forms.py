@@ -10,7 +10,7 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
 from frontend.forms import decode_cursor
-from frontend.jobs_display import STATUS_FILTERS
+from frontend.jobs.display import STATUS_FILTERS
 from jobs.frameworks import FRAMEWORK_IMAGES
 from jobs.instance_types import instance_types
 from jobs.services.submission import (

@@ -20,7 +20,8 @@ from django.views.decorators.http import require_GET, require_POST
 from experiments import search, selectors, services
 from experiments.models import Experiment, Lifecycle
 from experiments.services.common import now_ms
-from frontend.experiments_display import (
+from frontend.access import AuthedRequest
+from frontend.experiments.display import (
     ATTRIBUTE_COLUMNS,
     Column,
     HeaderCell,
@@ -28,10 +29,9 @@ from frontend.experiments_display import (
     ms_to_datetime,
     run_rows,
 )
-from frontend.experiments_forms import ExperimentForm
+from frontend.experiments.forms import ExperimentForm
 from frontend.forms import add_service_error
 from frontend.teams import current_team, user_memberships
-from frontend.views import AuthedRequest
 from studio.accounts.models import Team
 from studio.accounts.roles import Action, role_allows
 from studio.errors import NotFound, StudioloError

@@ -36,12 +36,11 @@ from endpoints.services.lifecycle import (
 from endpoints.services.models import (
     package_from_ref,
 )
-from frontend.charts import invocations_figure, latency_figure
-from frontend.dashboard import DashboardCard, dashboard_card
-from frontend.endpoints_forms import DeployForm, UpdateForm, add_endpoint_error
-from frontend.models_views import APPROVAL_COLOURS, APPROVAL_LABELS
+from frontend.access import AuthedRequest
+from frontend.endpoints.charts import invocations_figure, latency_figure
+from frontend.endpoints.forms import DeployForm, UpdateForm, add_endpoint_error
+from frontend.registry.display import APPROVAL_COLOURS, APPROVAL_LABELS
 from frontend.teams import current_team, user_memberships
-from frontend.views import AuthedRequest
 from registry.models import ModelPackage
 from registry.selectors import package_for_user, packages_for_user
 from registry.services.approval import package_is_deployable
@@ -50,7 +49,7 @@ from studio.accounts.roles import Action, role_allows
 from studio.accounts.services import TRY_IT_TOKEN_MINUTES, try_token_create
 from studio.errors import NotFound, StudioloError
 
-# Colours named as the stylesheet's `status-<colour>` (frontend/jobs_display.py's palette):
+# Colours named as the stylesheet's `status-<colour>` (frontend/jobs/display.py's palette):
 # busy statuses pulse in blue/cyan/orange, serving is green, failed is red.
 STATUS_COLOURS: dict[str, str] = {
     EndpointStatus.CREATING: "cyan",
@@ -426,32 +425,4 @@ def model_package_deploy(request: AuthedRequest, name: str, version: int) -> Htt
             "approval_colour": APPROVAL_COLOURS.get(package.approval_status, "gray"),
         },
         status=status,
-    )
-
-
-# --- dashboard ---------------------------------------------------------------------------
-
-
-@dashboard_card(order=50)
-def endpoints_card(team: Team, user: Any) -> DashboardCard | None:
-    """Endpoints in service, and how many need attention (a served package was rejected,
-    or the endpoint failed). Hidden while the team has no endpoint."""
-    statuses = list(
-        selectors.endpoints_for_user(user)
-        .filter(team=team)
-        .values_list("status", "attention")
-        .order_by()
-    )
-    if not statuses:
-        return None
-    in_service = sum(1 for status, _ in statuses if status == EndpointStatus.IN_SERVICE)
-    attention = sum(1 for status, note in statuses if note or status == EndpointStatus.FAILED)
-    return DashboardCard(
-        key="endpoints",
-        label="Endpoints in service",
-        value=in_service,
-        href=reverse("endpoints"),
-        hint=f"{attention} need{'s' if attention == 1 else ''} attention"
-        if attention
-        else f"of {len(statuses)} endpoint{'s' if len(statuses) != 1 else ''}, none needs attention",
     )

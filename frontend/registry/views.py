@@ -9,9 +9,8 @@ become field errors or messages, never a 500.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404, HttpResponse
@@ -19,19 +18,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from frontend.dashboard import DashboardCard, dashboard_card
+from frontend.access import AuthedRequest
 from frontend.forms import add_service_error
-from frontend.registry_charts import VersionMetrics, metric_names, versions_metric_figure
+from frontend.registry.charts import VersionMetrics, metric_names, versions_metric_figure
+from frontend.registry.display import APPROVAL_COLOURS, APPROVAL_LABELS, approval_colour
+from frontend.registry.forms import NEW_GROUP, RegisterForm
 from frontend.teams import current_team, user_memberships
-from frontend.views import AuthedRequest
-from jobs.frameworks import FRAMEWORK_IMAGES
 from jobs.models import Job, JobStatus
 from jobs.selectors import job_for_user
 from registry import selectors
-from registry.models import ApprovalStatus, ApprovalVote, ModelPackage, ModelPackageGroup
+from registry.models import ApprovalVote, ModelPackage, ModelPackageGroup
 from registry.services.approval import package_decide, package_is_deployable
 from registry.services.registration import (
-    MAX_APPROVALS_REQUIRED,
     InferenceSpec,
     package_register_from_job,
     package_register_from_job_in_new_group,
@@ -39,18 +37,6 @@ from registry.services.registration import (
 from studio.accounts.models import Team
 from studio.accounts.roles import Action, role_allows
 from studio.errors import NotFound, StudioloError
-
-APPROVAL_COLOURS: dict[str, str] = {
-    ApprovalStatus.PENDING: "cyan",
-    ApprovalStatus.APPROVED: "green",
-    ApprovalStatus.REJECTED: "red",
-}
-APPROVAL_LABELS: dict[str, str] = {value: str(label) for value, label in ApprovalStatus.choices}
-NEW_GROUP = "__new__"
-
-
-def approval_colour(status: str) -> str:
-    return APPROVAL_COLOURS.get(status, "gray")
 
 
 def _allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
@@ -284,66 +270,7 @@ def model_review(request: AuthedRequest) -> HttpResponse:
     )
 
 
-@dashboard_card(order=40)
-def review_card(team: Team, user: Any) -> DashboardCard | None:
-    """Shown to those who may approve in the team: the packages waiting for their decision."""
-    role = team.memberships.filter(user_id=user.pk).values_list("role", flat=True).first()
-    if role is None or not role_allows(role, Action.APPROVE_MODEL):
-        return None
-    pending = selectors.packages_awaiting_review(user).filter(group__team=team).count()
-    return DashboardCard(
-        key="models-review",
-        label="Waiting for my review",
-        value=pending,
-        href=reverse("model-review"),
-        hint="model packages to approve or reject",
-    )
-
-
 # --- register from a job -----------------------------------------------------------------
-
-
-class RegisterForm(forms.Form):
-    group = forms.ChoiceField(label="Model group")
-    new_group = forms.CharField(
-        label="New group name",
-        required=False,
-        max_length=63,
-        help_text="Letters, digits and hyphens; used when “New group…” is chosen.",
-    )
-    approvals_required = forms.IntegerField(
-        label="Approvals required",
-        min_value=1,
-        max_value=MAX_APPROVALS_REQUIRED,
-        initial=1,
-        required=False,
-        help_text="For a new group: distinct approvals each version needs.",
-    )
-    framework = forms.ChoiceField(label="Framework", required=False)
-    image = forms.CharField(
-        label="Inference image",
-        required=False,
-        help_text="Instead of a framework: an image that serves the model.",
-    )
-    entry_point = forms.CharField(
-        label="Entry point",
-        required=False,
-        widget=forms.TextInput(attrs={"placeholder": "inference.py"}),
-    )
-    description = forms.CharField(
-        label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3})
-    )
-
-    def __init__(self, *args: Any, groups: list[str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        choices = [(name, name) for name in groups] + [(NEW_GROUP, "New group…")]
-        group_field = cast(forms.ChoiceField, self.fields["group"])
-        group_field.choices = choices
-        group_field.initial = groups[0] if groups else NEW_GROUP
-        cast(forms.ChoiceField, self.fields["framework"]).choices = [
-            ("", "— an image instead —")
-        ] + [(name, name) for name in sorted(FRAMEWORK_IMAGES)]
-        self.fields["framework"].initial = "sklearn" if "sklearn" in FRAMEWORK_IMAGES else ""
 
 
 @require_http_methods(["GET", "POST"])
