@@ -36,16 +36,16 @@ from endpoints.services.lifecycle import (
 from endpoints.services.models import (
     package_from_ref,
 )
-from frontend.access import AuthedRequest
+from frontend.access import AuthedRequest, allows
 from frontend.endpoints.charts import invocations_figure, latency_figure
 from frontend.endpoints.forms import DeployForm, UpdateForm, add_endpoint_error
 from frontend.registry.display import APPROVAL_COLOURS, APPROVAL_LABELS
-from frontend.teams import current_team, user_memberships
+from frontend.teams import current_team
 from registry.models import ModelPackage
 from registry.selectors import package_for_user, packages_for_user
 from registry.services.approval import package_is_deployable
 from studio.accounts.models import Team
-from studio.accounts.roles import Action, role_allows
+from studio.accounts.roles import Action
 from studio.accounts.services import TRY_IT_TOKEN_MINUTES, try_token_create
 from studio.errors import NotFound, StudioloError
 
@@ -73,15 +73,6 @@ TRAFFIC_MINUTES = 60
 
 def status_colour(status: str) -> str:
     return STATUS_COLOURS.get(status, "gray")
-
-
-def _allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
-    """Whether the user's role in `team` allows `action` (memberships cached on the request)."""
-    if team is None:
-        return False
-    return any(
-        m.team_id == team.pk and role_allows(m.role, action) for m in user_memberships(request)
-    )
 
 
 def _endpoint_or_404(request: AuthedRequest, name: str) -> Endpoint:
@@ -225,7 +216,7 @@ def _detail(
     status: int = 200,
 ) -> HttpResponse:
     team = endpoint.team
-    can_deploy = _allows(request, team, Action.DEPLOY)
+    can_deploy = allows(request, team, Action.DEPLOY)
     # Nothing can be rolled out to an endpoint on its way out (the service would refuse).
     if can_deploy and update_form is None and endpoint.status != EndpointStatus.DELETING:
         update_form = UpdateForm(
@@ -260,7 +251,7 @@ def _detail(
             "charts": charts,
             "traffic_minutes": TRAFFIC_MINUTES,
             "can_deploy": can_deploy,
-            "can_invoke": _allows(request, team, Action.INVOKE),
+            "can_invoke": allows(request, team, Action.INVOKE),
             "update_form": update_form,
             "invocation_path": f"/endpoints/{endpoint.name}/invocations",
             "try_token_minutes": TRY_IT_TOKEN_MINUTES,
@@ -347,7 +338,7 @@ def endpoint_try_token(request: AuthedRequest, name: str) -> JsonResponse:
     dead try-it tokens, so they do not pile up in Settings → API tokens.
     """
     endpoint = _endpoint_or_404(request, name)
-    if not _allows(request, endpoint.team, Action.INVOKE):
+    if not allows(request, endpoint.team, Action.INVOKE):
         return JsonResponse(
             {
                 "error": {
@@ -421,7 +412,7 @@ def model_package_deploy(request: AuthedRequest, name: str, version: int) -> Htt
             "package": package,
             "group": package.group,
             "deployable": package_is_deployable(package),
-            "can_deploy": _allows(request, team, Action.DEPLOY),
+            "can_deploy": allows(request, team, Action.DEPLOY),
             "approval_colour": APPROVAL_COLOURS.get(package.approval_status, "gray"),
         },
         status=status,

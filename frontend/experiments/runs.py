@@ -30,7 +30,7 @@ from experiments import selectors, services
 from experiments.models import Lifecycle, Run, RunStatus
 from experiments.services.common import now_ms
 from experiments.validation import INT64_MAX, INT64_MIN, json_float
-from frontend.access import AuthedRequest
+from frontend.access import AuthedRequest, allows
 from frontend.experiments.charts import (
     RunValues,
     column_options,
@@ -48,7 +48,7 @@ from frontend.experiments.display import (
     status_colour,
 )
 from frontend.experiments.forms import RunRenameForm
-from frontend.experiments.views import MAX_COMPARE_RUNS, allows
+from frontend.experiments.views import MAX_COMPARE_RUNS
 from frontend.forms import add_service_error
 from frontend.jobs import display as jobs_display
 from studio.accounts.roles import Action

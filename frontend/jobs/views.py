@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from experiments.selectors import metric_series
-from frontend.access import AuthedRequest
+from frontend.access import AuthedRequest, allows
 from frontend.charts import metric_figure
 from frontend.forms import encode_cursor, without_cursor
 from frontend.jobs.display import (
@@ -31,7 +31,7 @@ from frontend.jobs.display import (
     status_colour,
 )
 from frontend.jobs.forms import JobCreateForm, JobFilterForm
-from frontend.teams import current_membership, user_memberships
+from frontend.teams import current_membership
 from jobs.instance_types import instance_types
 from jobs.models import (
     ACTIVE_STATUSES,
@@ -46,7 +46,7 @@ from jobs.selectors import job_download_links, job_for_user, job_log_page, jobs_
 from jobs.services.lifecycle import job_stop
 from jobs.services.submission import JOB_NAME, job_create
 from studio.accounts.models import Team
-from studio.accounts.roles import Action, role_allows
+from studio.accounts.roles import Action
 from studio.artifacts import get_store
 from studio.artifacts.services import artifact_put
 from studio.errors import NotFound, StudioloError
@@ -114,7 +114,7 @@ def job_list(request: AuthedRequest) -> HttpResponse:
             "older_url": older_url,
             "paged": bool(request.GET.get("cursor")),
             "newest_url": without_cursor(request),
-            "can_submit": _allows(request, team, Action.SUBMIT_JOB),
+            "can_submit": allows(request, team, Action.SUBMIT_JOB),
             "live_config": {
                 **_status_vocabulary(),
                 "statuses": sorted(STATUS_FILTER_BY_KEY[status_key].statuses),
@@ -197,7 +197,7 @@ def job_new(request: AuthedRequest) -> HttpResponse:
         "frontend/jobs/new.html",
         {
             "form": form,
-            "can_submit": _allows(request, team, Action.SUBMIT_JOB),
+            "can_submit": allows(request, team, Action.SUBMIT_JOB),
             "upload_prefix": f"teams/{team.slug}/uploads/" if team else "",
             # Browsers never refill a file input: say so when a chosen file was refused.
             "upload_lost": status != 200 and "source_file" in request.FILES,
@@ -320,7 +320,7 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
             "training_time": format_duration(
                 elapsed(job.training_started_at, job.training_ended_at or job.ended_at, now)
             ),
-            "can_stop": _allows(request, job.team, Action.STOP_JOB)
+            "can_stop": allows(request, job.team, Action.STOP_JOB)
             and job.status in (JobStatus.PENDING, JobStatus.IN_PROGRESS),
             "live_config": {
                 "job": job.pk,
@@ -368,16 +368,6 @@ def _status_vocabulary() -> dict[str, dict[str, str]]:
 def _current_team_or_none(request: AuthedRequest) -> Team | None:
     membership = current_membership(request)
     return membership.team if membership is not None else None
-
-
-def _allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
-    """Whether the user's role in `team` allows `action`; from the request's memberships."""
-    if team is None:
-        return False
-    for membership in user_memberships(request):
-        if membership.team_id == team.pk:
-            return role_allows(membership.role, action)
-    return False
 
 
 def _job_or_404(request: AuthedRequest, job_id: int) -> Job:

@@ -10,14 +10,14 @@ from django.urls import reverse
 from frontend.dashboard import DashboardCard, dashboard_card
 from registry import selectors
 from studio.accounts.models import Team
-from studio.accounts.roles import Action, role_allows
+from studio.accounts.roles import Action
+from studio.accounts.services import permission_refusal
 
 
 @dashboard_card(order=40)
 def review_card(team: Team, user: Any) -> DashboardCard | None:
     """Shown to those who may approve in the team: the packages waiting for their decision."""
-    role = team.memberships.filter(user_id=user.pk).values_list("role", flat=True).first()
-    if role is None or not role_allows(role, Action.APPROVE_MODEL):
+    if permission_refusal(user=user, team=team, action=Action.APPROVE_MODEL) is not None:
         return None
     pending = selectors.packages_awaiting_review(user).filter(group__team=team).count()
     return DashboardCard(

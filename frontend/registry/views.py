@@ -18,12 +18,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from frontend.access import AuthedRequest
+from frontend.access import AuthedRequest, allows
 from frontend.forms import add_service_error
 from frontend.registry.charts import VersionMetrics, metric_names, versions_metric_figure
 from frontend.registry.display import APPROVAL_COLOURS, APPROVAL_LABELS, approval_colour
 from frontend.registry.forms import NEW_GROUP, RegisterForm
-from frontend.teams import current_team, user_memberships
+from frontend.teams import current_team
 from jobs.models import Job, JobStatus
 from jobs.selectors import job_for_user
 from registry import selectors
@@ -34,18 +34,8 @@ from registry.services.registration import (
     package_register_from_job,
     package_register_from_job_in_new_group,
 )
-from studio.accounts.models import Team
-from studio.accounts.roles import Action, role_allows
+from studio.accounts.roles import Action
 from studio.errors import NotFound, StudioloError
-
-
-def _allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
-    if team is None:
-        return False
-    return any(
-        m.team_id == team.pk and role_allows(m.role, action) for m in user_memberships(request)
-    )
-
 
 # --- groups ------------------------------------------------------------------------------
 
@@ -212,9 +202,9 @@ def model_package(request: AuthedRequest, name: str, version: int) -> HttpRespon
             ],
             "may_decide": selectors.package_may_decide(request.user, package),
             "is_author": package.created_by_id == request.user.pk,
-            "can_approve_role": _allows(request, team, Action.APPROVE_MODEL),
+            "can_approve_role": allows(request, team, Action.APPROVE_MODEL),
             # The registry's policy decides what may be served; the service asks it again.
-            "can_deploy": package_is_deployable(package) and _allows(request, team, Action.DEPLOY),
+            "can_deploy": package_is_deployable(package) and allows(request, team, Action.DEPLOY),
             "live_config": {
                 "package": package.pk,
                 "api": reverse(
@@ -306,7 +296,7 @@ def model_register(request: AuthedRequest, job_id: int) -> HttpResponse:
         {
             "form": form,
             "job": job,
-            "can_register": _allows(request, team, Action.REGISTER_MODEL)
+            "can_register": allows(request, team, Action.REGISTER_MODEL)
             and job.status == JobStatus.COMPLETED,
         },
         status=status,

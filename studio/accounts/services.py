@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -17,7 +18,7 @@ from studio.accounts.models import ApiToken, Membership, Team, TokenPurpose
 from studio.accounts.roles import Action, Role, role_allows
 from studio.accounts.selectors import dead_try_tokens_q, noted_member_role
 from studio.audit.services import audit_record
-from studio.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from studio.errors import Conflict, NotFound, PermissionDenied, StudioloError, ValidationError
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -58,19 +59,31 @@ def membership_role(*, user: Actor, team: Team) -> str | None:
 
 
 def require_permission(*, user: Actor, team: Team, action: Action) -> str:
-    """Return the user's role in the team, or raise.
-
-    Non-members get NotFound rather than PermissionDenied: a user must not learn which
-    names exist in another team.
-    """
+    """Return the user's role in the team, or raise `permission_refusal`'s answer."""
     role = membership_role(user=user, team=team)
+    refusal = _role_refusal(role, team=team, action=action)
+    if refusal is not None:
+        raise refusal
+    return cast(str, role)  # a role that allows the action is a role
+
+
+def permission_refusal(*, user: Actor, team: Team, action: Action) -> StudioloError | None:
+    """Why `user` may not do `action` in `team`, or None when they may. The one statement of
+    the rule: `require_permission` raises the answer, the UI asks it which buttons to offer
+    (and so do the other apps' `*_refusal` checks)."""
+    return _role_refusal(membership_role(user=user, team=team), team=team, action=action)
+
+
+def _role_refusal(role: str | None, *, team: Team, action: Action) -> StudioloError | None:
+    # Non-members get NotFound rather than PermissionDenied: a user must not learn which
+    # names exist in another team.
     if role is None:
-        raise NotFound(f"team {team.slug!r} not found")
+        return NotFound(f"team {team.slug!r} not found")
     if not role_allows(role, action):
-        raise PermissionDenied(
+        return PermissionDenied(
             f"your role {role!r} in team {team.slug!r} does not allow {action.value}"
         )
-    return role
+    return None
 
 
 # --- users and teams -------------------------------------------------------------------
