@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from experiments.selectors import metric_series
-from frontend.access import AuthedRequest, allows
+from frontend.access import AuthedRequest, allows, noted
 from frontend.charts import metric_figure
 from frontend.forms import encode_cursor, without_cursor
 from frontend.jobs.display import (
@@ -43,7 +43,7 @@ from jobs.models import (
     SecondaryStatus,
 )
 from jobs.selectors import job_download_links, job_for_user, job_log_page, jobs_for_user
-from jobs.services.lifecycle import job_stop
+from jobs.services.lifecycle import job_stop, job_stop_refusal
 from jobs.services.submission import JOB_NAME, job_create
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
@@ -320,8 +320,7 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
             "training_time": format_duration(
                 elapsed(job.training_started_at, job.training_ended_at or job.ended_at, now)
             ),
-            "can_stop": allows(request, job.team, Action.STOP_JOB)
-            and job.status in (JobStatus.PENDING, JobStatus.IN_PROGRESS),
+            "can_stop": job_stop_refusal(job=job, actor=request.user) is None,
             "live_config": {
                 "job": job.pk,
                 "socket": f"/ws/jobs/{job.pk}/logs",
@@ -372,6 +371,8 @@ def _current_team_or_none(request: AuthedRequest) -> Team | None:
 
 def _job_or_404(request: AuthedRequest, job_id: int) -> Job:
     try:
-        return job_for_user(request.user, job_id)
+        job = job_for_user(request.user, job_id)
     except NotFound as exc:  # another team's job is no different from no job
         raise Http404(exc.message) from exc
+    noted(request, job.team)  # what the page offers is asked of the services without a query
+    return job
