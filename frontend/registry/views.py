@@ -18,13 +18,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from frontend.access import AuthedRequest, allows
+from frontend.access import AuthedRequest, allows, noted
 from frontend.forms import add_service_error
 from frontend.registry.charts import VersionMetrics, metric_names, versions_metric_figure
 from frontend.registry.display import APPROVAL_COLOURS, APPROVAL_LABELS, approval_colour
 from frontend.registry.forms import NEW_GROUP, RegisterForm
 from frontend.teams import current_team
-from jobs.models import Job, JobStatus
+from jobs.models import Job
 from jobs.selectors import job_for_user
 from registry import selectors
 from registry.models import ApprovalVote, ModelPackage, ModelPackageGroup
@@ -33,6 +33,7 @@ from registry.services.registration import (
     InferenceSpec,
     package_register_from_job,
     package_register_from_job_in_new_group,
+    registration_refusal,
 )
 from studio.accounts.roles import Action
 from studio.errors import NotFound, StudioloError
@@ -269,11 +270,12 @@ def model_register(request: AuthedRequest, job_id: int) -> HttpResponse:
         job = job_for_user(request.user, job_id)
     except NotFound as exc:  # another team's job is no different from no job
         raise Http404(exc.message) from exc
-    team = job.team
+    team = noted(request, job.team)
     groups = list(
         ModelPackageGroup.objects.filter(team=team).order_by("name").values_list("name", flat=True)
     )
     status = 200
+    refusal = registration_refusal(job=job, actor=request.user)
     form = RegisterForm(request.POST or None, groups=groups)
     if request.method == "POST":
         if form.is_valid():
@@ -296,8 +298,8 @@ def model_register(request: AuthedRequest, job_id: int) -> HttpResponse:
         {
             "form": form,
             "job": job,
-            "can_register": allows(request, team, Action.REGISTER_MODEL)
-            and job.status == JobStatus.COMPLETED,
+            # The registry's answer, and its reason shown instead of the form.
+            "register_refusal": refusal.message if refusal is not None else "",
         },
         status=status,
     )

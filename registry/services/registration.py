@@ -20,7 +20,7 @@ from registry.models import ApprovalStatus, ApprovalTransition, ModelPackage, Mo
 from registry.services.artifacts import artifact_pin_read
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
-from studio.accounts.services import require_permission
+from studio.accounts.services import permission_refusal, require_permission
 from studio.artifacts import get_store
 from studio.artifacts.errors import ArtifactStoreError
 from studio.artifacts.integrity import ArtifactPin
@@ -129,6 +129,21 @@ def package_register_from_job(
             "metrics": metrics,
         },
     )
+
+
+def registration_refusal(*, job: Job, actor: Actor) -> StudioloError | None:
+    """Why `actor` may not register `job`'s model now, or None when they may: the role in
+    the job's team, and a Completed job whose model is in the artifact store. The one
+    statement of these rules: registering raises the answer (`require_permission`,
+    `_job_model_key`), the UI asks it whether to offer Register."""
+    refusal = permission_refusal(user=actor, team=job.team, action=Action.REGISTER_MODEL)
+    if refusal is not None:
+        return refusal
+    try:
+        _job_model_key(job, job.team)
+    except StudioloError as error:
+        return error
+    return None
 
 
 def _job_model_key(job: Job, team: Team) -> str:
