@@ -30,13 +30,15 @@ from endpoints.models import (
 )
 from endpoints.services.lifecycle import (
     endpoint_delete,
+    endpoint_delete_refusal,
     endpoint_deploy_package,
     endpoint_update_package,
+    endpoint_update_refusal,
 )
 from endpoints.services.models import (
     package_from_ref,
 )
-from frontend.access import AuthedRequest, allows
+from frontend.access import AuthedRequest, allows, noted
 from frontend.endpoints.charts import invocations_figure, latency_figure
 from frontend.endpoints.forms import DeployForm, UpdateForm, add_endpoint_error
 from frontend.registry.display import APPROVAL_COLOURS, APPROVAL_LABELS
@@ -47,7 +49,7 @@ from registry.services.approval import package_is_deployable
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import TRY_IT_TOKEN_MINUTES, try_token_create
-from studio.errors import NotFound, StudioloError
+from studio.errors import Conflict, NotFound, StudioloError
 
 # Colours named as the stylesheet's `status-<colour>` (frontend/jobs/display.py's palette):
 # busy statuses pulse in blue/cyan/orange, serving is green, failed is red.
@@ -215,10 +217,11 @@ def _detail(
     update_form: UpdateForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    team = endpoint.team
-    can_deploy = allows(request, team, Action.DEPLOY)
-    # Nothing can be rolled out to an endpoint on its way out (the service would refuse).
-    if can_deploy and update_form is None and endpoint.status != EndpointStatus.DELETING:
+    team = noted(request, endpoint.team)
+    # The form is offered when the endpoints service would take an update now; a busy
+    # endpoint's page says why it is not (its reason), a viewer's page says nothing.
+    update_refusal = endpoint_update_refusal(endpoint=endpoint, actor=request.user)
+    if update_form is None and update_refusal is None:
         update_form = UpdateForm(
             initial=_update_initial(endpoint), packages=_deployable_refs(request, team)
         )
@@ -250,9 +253,12 @@ def _detail(
             "traffic": traffic,
             "charts": charts,
             "traffic_minutes": TRAFFIC_MINUTES,
-            "can_deploy": can_deploy,
+            "can_delete": endpoint_delete_refusal(endpoint=endpoint, actor=request.user) is None,
             "can_invoke": allows(request, team, Action.INVOKE),
             "update_form": update_form,
+            "update_note": update_refusal.message
+            if isinstance(update_refusal, Conflict) and update_form is None
+            else "",
             "invocation_path": f"/endpoints/{endpoint.name}/invocations",
             "try_token_minutes": TRY_IT_TOKEN_MINUTES,
             "live_config": {
