@@ -19,15 +19,21 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from frontend.access import AuthedRequest
+from frontend.access import AuthedRequest, noted
 from frontend.accounts.forms import MemberAddForm, RoleChangeForm, TokenCreateForm
 from frontend.forms import add_service_error
 from frontend.teams import current_membership, select_team
-from studio.accounts.models import ApiToken, Team
+from studio.accounts.models import ApiToken
 from studio.accounts.roles import ROLE_ORDER, Action, role_allows
-from studio.accounts.selectors import members_of_team, tokens_for_user, user_by_username
-from studio.accounts.services import membership_set, require_permission, token_create, token_revoke
-from studio.errors import Conflict, NotFound, StudioloError
+from studio.accounts.selectors import members_of_team, tokens_for_user
+from studio.accounts.services import (
+    membership_add,
+    membership_change_refusal,
+    membership_role_change,
+    token_create,
+    token_revoke,
+)
+from studio.errors import StudioloError
 
 # The new token's secret rides in the session for exactly one page render (see `tokens`).
 NEW_TOKEN_SESSION_KEY = "studiolo.new_token"  # noqa: S105 - a session key, not a secret
@@ -139,7 +145,17 @@ def team(request: AuthedRequest) -> HttpResponse:
                 if not add_form.is_valid():
                     status = 400
                 else:
-                    _member_add(request, membership.team, add_form)
+                    added = membership_add(
+                        team=membership.team,
+                        username=add_form.cleaned_data["username"],
+                        role=add_form.cleaned_data["role"],
+                        actor=request.user,
+                    )
+                    messages.success(
+                        request,
+                        f"{added.user.get_username()} added to {membership.team.name} "
+                        f"as {added.role}.",
+                    )
                     return redirect("settings-team")
             elif operation == "change":
                 change_form = RoleChangeForm(request.POST)
@@ -147,7 +163,17 @@ def team(request: AuthedRequest) -> HttpResponse:
                     messages.error(request, "Choose a valid role.")
                     status = 400
                 else:
-                    _role_change(request, membership.team, change_form)
+                    changed = membership_role_change(
+                        team=membership.team,
+                        membership_id=change_form.cleaned_data["membership"],
+                        role=change_form.cleaned_data["role"],
+                        actor=request.user,
+                    )
+                    messages.success(
+                        request,
+                        f"{changed.user.get_username()} is now {changed.role} "
+                        f"in {membership.team.name}.",
+                    )
                     return redirect("settings-team")
             else:
                 status = 400
@@ -164,7 +190,8 @@ def team(request: AuthedRequest) -> HttpResponse:
         {
             "members": members,
             "can_manage": membership is not None
-            and role_allows(membership.role, Action.MANAGE_TEAM),
+            and membership_change_refusal(team=noted(request, membership.team), actor=request.user)
+            is None,
             "add_form": add_form,
             "role_choices": [(role.value, role.label) for role in ROLE_ORDER],
             "matrix_roles": [role.label for role in ROLE_ORDER],
@@ -178,30 +205,4 @@ def team(request: AuthedRequest) -> HttpResponse:
             ],
         },
         status=status,
-    )
-
-
-def _member_add(request: AuthedRequest, team: Team, form: MemberAddForm) -> None:
-    # Permission first: a viewer must not learn which usernames exist.
-    require_permission(user=request.user, team=team, action=Action.MANAGE_TEAM)
-    username = form.cleaned_data["username"].strip()
-    user = user_by_username(username)
-    if user is None:
-        raise NotFound(f"no user named {username!r}", field="username")
-    if members_of_team(team).filter(user=user).exists():
-        raise Conflict(
-            f"{username} is already a member; change their role in the list", field="username"
-        )
-    membership_set(team=team, user=user, role=form.cleaned_data["role"], actor=request.user)
-    messages.success(request, f"{username} added to {team.name} as {form.cleaned_data['role']}.")
-
-
-def _role_change(request: AuthedRequest, team: Team, form: RoleChangeForm) -> None:
-    require_permission(user=request.user, team=team, action=Action.MANAGE_TEAM)
-    target = members_of_team(team).filter(pk=form.cleaned_data["membership"]).first()
-    if target is None:
-        raise NotFound("that member is not in this team")
-    membership_set(team=team, user=target.user, role=form.cleaned_data["role"], actor=request.user)
-    messages.success(
-        request, f"{target.user.get_username()} is now {form.cleaned_data['role']} in {team.name}."
     )

@@ -16,7 +16,7 @@ from django.utils import timezone
 from studio.accounts.grants import sockets_recheck, sockets_revoke, token_group, user_group
 from studio.accounts.models import ApiToken, Membership, Team, TokenPurpose
 from studio.accounts.roles import Action, Role, role_allows
-from studio.accounts.selectors import dead_try_tokens_q, noted_member_role
+from studio.accounts.selectors import dead_try_tokens_q, noted_member_role, user_by_username
 from studio.audit.services import audit_record
 from studio.errors import Conflict, NotFound, PermissionDenied, StudioloError, ValidationError
 
@@ -153,6 +153,46 @@ def membership_set(*, team: Team, user: User, role: str, actor: Actor = None) ->
                 details={"user": user.get_username(), "role": role, "previous_role": old_role},
             )
     return membership
+
+
+def membership_change_refusal(*, team: Team, actor: Actor) -> StudioloError | None:
+    """Why `actor` may not change who is in `team` or their roles, or None when they may
+    (a team admin). The one statement of the rule: `membership_add` and
+    `membership_role_change` raise the answer, the UI asks it whether to offer its forms."""
+    return permission_refusal(user=actor, team=team, action=Action.MANAGE_TEAM)
+
+
+def membership_add(*, team: Team, username: str, role: str, actor: Actor) -> Membership:
+    """A team admin adds an existing, active user to the team with `role`. The permission is
+    checked first: someone who may not manage the team must not learn which usernames
+    exist."""
+    refusal = membership_change_refusal(team=team, actor=actor)
+    if refusal is not None:
+        raise refusal
+    username = username.strip()
+    user = user_by_username(username)
+    if user is None:
+        raise NotFound(f"no user named {username!r}", field="username")
+    with transaction.atomic():
+        if Membership.objects.filter(team=team, user=user).exists():
+            raise Conflict(
+                f"{username} is already a member; change their role in the list",
+                field="username",
+            )
+        return membership_set(team=team, user=user, role=role, actor=actor)
+
+
+def membership_role_change(
+    *, team: Team, membership_id: int, role: str, actor: Actor
+) -> Membership:
+    """A team admin gives a member of the team another role (a team keeps one admin)."""
+    refusal = membership_change_refusal(team=team, actor=actor)
+    if refusal is not None:
+        raise refusal
+    target = Membership.objects.filter(team=team, pk=membership_id).select_related("user").first()
+    if target is None:
+        raise NotFound("that member is not in this team", field="membership")
+    return membership_set(team=team, user=target.user, role=role, actor=actor)
 
 
 def user_password_set(*, user: User, password: str, actor: Actor = None) -> None:
