@@ -42,7 +42,7 @@ from jobs.models import (
     JobStatus,
     SecondaryStatus,
 )
-from jobs.selectors import job_download_links, job_for_user, job_log_page, jobs_for_user
+from jobs.selectors import job_download_links, job_for_user, job_log_page, jobs_filtered
 from jobs.services.lifecycle import job_stop, job_stop_refusal
 from jobs.services.submission import JOB_NAME, job_create
 from studio.accounts.models import Team
@@ -83,11 +83,12 @@ def job_list(request: AuthedRequest) -> HttpResponse:
         data = form.cleaned_data if form.is_bound else {}
         status_key = data.get("status") or ""
         search = (data.get("q") or "").strip()
-        team_jobs = jobs_for_user(request.user).filter(team=team)
-        if search:
-            team_jobs = team_jobs.filter(name__icontains=search)
-        chips = _chips(request, team_jobs, status_key)
-        listed = team_jobs.filter(STATUS_FILTER_BY_KEY[status_key].q())
+        # The chips count the jobs of every status the search finds; the table lists those
+        # of the chosen one.
+        chips = _chips(request, jobs_filtered(request.user, team=team, name=search), status_key)
+        listed = jobs_filtered(
+            request.user, team=team, statuses=STATUS_FILTER_BY_KEY[status_key].statuses, name=search
+        )
         cursor = data.get("cursor")
         if cursor is not None:
             # Keyset paging on the table's ordering (-created_at, -id): constant cost at any
