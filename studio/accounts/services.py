@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -195,8 +196,51 @@ def membership_role_change(
     return membership_set(team=team, user=target.user, role=role, actor=actor)
 
 
-def user_password_set(*, user: User, password: str, actor: Actor = None) -> None:
-    """Set a password after Django's validators (length, common, similar to the name)."""
+@dataclass(frozen=True)
+class Enrolment:
+    """What `user_enrol` did."""
+
+    membership: Membership
+    user_created: bool
+    team_created: bool
+    password: str | None  # the generated password of a new user, to show once; else None
+
+
+def user_enrol(
+    *,
+    username: str,
+    team_slug: str,
+    role: str,
+    password: str | None = None,
+    email: str = "",
+    actor: Actor = None,
+) -> Enrolment:
+    """Make `username` a member of team `team_slug` with `role`, creating the user (with
+    `password` after Django's validators, or a generated one) and the team when they do not
+    exist yet. All or nothing: a bad role or team name leaves no half-made user or team. An
+    existing user's password and e-mail stay as they are. Each change is audited by the
+    service that makes it (`user_create`, `team_create`, `membership_set`)."""
+    with transaction.atomic():
+        user = get_user_model().objects.filter(username=username).first()
+        created = user is None
+        generated = None
+        if user is None:
+            if password is not None:
+                _password_validate(password, None)
+            user, made = user_create(username=username, password=password, email=email, actor=actor)
+            generated = made if password is None else None
+        team, team_created = team_get_or_create(slug=team_slug, actor=actor)
+        membership = membership_set(team=team, user=user, role=role, actor=actor)
+    return Enrolment(
+        membership=membership,
+        user_created=created,
+        team_created=team_created,
+        password=generated,
+    )
+
+
+def _password_validate(password: str, user: User | None) -> None:
+    """Django's validators (length, common, similar to the name), as a ValidationError."""
     from django.contrib.auth.password_validation import validate_password
     from django.core.exceptions import ValidationError as DjangoValidationError
 
@@ -204,6 +248,11 @@ def user_password_set(*, user: User, password: str, actor: Actor = None) -> None
         validate_password(password, user)
     except DjangoValidationError as exc:
         raise ValidationError("password: " + " ".join(exc.messages), field="password") from exc
+
+
+def user_password_set(*, user: User, password: str, actor: Actor = None) -> None:
+    """Set a password after Django's validators (length, common, similar to the name)."""
+    _password_validate(password, user)
     with transaction.atomic():
         user.set_password(password)
         user.save(update_fields=["password"])

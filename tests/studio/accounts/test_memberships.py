@@ -4,9 +4,10 @@ settings page asks (`membership_change_refusal`) and those services agree."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 
 from studio.accounts import services
-from studio.accounts.models import Membership
+from studio.accounts.models import Membership, Team
 from studio.audit.models import AuditEvent
 from studio.errors import Conflict, NotFound, PermissionDenied, StudioloError
 from tests.factories import make_team, make_user
@@ -83,3 +84,56 @@ def test_a_role_changes_only_for_a_member_of_the_team() -> None:
         services.membership_role_change(
             team=team, membership_id=mine.pk, role="admin", actor=scientist
         )
+
+
+# --- enrolment: a user and their membership in one go (`studiolo user create`) ------------
+
+
+def test_enrolling_makes_the_user_and_the_team_and_audits_each_change() -> None:
+    admin = make_user(username="root")
+    enrolment = services.user_enrol(
+        username="alice", team_slug="ml", role="scientist", email="a@example.org", actor=admin
+    )
+    member = enrolment.membership
+    assert (member.user.username, member.team.slug, member.role) == ("alice", "ml", "scientist")
+    assert (enrolment.user_created, enrolment.team_created) == (True, True)
+    assert enrolment.password is not None
+    assert member.user.check_password(enrolment.password)
+    assert member.user.email == "a@example.org"
+    for action in ("user.created", "team.created", "membership.added"):
+        assert AuditEvent.objects.filter(action=action, actor_name="root").count() == 1
+
+
+def test_enrolling_an_existing_user_changes_only_the_membership() -> None:
+    team = make_team("ml")
+    carol = make_user(team, role="viewer", username="carol")
+    enrolment = services.user_enrol(
+        username="carol", team_slug="ml", role="approver", password="another long passphrase"
+    )
+    assert (enrolment.user_created, enrolment.team_created, enrolment.password) == (
+        False,
+        False,
+        None,
+    )
+    assert enrolment.membership.role == "approver"
+    carol.refresh_from_db()
+    assert carol.check_password("pw-for-tests-1")  # their password stays as it was
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"role": "boss"}, "role"),
+        ({"password": "short"}, "password"),
+        ({"team_slug": "Bad Team"}, "team"),
+    ],
+)
+def test_a_refused_enrolment_leaves_no_user_or_team_behind(
+    changes: dict[str, str], field: str
+) -> None:
+    request = {"username": "dave", "team_slug": "new-team", "role": "viewer", **changes}
+    with pytest.raises(StudioloError) as refused:
+        services.user_enrol(**request)
+    assert refused.value.field == field
+    assert not User.objects.filter(username="dave").exists()
+    assert not Team.objects.filter(slug__in=["new-team", "Bad Team"]).exists()
