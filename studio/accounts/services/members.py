@@ -1,90 +1,25 @@
-"""Every change to users, teams, memberships and tokens, with its audit event."""
+"""Every change to users, teams and memberships, with its audit event."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import cast
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from studio.accounts.grants import sockets_recheck, sockets_revoke, token_group, user_group
-from studio.accounts.models import ApiToken, Membership, Team, TokenPurpose
-from studio.accounts.roles import Action, Role, role_allows
-from studio.accounts.selectors import dead_try_tokens_q, noted_member_role, user_by_username
+from studio.accounts.grants import sockets_recheck, sockets_revoke, user_group
+from studio.accounts.models import Membership, Team
+from studio.accounts.roles import Action, Role
+from studio.accounts.selectors import user_by_username
+from studio.accounts.services.permissions import Actor, permission_refusal, require_permission
 from studio.audit.services import audit_record
-from studio.errors import Conflict, NotFound, PermissionDenied, StudioloError, ValidationError
+from studio.errors import Conflict, NotFound, StudioloError, ValidationError
 
-Actor = AbstractBaseUser | AnonymousUser | None
-
-TOKEN_PREFIX = "stl_"  # noqa: S105 - a public marker that makes leaked tokens easy to scan for
-# Writing last_used_at on every request would turn each API call into a write;
-# once a minute is precise enough to tell a live token from a forgotten one.
-LAST_USED_PRECISION = timedelta(minutes=1)
-# The "try it" console's token: long enough for a session of trying, short enough that a
-# token left in a closed tab is soon worthless. Named so the user recognises it in Settings.
-TRY_IT_TOKEN_MINUTES = 15
-TRY_IT_TOKEN_NAME = "try-it console"  # noqa: S105 - a label, not a secret
-# Dead try-it tokens deleted per purge run; the beat runs it again every few minutes.
-TRY_IT_PURGE_BATCH = 1000
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
-
-
-def token_digest(secret: str) -> str:
-    """What is stored of a token secret (and what caches of tokens may key on)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-# --- permissions -----------------------------------------------------------------------
-
-
-def membership_role(*, user: Actor, team: Team) -> str | None:
-    """The user's role in the team (None: not a member), read from the database; or, when
-    this team instance was loaded together with the user's membership row in this request
-    (`studio.accounts.selectors.note_member_role`), that row's role."""
-    if user is None or not user.is_authenticated:
-        return None
-    known, role = noted_member_role(team, user.pk)
-    if known:
-        return role
-    return (
-        Membership.objects.filter(team=team, user_id=user.pk).values_list("role", flat=True).first()
-    )
-
-
-def require_permission(*, user: Actor, team: Team, action: Action) -> str:
-    """Return the user's role in the team, or raise `permission_refusal`'s answer."""
-    role = membership_role(user=user, team=team)
-    refusal = _role_refusal(role, team=team, action=action)
-    if refusal is not None:
-        raise refusal
-    return cast(str, role)  # a role that allows the action is a role
-
-
-def permission_refusal(*, user: Actor, team: Team, action: Action) -> StudioloError | None:
-    """Why `user` may not do `action` in `team`, or None when they may. The one statement of
-    the rule: `require_permission` raises the answer, the UI asks it which buttons to offer
-    (and so do the other apps' `*_refusal` checks)."""
-    return _role_refusal(membership_role(user=user, team=team), team=team, action=action)
-
-
-def _role_refusal(role: str | None, *, team: Team, action: Action) -> StudioloError | None:
-    # Non-members get NotFound rather than PermissionDenied: a user must not learn which
-    # names exist in another team.
-    if role is None:
-        return NotFound(f"team {team.slug!r} not found")
-    if not role_allows(role, action):
-        return PermissionDenied(
-            f"your role {role!r} in team {team.slug!r} does not allow {action.value}"
-        )
-    return None
 
 
 # --- users and teams -------------------------------------------------------------------
@@ -333,127 +268,6 @@ def initial_admin_ensure() -> str | None:
         team, _ = team_get_or_create(slug="default")
         membership_set(team=team, user=user, role=Role.ADMIN)
     return password
-
-
-# --- tokens ----------------------------------------------------------------------------
-
-
-def token_create(
-    *,
-    user: User,
-    name: str,
-    expires_at: datetime | None = None,
-    actor: Actor = None,
-    purpose: TokenPurpose = TokenPurpose.API,
-) -> tuple[ApiToken, str]:
-    """Create a token and return it with its secret, which is never shown again."""
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise ValidationError("name: 1-100 characters", field="name")
-    if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationError("expires_at: must be in the future", field="expires_at")
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with transaction.atomic():
-        token = ApiToken.objects.create(
-            user=user,
-            name=name,
-            prefix=secret[: len(TOKEN_PREFIX) + 6],
-            digest=token_digest(secret),
-            expires_at=expires_at,
-            purpose=purpose,
-        )
-        audit_record(
-            actor=actor,
-            action="token.created",
-            target=token,
-            details={"user": user.get_username(), "name": name, "purpose": purpose.value},
-        )
-    return token, secret
-
-
-def try_token_create(*, user: User) -> tuple[ApiToken, str]:
-    """A token of `user` for an endpoint page's "try it" console, expiring in
-    TRY_IT_TOKEN_MINUTES; the user's dead try-it tokens are purged first.
-
-    A still-valid try-it token cannot be handed out again: only its digest is stored. The
-    page keeps the secret in memory and reuses it, so a new one is minted per page load.
-    """
-    try_tokens_purge(user=user)
-    return token_create(
-        user=user,
-        name=TRY_IT_TOKEN_NAME,
-        expires_at=timezone.now() + timedelta(minutes=TRY_IT_TOKEN_MINUTES),
-        actor=user,
-        purpose=TokenPurpose.TRY_IT,
-    )
-
-
-def try_tokens_purge(*, user: User | None = None) -> int:
-    """Delete dead try-it tokens (of `user`, or everyone's), at most TRY_IT_PURGE_BATCH;
-    returns how many. Housekeeping by the studio: audited as `token.purged` by `system`."""
-    dead = ApiToken.objects.filter(dead_try_tokens_q(timezone.now()))
-    if user is not None:
-        dead = dead.filter(user=user)
-    purged = 0
-    for token in dead.select_related("user").order_by("pk")[:TRY_IT_PURGE_BATCH]:
-        with transaction.atomic():
-            # The row count says whether this purge deleted it: the beat's purge and one on
-            # minting can race, and each token gets one event.
-            deleted, _ = ApiToken.objects.filter(pk=token.pk).delete()
-            if deleted:
-                audit_record(
-                    actor=None,
-                    action="token.purged",
-                    target=token,
-                    details={
-                        "user": token.user.get_username(),
-                        "name": token.name,
-                        "purpose": token.purpose,
-                        "reason": "revoked" if token.revoked_at is not None else "expired",
-                    },
-                )
-                purged += 1
-    return purged
-
-
-def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
-    with transaction.atomic():
-        # Conditional update: two revokes racing record one event, not two.
-        updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-        token.refresh_from_db()
-        if updated:
-            sockets_revoke(token_group(token.pk), reason="token revoked")
-            audit_record(
-                actor=actor,
-                action="token.revoked",
-                target=token,
-                details={"user": token.user.get_username(), "name": token.name},
-            )
-    return token
-
-
-def token_authenticate(secret: str) -> User | None:
-    """The user behind a bearer secret, or None for an unknown, revoked or expired token."""
-    token = token_lookup(secret)
-    return token.user if token is not None else None
-
-
-def token_lookup(secret: str) -> ApiToken | None:
-    """The valid token of a bearer secret, with its user; None for an unknown, revoked or
-    expired token or an inactive user. Notes the token's use (once a minute at most)."""
-    if not secret.startswith(TOKEN_PREFIX):
-        return None
-    token = ApiToken.objects.select_related("user").filter(digest=token_digest(secret)).first()
-    if token is None or token.revoked_at is not None or not token.user.is_active:
-        return None
-    now = timezone.now()
-    if token.expires_at is not None and token.expires_at <= now:
-        return None
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token
 
 
 def team_set_self_approval(*, team: Team, allowed: bool, actor: Actor) -> Team:
