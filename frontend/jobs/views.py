@@ -42,9 +42,10 @@ from jobs.models import (
     JobStatus,
     SecondaryStatus,
 )
+from jobs.names import is_job_name
 from jobs.selectors import job_download_links, job_for_user, job_log_page, jobs_filtered
 from jobs.services.lifecycle import job_stop, job_stop_refusal
-from jobs.services.submission import JOB_NAME, job_create
+from jobs.services.submission import job_create
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.artifacts import get_store
@@ -228,7 +229,7 @@ def _submit(request: AuthedRequest, team: Team, form: JobCreateForm) -> Job:
     name = form.cleaned_data["name"].strip()
     staged: str | None = None
     # A name the service refuses cannot become part of a key; the service says why below.
-    if upload is not None and JOB_NAME.match(name):
+    if upload is not None and is_job_name(name):
         stamp = f"{timezone.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
         staged = f"teams/{team.slug}/uploads/{name}/{stamp}"
         filename = upload.name or "source"
