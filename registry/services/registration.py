@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -27,10 +26,10 @@ from studio.artifacts.integrity import ArtifactPin
 from studio.audit.services import audit_record
 from studio.errors import NotFound, StudioloError, ValidationError
 from studio.events import publish_team_event
+from studio.names import NAME_RULE, is_name
 from studio.webhooks.services import webhooks_emit
 
 Actor = AbstractBaseUser | AnonymousUser | None
-GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
 MAX_APPROVALS_REQUIRED = 10
 
 
@@ -61,11 +60,8 @@ def group_create(
     *, team: Team, name: str, actor: Actor, description: str = "", approvals_required: int = 1
 ) -> ModelPackageGroup:
     require_permission(user=actor, team=team, action=Action.REGISTER_MODEL)
-    if not GROUP_NAME.match(name):
-        raise ValidationError(
-            "name: 1-63 letters, digits and hyphens, starting and ending with a letter or digit",
-            field="name",
-        )
+    if not is_name(name):
+        raise ValidationError(f"name: {NAME_RULE}", field="name")
     if not 1 <= approvals_required <= MAX_APPROVALS_REQUIRED:
         raise ValidationError(
             f"approvals_required: between 1 and {MAX_APPROVALS_REQUIRED}",
