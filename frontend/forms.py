@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
+from typing import Any
 
 from django import forms
 from django.http import HttpRequest
@@ -47,3 +48,20 @@ def without_cursor(request: HttpRequest) -> str:
     query = request.GET.copy()
     query.pop("cursor", None)
     return f"?{query.urlencode()}" if query else request.path
+
+
+class CursorField(forms.CharField):
+    """A list's hidden page cursor: the (created_at, id) of the previous page's last row, or
+    None on the first page; a garbled one is a field error, not a 500."""
+
+    def __init__(self) -> None:
+        super().__init__(required=False, widget=forms.HiddenInput)
+
+    def clean(self, value: Any) -> tuple[datetime, int] | None:
+        cursor: str = super().clean(value) or ""
+        if not cursor:
+            return None
+        try:
+            return decode_cursor(cursor)
+        except ValueError as exc:
+            raise forms.ValidationError("This page link is no longer valid.") from exc

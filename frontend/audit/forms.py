@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, cast
 
 from django import forms
 
-from frontend.forms import decode_cursor
+from frontend.forms import CursorField
 from studio.accounts.models import Team
 from studio.audit.selectors import AuditFilter
 
@@ -37,21 +36,12 @@ class AuditFilterForm(forms.Form):
     )
     since = forms.DateTimeField(required=False, label="Since (UTC)", widget=_DateTimeLocal())
     until = forms.DateTimeField(required=False, label="Until (UTC)", widget=_DateTimeLocal())
-    cursor = forms.CharField(required=False, widget=forms.HiddenInput)
+    cursor = CursorField()
 
     def __init__(self, *args: Any, teams: list[Team], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         team_field = cast(forms.ChoiceField, self.fields["team"])
         team_field.choices = [("", "All my teams")] + [(t.slug, t.name) for t in teams]
-
-    def clean_cursor(self) -> tuple[datetime, int] | None:
-        cursor: str = self.cleaned_data.get("cursor") or ""
-        if not cursor:
-            return None
-        try:
-            return decode_cursor(cursor)
-        except ValueError as exc:
-            raise forms.ValidationError("This page link is no longer valid.") from exc
 
     def audit_filter(self) -> AuditFilter:
         data = self.cleaned_data
