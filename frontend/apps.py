@@ -7,6 +7,9 @@ class FrontendConfig(AppConfig):
     name = "frontend"
 
     def ready(self) -> None:
-        # Importing these registers their dashboard cards (studio and jobs cards in
-        # `dashboard`, the review inbox card in `models_views`).
-        from frontend import dashboard, models_views  # noqa: F401
+        # Importing these registers their dashboard cards: the studio's own in `dashboard`,
+        # and each domain's in its `cards` module.
+        from frontend import dashboard  # noqa: F401
+        from frontend.endpoints import cards as endpoints_cards  # noqa: F401
+        from frontend.jobs import cards as jobs_cards  # noqa: F401
+        from frontend.registry import cards as registry_cards  # noqa: F401

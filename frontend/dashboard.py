@@ -1,19 +1,15 @@
-"""Count cards on the dashboard, from a registry other apps add to.
+"""The dashboard page, and its count cards from a registry every part of the UI adds to.
 
 A card provider is a function `(team, user) -> DashboardCard | None` registered with
 `@dashboard_card(order=...)`. Providers read through their app's selectors (team-scoped, one
-cheap query each) and return None to hide their card. An app registers its providers by
-importing the module that defines them from its `AppConfig.ready()`, e.g. in `jobs/apps.py`:
-
-    def ready(self) -> None:
-        from jobs import dashboard  # noqa: F401 - registers the "Jobs running" card
-
-and in `jobs/dashboard.py`:
+cheap query each) and return None to hide their card. A domain of the UI registers its
+providers in its `cards` module, which `frontend.apps.FrontendConfig.ready()` imports, e.g.
+`frontend/jobs/cards.py`:
 
     @dashboard_card(order=30)
-    def running_jobs(team: Team, user: User) -> DashboardCard:
-        return DashboardCard(key="jobs-running", label="Jobs running",
-                             value=running_jobs_count(team), href=reverse("jobs"))
+    def active_jobs_card(team: Team, user: User) -> DashboardCard:
+        return DashboardCard(key="jobs-active", label="Active jobs",
+                             value=active_count(team), href=reverse("jobs"))
 """
 
 from __future__ import annotations
@@ -21,13 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
+from django.http import HttpResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_GET
 
-from jobs.models import ACTIVE_STATUSES
-from jobs.selectors import jobs_for_user
+from frontend.access import AuthedRequest
+from frontend.teams import current_team
 from studio.accounts.models import Team
 from studio.accounts.selectors import members_of_team, tokens_for_user
 from studio.audit.selectors import AuditFilter, audit_events_for_user
@@ -74,6 +74,23 @@ def dashboard_cards(team: Team, user: User) -> list[DashboardCard]:
     return [card for card in cards if card is not None]
 
 
+# --- the page ------------------------------------------------------------------------
+
+RECENT_ACTIVITY = 20
+
+
+@require_GET
+def dashboard(request: AuthedRequest) -> HttpResponse:
+    team = current_team(request)
+    context: dict[str, Any] = {"cards": [], "activity": []}
+    if team is not None:
+        context["cards"] = dashboard_cards(team, request.user)
+        context["activity"] = list(
+            audit_events_for_user(request.user, AuditFilter(team=team.slug))[:RECENT_ACTIVITY]
+        )
+    return render(request, "frontend/dashboard.html", context)
+
+
 # --- the cards of the studio itself ----------------------------------------------------
 
 
@@ -100,24 +117,6 @@ def tokens_card(team: Team, user: User) -> DashboardCard:
         value=active,
         href=reverse("settings-tokens"),
         hint="for the CLI and SDKs",
-    )
-
-
-@dashboard_card(order=30)
-def active_jobs_card(team: Team, user: User) -> DashboardCard:
-    active = tuple(
-        jobs_for_user(user)
-        .filter(team=team, status__in=ACTIVE_STATUSES)
-        .values_list("pk", flat=True)
-    )
-    return DashboardCard(
-        key="jobs-active",
-        label="Active jobs",
-        value=len(active),
-        href=f"{reverse('jobs')}?status=active",
-        hint="pending, running or stopping",
-        tracks="job.status",
-        tracked_ids=active,
     )
 
 

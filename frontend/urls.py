@@ -3,29 +3,28 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import (
-    endpoints_views,
-    experiments_views,
-    jobs_views,
-    login,
-    models_views,
-    runs_views,
-    views,
-)
+from frontend import dashboard, login
+from frontend.accounts import views as accounts_views
+from frontend.audit import views as audit_views
+from frontend.endpoints import views as endpoints_views
+from frontend.experiments import runs as runs_views
+from frontend.experiments import views as experiments_views
+from frontend.jobs import views as jobs_views
+from frontend.registry import views as registry_views
 
 urlpatterns = [
     path("login/", login.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", views.dashboard, name="dashboard"),
-    path("team/switch/", views.team_switch, name="team-switch"),
-    path("audit/", views.audit, name="audit"),
-    path("settings/tokens/", views.tokens, name="settings-tokens"),
+    path("", dashboard.dashboard, name="dashboard"),
+    path("team/switch/", accounts_views.team_switch, name="team-switch"),
+    path("audit/", audit_views.audit, name="audit"),
+    path("settings/tokens/", accounts_views.tokens, name="settings-tokens"),
     path(
         "settings/tokens/<int:token_id>/revoke/",
-        views.token_revoke_view,
+        accounts_views.token_revoke_view,
         name="settings-token-revoke",
     ),
-    path("settings/team/", views.team, name="settings-team"),
+    path("settings/team/", accounts_views.team, name="settings-team"),
     path("experiments/", experiments_views.experiment_list, name="experiments"),
     path(
         "experiments/create/",
@@ -63,15 +62,15 @@ urlpatterns = [
     path("jobs/new/", jobs_views.job_new, name="job-new"),
     path("jobs/<int:job_id>/", jobs_views.job_detail, name="job-detail"),
     path("jobs/<int:job_id>/stop/", jobs_views.job_stop_view, name="job-stop"),
-    path("models/", models_views.model_list, name="models"),
+    path("models/", registry_views.model_list, name="models"),
     # Outside /models/<name>/: any of those names could be a group's.
-    path("reviews/", models_views.model_review, name="model-review"),
-    path("jobs/<int:job_id>/register-model/", models_views.model_register, name="model-register"),
-    path("models/<str:name>/", models_views.model_group, name="model-group"),
-    path("models/<str:name>/<int:version>/", models_views.model_package, name="model-package"),
+    path("reviews/", registry_views.model_review, name="model-review"),
+    path("jobs/<int:job_id>/register-model/", registry_views.model_register, name="model-register"),
+    path("models/<str:name>/", registry_views.model_group, name="model-group"),
+    path("models/<str:name>/<int:version>/", registry_views.model_package, name="model-package"),
     path(
         "models/<str:name>/<int:version>/decide/",
-        models_views.model_package_decide,
+        registry_views.model_package_decide,
         name="model-package-decide",
     ),
     path(

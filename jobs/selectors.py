@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 from jobs.models import Job, JobLogLine
+from studio.accounts.models import Team
 from studio.accounts.selectors import teams_for_user
 from studio.errors import NotFound
 
 
 def jobs_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Job]:
     return Job.objects.filter(team__in=teams_for_user(user)).select_related("team", "created_by")
+
+
+def jobs_filtered(
+    user: AbstractBaseUser | AnonymousUser,
+    *,
+    team: Team | None = None,
+    statuses: Collection[str] | None = None,
+    kind: str | None = None,
+    name: str | None = None,
+) -> QuerySet[Job]:
+    """The reader's jobs as every list shows them (the REST API and so the CLI, the jobs
+    page): of `team` when given, with a status among `statuses` (none given, or an empty
+    collection: any status), of `kind`, and with `name` in their name, in any case."""
+    jobs = jobs_for_user(user)
+    if team is not None:
+        jobs = jobs.filter(team=team)
+    if statuses:
+        jobs = jobs.filter(status__in=sorted(statuses))
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    if name:
+        jobs = jobs.filter(name__icontains=name)
+    return jobs
 
 
 def job_for_user(user: AbstractBaseUser | AnonymousUser, job_id: int) -> Job:

@@ -33,9 +33,9 @@ from endpoints.services.models import (
 from registry.models import ModelPackage
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
-from studio.accounts.services import require_permission
+from studio.accounts.services import permission_refusal, require_permission
 from studio.audit.services import audit_record
-from studio.errors import Conflict, NotFound, ValidationError
+from studio.errors import Conflict, NotFound, StudioloError, ValidationError
 from studio.events import publish_team_event
 from studio.transitions import actor_label
 from studio.webhooks.services import webhooks_emit
@@ -192,11 +192,9 @@ def endpoint_update(*, endpoint: Endpoint, actor: Actor, config: EndpointConfig)
         raise ValidationError(
             f"config: endpoint {endpoint.name} already serves {config.name}", field="config"
         )
-    if endpoint.status in BUSY_STATUSES:
-        raise Conflict(
-            f"endpoint {endpoint.name} is {endpoint.status}; wait until it is InService",
-            field="status",
-        )
+    busy = _busy_refusal(endpoint)
+    if busy is not None:
+        raise busy
     config_require_deployable(config)
     with transaction.atomic():
         endpoint = endpoint_transition(
@@ -211,12 +209,43 @@ def endpoint_update(*, endpoint: Endpoint, actor: Actor, config: EndpointConfig)
     return endpoint
 
 
+def endpoint_update_refusal(*, endpoint: Endpoint, actor: Actor) -> StudioloError | None:
+    """Why `actor` may not roll a new config out to `endpoint` now, or None when they may:
+    the role, and an endpoint that is not busy (Creating, Updating, Deleting). The one
+    statement of these rules: `endpoint_update` raises the answer (besides its checks of the
+    config), the UI asks it whether to offer the update form."""
+    return permission_refusal(user=actor, team=endpoint.team, action=Action.DEPLOY) or (
+        _busy_refusal(endpoint)
+    )
+
+
+def _busy_refusal(endpoint: Endpoint) -> Conflict | None:
+    if endpoint.status == EndpointStatus.DELETING:
+        return Conflict(f"endpoint {endpoint.name} is being deleted", field="status")
+    if endpoint.status in BUSY_STATUSES:
+        return Conflict(
+            f"endpoint {endpoint.name} is {endpoint.status}; wait until it is InService",
+            field="status",
+        )
+    return None
+
+
+def endpoint_delete_refusal(*, endpoint: Endpoint, actor: Actor) -> StudioloError | None:
+    """Why `actor` may not delete `endpoint` now, or None when they may: the role, and an
+    endpoint not being deleted already (any other status may be deleted). `endpoint_delete`
+    raises the answer, the UI asks it whether to offer Delete."""
+    refusal = permission_refusal(user=actor, team=endpoint.team, action=Action.DEPLOY)
+    if refusal is None and endpoint.status == EndpointStatus.DELETING:
+        return Conflict(f"endpoint {endpoint.name} is being deleted already", field="status")
+    return refusal
+
+
 def endpoint_delete(*, endpoint: Endpoint, actor: Actor) -> Endpoint:
     """Stop serving and remove the instances; the endpoint row goes when they are gone (the
     audit log keeps its history). Allowed in any status except Deleting."""
-    require_permission(user=actor, team=endpoint.team, action=Action.DEPLOY)
-    if endpoint.status == EndpointStatus.DELETING:
-        raise Conflict(f"endpoint {endpoint.name} is being deleted already", field="status")
+    refusal = endpoint_delete_refusal(endpoint=endpoint, actor=actor)
+    if refusal is not None:
+        raise refusal
     with transaction.atomic():
         endpoint = endpoint_transition(
             endpoint_id=endpoint.pk,

@@ -9,7 +9,6 @@ package rejected in between cannot slip through.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -31,19 +30,18 @@ from studio.artifacts import get_store
 from studio.artifacts.errors import ArtifactStoreError
 from studio.audit.services import audit_record
 from studio.errors import NotFound, ValidationError
+from studio.names import NAME_RULE, is_name
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
-# SageMaker's name rule for models, configs, endpoints and variants.
-NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-NAME_RULE = "1-63 letters, digits and hyphens, starting and ending with a letter or digit"
 MAX_VARIANTS = 10
 MAX_INSTANCES = 10  # per variant; a local fleet, not a cloud
 MAX_ENV = 100
 
 
 def check_name(name: str, field_name: str = "name") -> str:
-    if not isinstance(name, str) or not NAME.match(name):
+    # SageMaker's name rule for models, configs, endpoints and variants.
+    if not is_name(name):
         raise ValidationError(f"{field_name}: {NAME_RULE}", field=field_name)
     return name
 

@@ -6,32 +6,32 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from experiments.mlflow import views
+from experiments.mlflow import artifacts, calls, experiments, runs
 
 TRACKING = {
-    "experiments/create": views.experiments_create,
-    "experiments/get": views.experiments_get,
-    "experiments/get-by-name": views.experiments_get_by_name,
-    "experiments/search": views.experiments_search,
-    "experiments/update": views.experiments_update,
-    "experiments/delete": views.experiments_delete,
-    "experiments/restore": views.experiments_restore,
-    "experiments/set-experiment-tag": views.experiments_set_tag,
-    "experiments/delete-experiment-tag": views.experiments_delete_tag,
-    "runs/create": views.runs_create,
-    "runs/get": views.runs_get,
-    "runs/update": views.runs_update,
-    "runs/delete": views.runs_delete,
-    "runs/restore": views.runs_restore,
-    "runs/search": views.runs_search,
-    "runs/log-metric": views.runs_log_metric,
-    "runs/log-parameter": views.runs_log_parameter,
-    "runs/set-tag": views.runs_set_tag,
-    "runs/delete-tag": views.runs_delete_tag,
-    "runs/log-batch": views.runs_log_batch,
-    "metrics/get-history": views.metrics_get_history,
-    "artifacts/list": views.artifacts_list,
-    "logged-models/search": views.logged_models_search,
+    "experiments/create": experiments.experiments_create,
+    "experiments/get": experiments.experiments_get,
+    "experiments/get-by-name": experiments.experiments_get_by_name,
+    "experiments/search": experiments.experiments_search,
+    "experiments/update": experiments.experiments_update,
+    "experiments/delete": experiments.experiments_delete,
+    "experiments/restore": experiments.experiments_restore,
+    "experiments/set-experiment-tag": experiments.experiments_set_tag,
+    "experiments/delete-experiment-tag": experiments.experiments_delete_tag,
+    "runs/create": runs.runs_create,
+    "runs/get": runs.runs_get,
+    "runs/update": runs.runs_update,
+    "runs/delete": runs.runs_delete,
+    "runs/restore": runs.runs_restore,
+    "runs/search": runs.runs_search,
+    "runs/log-metric": runs.runs_log_metric,
+    "runs/log-parameter": runs.runs_log_parameter,
+    "runs/set-tag": runs.runs_set_tag,
+    "runs/delete-tag": runs.runs_delete_tag,
+    "runs/log-batch": runs.runs_log_batch,
+    "metrics/get-history": runs.metrics_get_history,
+    "artifacts/list": artifacts.artifacts_list,
+    "logged-models/search": artifacts.logged_models_search,
 }
 
 
@@ -46,18 +46,18 @@ def _routes(prefix: str, name: str) -> list[URLPattern]:
                     name=f"mlflow{name}-{api}-{route.replace('/', '-')}",
                 )
             )
-        routes.append(path(f"{prefix}{api}/2.0/mlflow/<path:rest>", views.not_found))
+        routes.append(path(f"{prefix}{api}/2.0/mlflow/<path:rest>", calls.not_found))
         routes.append(
             path(
                 f"{prefix}{api}/2.0/mlflow-artifacts/artifacts",
-                views.artifacts_proxy_list,
+                artifacts.artifacts_proxy_list,
                 name=f"mlflow{name}-{api}-artifacts-list",
             )
         )
         routes.append(
             path(
                 f"{prefix}{api}/2.0/mlflow-artifacts/artifacts/<path:artifact_path>",
-                views.artifacts_proxy_file,
+                artifacts.artifacts_proxy_file,
                 name=f"mlflow{name}-{api}-artifact",
             )
         )

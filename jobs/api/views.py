@@ -176,15 +176,17 @@ class JobListApi(StudioAPIView):
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
+        data = params.validated_data
         jobs = in_team(
-            selectors.jobs_for_user(request.user), request.user, params.validated_data.get("team")
+            selectors.jobs_filtered(
+                request.user,
+                statuses=[data["status"]] if data.get("status") else None,
+                kind=data.get("kind"),
+                name=data.get("name"),
+            ),
+            request.user,
+            data.get("team"),
         )
-        if job_status := params.validated_data.get("status"):
-            jobs = jobs.filter(status=job_status)
-        if kind := params.validated_data.get("kind"):
-            jobs = jobs.filter(kind=kind)
-        if name := params.validated_data.get("name"):
-            jobs = jobs.filter(name__icontains=name)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobSerializer(page, many=True).data)

@@ -32,8 +32,10 @@ from jobs.models import (
     JobTransition,
     SecondaryStatus,
 )
+from studio.accounts.roles import Action
+from studio.accounts.services import permission_refusal, require_permission
 from studio.audit.services import audit_record
-from studio.errors import Conflict
+from studio.errors import Conflict, StudioloError
 from studio.events import publish_team_event
 from studio.webhooks.services import webhooks_emit
 
@@ -252,20 +254,33 @@ def job_progress(*, job_id: int, message: str, lease: Lease | None = None, **cou
         publish_status(job_id, job_status_payload(job))
 
 
+def job_stop_refusal(*, job: Job, actor: Actor) -> StudioloError | None:
+    """Why `actor` may not stop `job` now, or None when they may: the role, and a job that
+    is waiting or running (not finished, not stopping already). The one statement of these
+    rules: `job_stop` raises the answer, the UI asks it whether to offer Stop."""
+    return permission_refusal(user=actor, team=job.team, action=Action.STOP_JOB) or (
+        _stop_status_refusal(job)
+    )
+
+
+def _stop_status_refusal(job: Job) -> IllegalTransition | None:
+    if job.status in TERMINAL_STATUSES or job.status == JobStatus.STOPPING:
+        return IllegalTransition(
+            f"job {job.name} is {job.status}; only active jobs can be stopped", field="status"
+        )
+    return None
+
+
 def job_stop(*, job: Job, actor: Actor) -> Job:
     """Ask a job to stop. A job no worker has picked up stops at once; a running one goes
     to Stopping and its worker stops the container (SIGTERM, then SIGKILL after the grace
     period), uploads what the script saved, and marks it Stopped."""
-    from studio.accounts.roles import Action
-    from studio.accounts.services import require_permission
-
     require_permission(user=actor, team=job.team, action=Action.STOP_JOB)
     for _attempt in range(3):  # the worker may move the job between our read and write
         job.refresh_from_db()
-        if job.status in TERMINAL_STATUSES or job.status == JobStatus.STOPPING:
-            raise IllegalTransition(
-                f"job {job.name} is {job.status}; only active jobs can be stopped", field="status"
-            )
+        refusal = _stop_status_refusal(job)
+        if refusal is not None:
+            raise refusal
         target = JobStatus.STOPPED if job.status == JobStatus.PENDING else JobStatus.STOPPING
         secondary = (
             SecondaryStatus.STOPPED if target == JobStatus.STOPPED else SecondaryStatus.STOPPING

@@ -27,6 +27,7 @@ from jobs import archives
 from jobs.frameworks import framework_image
 from jobs.instance_types import InstanceType, instance_type_get
 from jobs.models import Job, JobKind, JobStatus, JobTransition, SecondaryStatus
+from jobs.names import CHANNEL_NAME_RULE, JOB_NAME_RULE, is_channel_name, is_job_name
 from jobs.runtime import get_runtime
 from jobs.services.idempotency import Idempotency, job_submit_once
 from jobs.services.lifecycle import job_status_payload
@@ -44,9 +45,8 @@ log = logging.getLogger(__name__)
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
-# SageMaker's limits and name rules, so requests valid there are valid here and back.
-JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
+# SageMaker's limits and name rules (jobs.names), so requests valid there are valid here
+# and back.
 ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
 MAX_HYPERPARAMETERS = 100
 MAX_CHANNELS = 20
@@ -276,11 +276,8 @@ def job_dispatch(*, job_id: int, queue: str) -> bool:
 
 
 def check_job_name(team: Team, name: str) -> None:
-    if not JOB_NAME.match(name):
-        raise ValidationError(
-            "name: 1-63 letters, digits and hyphens, starting and ending with a letter or digit",
-            field="name",
-        )
+    if not is_job_name(name):
+        raise ValidationError(f"name: {JOB_NAME_RULE}", field="name")
     if Job.objects.filter(team=team, name=name).exists():
         raise ValidationError(f"name: a job named {name!r} exists already", field="name")
 
@@ -454,9 +451,9 @@ def _channels(
     names: set[str] = set()
     for channel in channels:
         where = f"input_channels.{channel.name}"
-        if not CHANNEL_NAME.match(channel.name) or channel.name in names:
+        if not is_channel_name(channel.name) or channel.name in names:
             raise ValidationError(
-                f"{where}: names are unique, 1-64 of A-Z a-z 0-9 . - _", field="input_channels"
+                f"{where}: names are unique, {CHANNEL_NAME_RULE}", field="input_channels"
             )
         if channel.input_mode not in INPUT_MODES:
             raise ValidationError(

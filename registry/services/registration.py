@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -20,17 +19,17 @@ from registry.models import ApprovalStatus, ApprovalTransition, ModelPackage, Mo
 from registry.services.artifacts import artifact_pin_read
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
-from studio.accounts.services import require_permission
+from studio.accounts.services import permission_refusal, require_permission
 from studio.artifacts import get_store
 from studio.artifacts.errors import ArtifactStoreError
 from studio.artifacts.integrity import ArtifactPin
 from studio.audit.services import audit_record
 from studio.errors import NotFound, StudioloError, ValidationError
 from studio.events import publish_team_event
+from studio.names import NAME_RULE, is_name
 from studio.webhooks.services import webhooks_emit
 
 Actor = AbstractBaseUser | AnonymousUser | None
-GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
 MAX_APPROVALS_REQUIRED = 10
 
 
@@ -61,11 +60,8 @@ def group_create(
     *, team: Team, name: str, actor: Actor, description: str = "", approvals_required: int = 1
 ) -> ModelPackageGroup:
     require_permission(user=actor, team=team, action=Action.REGISTER_MODEL)
-    if not GROUP_NAME.match(name):
-        raise ValidationError(
-            "name: 1-63 letters, digits and hyphens, starting and ending with a letter or digit",
-            field="name",
-        )
+    if not is_name(name):
+        raise ValidationError(f"name: {NAME_RULE}", field="name")
     if not 1 <= approvals_required <= MAX_APPROVALS_REQUIRED:
         raise ValidationError(
             f"approvals_required: between 1 and {MAX_APPROVALS_REQUIRED}",
@@ -129,6 +125,21 @@ def package_register_from_job(
             "metrics": metrics,
         },
     )
+
+
+def registration_refusal(*, job: Job, actor: Actor) -> StudioloError | None:
+    """Why `actor` may not register `job`'s model now, or None when they may: the role in
+    the job's team, and a Completed job whose model is in the artifact store. The one
+    statement of these rules: registering raises the answer (`require_permission`,
+    `_job_model_key`), the UI asks it whether to offer Register."""
+    refusal = permission_refusal(user=actor, team=job.team, action=Action.REGISTER_MODEL)
+    if refusal is not None:
+        return refusal
+    try:
+        _job_model_key(job, job.team)
+    except StudioloError as error:
+        return error
+    return None
 
 
 def _job_model_key(job: Job, team: Team) -> str:

@@ -42,16 +42,6 @@ def _password_from_stdin() -> str:
     return password
 
 
-def _password_check(password: str, user: User | None) -> None:
-    from django.contrib.auth import password_validation
-    from django.core.exceptions import ValidationError as DjangoValidationError
-
-    try:
-        password_validation.validate_password(password, user)
-    except DjangoValidationError as exc:
-        raise CliError("password: " + " ".join(exc.messages)) from exc
-
-
 def _user_get(username: str) -> User:
     from django.contrib.auth import get_user_model
 
@@ -72,39 +62,33 @@ def _when(moment: datetime | None) -> str | None:
 
 def user_create(args: argparse.Namespace) -> int:
     _setup()
-    from django.contrib.auth import get_user_model
-    from django.db import transaction
-
     from studio.accounts import services
 
     password = _password_from_stdin() if args.password_stdin else None
-    report = []
-    # One transaction: a bad role or team name leaves no half-made user behind, and the
-    # report is printed only once everything is committed.
-    with transaction.atomic():
-        user = get_user_model().objects.filter(username=args.username).first()
-        generated = None
-        existed = user is not None
-        if user is None:
-            if password is not None:
-                _password_check(password, None)
-            user, made = services.user_create(
-                username=args.username, password=password, email=args.email or ""
-            )
-            generated = made if password is None else None
-            report.append(f"Created user {user.username}")
-        else:
-            report.append(f"User {user.username} exists; setting the membership only")
-        team, team_created = services.team_get_or_create(slug=args.team)
-        if team_created:
-            report.append(f"Created team {team.slug}")
-        services.membership_set(team=team, user=user, role=args.role)
-    report.append(f"{user.username} is {args.role} in team {team.slug}")
+    # One transaction in the service: a bad role or team name leaves no half-made user
+    # behind, and the report is printed only once everything is committed.
+    enrolment = services.user_enrol(
+        username=args.username,
+        team_slug=args.team,
+        role=args.role,
+        password=password,
+        email=args.email or "",
+    )
+    username = enrolment.membership.user.get_username()
+    team = enrolment.membership.team.slug
+    report = [
+        f"Created user {username}"
+        if enrolment.user_created
+        else f"User {username} exists; setting the membership only"
+    ]
+    if enrolment.team_created:
+        report.append(f"Created team {team}")
+    report.append(f"{username} is {enrolment.membership.role} in team {team}")
     print("\n".join(report))
-    if existed and password is not None:
+    if not enrolment.user_created and password is not None:
         print("note: password left unchanged (use `studiolo user set-password`)", file=sys.stderr)
-    if generated is not None:
-        print(f"Password: {generated}   (shown once)")
+    if enrolment.password is not None:
+        print(f"Password: {enrolment.password}   (shown once)")
     return 0
 
 

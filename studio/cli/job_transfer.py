@@ -21,6 +21,9 @@ from urllib.parse import quote
 
 import httpx
 
+# The server's own name rules, checked here before anything is uploaded (a module of the
+# standard library only: this client path imports no Django).
+from jobs.names import CHANNEL_NAME_RULE, JOB_NAME_RULE, MAX_JOB_NAME, is_channel_name, is_job_name
 from studio.cli.client import ApiClient
 from studio.cli.common import CliError
 
@@ -29,10 +32,6 @@ UPLOAD_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
 # Never part of a training script's source (SageMaker's SDK would pack them; they only
 # cost time and leak history).
 SKIPPED_FOLDERS = frozenset({"__pycache__", ".git"})
-# The server's rules (jobs.services.submission), checked here before anything is uploaded.
-JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-MAX_JOB_NAME = 63
-CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
 URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
@@ -81,12 +80,8 @@ def default_job_name(entry_point: str, now: datetime | None = None) -> str:
 
 
 def check_job_name(name: str) -> None:
-    if len(name) > MAX_JOB_NAME or not JOB_NAME.match(name):
-        raise CliError(
-            f"--name {name!r}: 1-63 letters, digits and hyphens, starting and ending with a "
-            "letter or digit",
-            code=2,
-        )
+    if not is_job_name(name):
+        raise CliError(f"--name {name!r}: {JOB_NAME_RULE}", code=2)
 
 
 def check_entry_point(source_dir: Path, entry_point: str) -> None:
@@ -163,10 +158,8 @@ def parse_inputs(pairs: list[tuple[str, str]]) -> list[InputSpec]:
     specs: list[InputSpec] = []
     seen: set[str] = set()
     for channel, value in pairs:
-        if not CHANNEL_NAME.match(channel):
-            raise CliError(
-                f"--input {channel}=...: channel names are 1-64 of A-Z a-z 0-9 . - _", code=2
-            )
+        if not is_channel_name(channel):
+            raise CliError(f"--input {channel}=...: channel names are {CHANNEL_NAME_RULE}", code=2)
         if channel in seen:
             raise CliError(f"--input {channel}=...: channel given twice", code=2)
         seen.add(channel)

@@ -17,7 +17,7 @@ from tests.factories import make_team, make_user
 @pytest.fixture(autouse=True)
 def _fresh_mlflow_callers() -> None:
     """The MLflow API keeps its callers a few seconds; each test starts with none kept."""
-    from experiments.mlflow.views import clear_callers
+    from experiments.mlflow.calls import clear_callers
 
     clear_callers()
 

@@ -210,12 +210,12 @@ def test_a_warm_caller_costs_no_query_and_a_revoked_token_ends_within_the_ttl(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from experiments.mlflow import views
+    from experiments.mlflow import calls
     from studio.accounts.models import ApiToken
     from studio.accounts.services import token_revoke
 
     clock = _Clock()
-    monkeypatch.setattr(views, "time", clock)
+    monkeypatch.setattr(calls, "time", clock)
     token = make_token(scientist)
     api = Mlflow(token)
     body = {"run_id": run.run_uuid, "key": "loss", "value": 0.5, "timestamp": T0, "step": 0}
@@ -235,9 +235,9 @@ def test_a_warm_caller_costs_no_query_and_a_revoked_token_ends_within_the_ttl(
     assert any('"accounts_membership"."role"' in sql for sql in sqls), sqls
 
     token_revoke(token=ApiToken.objects.get(user=scientist), actor=scientist)
-    clock.now += views.CALLER_TTL_SECONDS / 2
+    clock.now += calls.CALLER_TTL_SECONDS / 2
     assert api.post("runs/log-metric", {**body, "step": 2}).status_code == 200
-    clock.now += views.CALLER_TTL_SECONDS
+    clock.now += calls.CALLER_TTL_SECONDS
     refused(api.post("runs/log-metric", {**body, "step": 3}), 401, "UNAUTHENTICATED")
 
 

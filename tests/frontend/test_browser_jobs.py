@@ -198,7 +198,7 @@ def test_a_long_log_keeps_the_page_bounded_and_respects_a_reader_scrolled_up(
 ) -> None:
     from playwright.sync_api import expect
 
-    from frontend.jobs_views import LOG_TAIL
+    from frontend.jobs.views import LOG_TAIL
 
     _, _, job = lab_job
     sign_in(page, asgi_server)

@@ -11,13 +11,8 @@ from typing import Any
 import plotly.graph_objects as go
 import pytest
 
-from frontend.charts import (
-    MAX_CHART_POINTS,
-    invocations_figure,
-    latency_figure,
-    metric_figure,
-    thin_min_max,
-)
+from frontend.charts import MAX_CHART_POINTS, metric_figure, thin_min_max
+from frontend.endpoints.charts import invocations_figure, latency_figure
 
 
 def test_metric_figure_is_a_valid_plotly_line_of_the_points() -> None:

@@ -379,6 +379,25 @@ def test_update_delete_and_console_are_shown_only_to_those_who_may(
     assert "data-try-form" not in theirs
 
 
+def test_a_busy_endpoint_offers_no_update_and_says_why(
+    team: Team, scientist: User, viewer: User, package: ModelPackage
+) -> None:
+    endpoint = deploy(team, scientist, package)  # Creating: the service would refuse an update
+    url = reverse("endpoint-detail", args=["churn-api"])
+    page = signed_in(scientist).get(url).content.decode()
+    assert "data-update-form" not in page
+    assert "data-update-note" in page
+    assert "endpoint churn-api is Creating; wait until it is InService" in page
+    assert "data-delete-form" in page  # deleting is allowed in any status but Deleting
+    assert "data-update-note" not in signed_in(viewer).get(url).content.decode()
+
+    endpoint_transition(endpoint_id=endpoint.pk, status=EndpointStatus.DELETING, message="bye")
+    page = signed_in(scientist).get(url).content.decode()
+    assert "data-delete-form" not in page
+    assert "data-update-form" not in page
+    assert "endpoint churn-api is being deleted" in page
+
+
 def test_a_viewer_posting_anyway_is_refused_by_the_services(
     team: Team, scientist: User, viewer: User, package: ModelPackage
 ) -> None:

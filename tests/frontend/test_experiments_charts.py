@@ -7,7 +7,7 @@ import json
 
 import plotly.graph_objects as go
 
-from frontend.experiments_charts import (
+from frontend.experiments.charts import (
     MAX_PARALLEL_PARAMS,
     RunValues,
     column_options,

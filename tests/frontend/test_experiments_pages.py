@@ -26,8 +26,8 @@ from experiments.services import (
     run_log_batch,
     run_transition,
 )
-from frontend.experiments_views import RUNS_PAGE_SIZE
-from frontend.runs_views import MAX_WIDTH
+from frontend.experiments.runs import MAX_WIDTH
+from frontend.experiments.views import RUNS_PAGE_SIZE
 from studio.accounts.models import Team
 from studio.audit.models import AuditEvent
 from tests.factories import make_team, make_user

@@ -233,7 +233,7 @@ def test_an_unknown_status_filter_is_refused_not_ignored(
 def test_list_pages_with_a_keyset_cursor(
     signed_in: Client, team: Team, member: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("frontend.jobs_views.JOBS_PAGE_SIZE", 3)
+    monkeypatch.setattr("frontend.jobs.views.JOBS_PAGE_SIZE", 3)
     for index in range(7):
         make_job(team, member, f"job-{index}")
     first = signed_in.get(reverse("jobs"), {"q": "job"})
@@ -356,7 +356,7 @@ def test_job_page_renders_log_lines_by_stream_escaped(
 def test_job_page_keeps_only_the_newest_lines_of_a_long_log(
     signed_in: Client, team: Team, member: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("frontend.jobs_views.LOG_TAIL", 10)
+    monkeypatch.setattr("frontend.jobs.views.LOG_TAIL", 10)
     job = make_job(team, member, "long")
     add_log(job, [("stdout", f"line {n}") for n in range(1, 26)])
     response = signed_in.get(reverse("job-detail", args=[job.pk]))

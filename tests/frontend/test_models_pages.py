@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from frontend.registry_charts import VersionMetrics, metric_names, versions_metric_figure
+from frontend.registry.charts import VersionMetrics, metric_names, versions_metric_figure
 from registry.models import ApprovalStatus, ModelPackage, ModelPackageGroup
 from registry.services.approval import package_decide
 from registry.services.registration import (
@@ -233,3 +233,22 @@ def test_no_register_button_for_unfinished_jobs_or_viewers(team: Team, scientist
     done = completed_job(team, scientist, "done")
     viewer = make_user(team, role="viewer")
     assert "data-register-model" not in signed_in(viewer).get(f"/jobs/{done.pk}/").content.decode()
+
+
+def test_the_register_page_shows_the_registrys_reason_instead_of_its_form(
+    team: Team, scientist: User
+) -> None:
+    # Completed, but its model never reached the store: the registry would refuse it.
+    job = completed_job(team, scientist, "no-model", model_artifact_uri="")
+    client = signed_in(scientist)
+    assert "data-register-model" not in client.get(f"/jobs/{job.pk}/").content.decode()
+    page = client.get(f"/jobs/{job.pk}/register-model/").content.decode()
+    assert "data-register-refusal" in page
+    assert "only a Completed job with a model can be registered" in page
+    assert "register-form" not in page
+
+    done = completed_job(team, scientist, "done")
+    viewer = make_user(team, role="viewer")
+    page = signed_in(viewer).get(f"/jobs/{done.pk}/register-model/").content.decode()
+    assert "does not allow model.register" in page
+    assert "register-form" not in page

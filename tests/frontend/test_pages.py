@@ -8,13 +8,13 @@ import re
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django import DjangoAssertNumQueries
 
+from frontend.accounts.views import NEW_TOKEN_SESSION_KEY
 from frontend.dashboard import DashboardCard, _providers, dashboard_card
-from frontend.views import NEW_TOKEN_SESSION_KEY
 from studio.accounts import services
 from studio.accounts.models import ApiToken, Membership, Team
 from studio.accounts.roles import Action
@@ -455,3 +455,25 @@ def test_admin_cannot_change_a_member_of_another_team(client: Client, team: Team
     assert response.status_code == 404
     membership.refresh_from_db()
     assert membership.role == "viewer"
+
+
+# --- what a page may offer ---------------------------------------------------------------
+
+
+def test_pages_ask_the_permission_service_from_the_memberships_they_read_once(
+    rf: RequestFactory, team: Team, member: User
+) -> None:
+    from frontend.access import allows
+    from frontend.teams import user_memberships
+
+    other = make_team()
+    request = rf.get("/")
+    request.user = member
+    user_memberships(request)  # the top bar reads them on every page
+    fresh_team = Team.objects.get(pk=team.pk)  # an instance no selector noted a role on
+    with CaptureQueriesContext(connection) as queries:
+        assert allows(request, fresh_team, Action.SUBMIT_JOB)
+        assert not allows(request, fresh_team, Action.APPROVE_MODEL)
+        assert not allows(request, other, Action.VIEW)
+        assert not allows(request, None, Action.VIEW)
+    assert queries.captured_queries == []

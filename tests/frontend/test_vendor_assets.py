@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from django.contrib.staticfiles import finders
 
-from frontend.charts import invocations_figure, latency_figure, metric_figure
-from frontend.registry_charts import VersionMetrics, versions_metric_figure
+from frontend.charts import metric_figure
+from frontend.endpoints.charts import invocations_figure, latency_figure
+from frontend.registry.charts import VersionMetrics, versions_metric_figure
 from tests.frontend.test_charts import TRAFFIC, UNTIL
 
 # The trace modules of plotly.js-basic-dist-min (its README: "bar, pie and scatter").

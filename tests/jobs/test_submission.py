@@ -140,6 +140,14 @@ def test_channel_of_another_team_looks_missing(team_client: Any) -> None:
     assert "does not exist" in response.json()["error"]["message"]
 
 
+def test_a_name_longer_than_63_is_a_400_whatever_its_hyphens(team_client: Any) -> None:
+    # SageMaker's pattern alone lets hyphen runs through; the column holds 63 characters.
+    response = post(team_client, valid_request(name="a" + "-" * 70 + "b"))
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "name"
+    assert not Job.objects.exists()
+
+
 def test_a_name_already_used_is_a_400(team_client: Any) -> None:
     assert post(team_client, valid_request()).status_code == 201
     response = post(team_client, valid_request())

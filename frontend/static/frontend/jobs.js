@@ -17,7 +17,7 @@
     return number < 10 ? "0" + number : String(number);
   }
 
-  // Same output as frontend.jobs_display.format_duration.
+  // Same output as frontend.jobs.display.format_duration.
   function formatDuration(totalSeconds) {
     var seconds = Math.max(0, Math.floor(totalSeconds));
     if (seconds < 60) return seconds + "s";

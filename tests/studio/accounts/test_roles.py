@@ -90,3 +90,28 @@ def test_bad_role_is_a_400_naming_the_field(client: Client) -> None:
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "role"
     assert team.memberships.get(user=admin).role == Role.ADMIN
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [r.value for r in ROLE_ORDER])
+@pytest.mark.parametrize("action", list(Action))
+def test_the_refusal_check_and_the_raising_check_agree(role: str, action: Action) -> None:
+    team = make_team()
+    user = make_user(team, role=role)
+    refusal = services.permission_refusal(user=user, team=team, action=action)
+    if role in EXPECTED[action]:
+        assert refusal is None
+        assert services.require_permission(user=user, team=team, action=action) == role
+    else:
+        assert isinstance(refusal, PermissionDenied)
+        with pytest.raises(PermissionDenied, match=refusal.message):
+            services.require_permission(user=user, team=team, action=action)
+
+
+@pytest.mark.django_db
+def test_the_refusal_check_gives_an_outsider_not_found() -> None:
+    team = make_team()
+    outsider = make_user(make_team())
+    assert isinstance(
+        services.permission_refusal(user=outsider, team=team, action=Action.VIEW), NotFound
+    )

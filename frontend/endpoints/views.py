@@ -30,27 +30,28 @@ from endpoints.models import (
 )
 from endpoints.services.lifecycle import (
     endpoint_delete,
+    endpoint_delete_refusal,
     endpoint_deploy_package,
     endpoint_update_package,
+    endpoint_update_refusal,
 )
 from endpoints.services.models import (
     package_from_ref,
 )
-from frontend.charts import invocations_figure, latency_figure
-from frontend.dashboard import DashboardCard, dashboard_card
-from frontend.endpoints_forms import DeployForm, UpdateForm, add_endpoint_error
-from frontend.models_views import APPROVAL_COLOURS, APPROVAL_LABELS
-from frontend.teams import current_team, user_memberships
-from frontend.views import AuthedRequest
+from frontend.access import AuthedRequest, allows, noted
+from frontend.endpoints.charts import invocations_figure, latency_figure
+from frontend.endpoints.forms import DeployForm, UpdateForm, add_endpoint_error
+from frontend.registry.display import APPROVAL_COLOURS, APPROVAL_LABELS
+from frontend.teams import current_team
 from registry.models import ModelPackage
 from registry.selectors import package_for_user, packages_for_user
 from registry.services.approval import package_is_deployable
 from studio.accounts.models import Team
-from studio.accounts.roles import Action, role_allows
+from studio.accounts.roles import Action
 from studio.accounts.services import TRY_IT_TOKEN_MINUTES, try_token_create
-from studio.errors import NotFound, StudioloError
+from studio.errors import Conflict, NotFound, StudioloError
 
-# Colours named as the stylesheet's `status-<colour>` (frontend/jobs_display.py's palette):
+# Colours named as the stylesheet's `status-<colour>` (frontend/jobs/display.py's palette):
 # busy statuses pulse in blue/cyan/orange, serving is green, failed is red.
 STATUS_COLOURS: dict[str, str] = {
     EndpointStatus.CREATING: "cyan",
@@ -75,15 +76,6 @@ TRAFFIC_MINUTES = 60
 
 def status_colour(status: str) -> str:
     return STATUS_COLOURS.get(status, "gray")
-
-
-def _allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
-    """Whether the user's role in `team` allows `action` (memberships cached on the request)."""
-    if team is None:
-        return False
-    return any(
-        m.team_id == team.pk and role_allows(m.role, action) for m in user_memberships(request)
-    )
 
 
 def _endpoint_or_404(request: AuthedRequest, name: str) -> Endpoint:
@@ -226,10 +218,11 @@ def _detail(
     update_form: UpdateForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    team = endpoint.team
-    can_deploy = _allows(request, team, Action.DEPLOY)
-    # Nothing can be rolled out to an endpoint on its way out (the service would refuse).
-    if can_deploy and update_form is None and endpoint.status != EndpointStatus.DELETING:
+    team = noted(request, endpoint.team)
+    # The form is offered when the endpoints service would take an update now; a busy
+    # endpoint's page says why it is not (its reason), a viewer's page says nothing.
+    update_refusal = endpoint_update_refusal(endpoint=endpoint, actor=request.user)
+    if update_form is None and update_refusal is None:
         update_form = UpdateForm(
             initial=_update_initial(endpoint), packages=_deployable_refs(request, team)
         )
@@ -272,9 +265,12 @@ def _detail(
             "traffic": traffic,
             "charts": charts,
             "traffic_minutes": TRAFFIC_MINUTES,
-            "can_deploy": can_deploy,
-            "can_invoke": _allows(request, team, Action.INVOKE),
+            "can_delete": endpoint_delete_refusal(endpoint=endpoint, actor=request.user) is None,
+            "can_invoke": allows(request, team, Action.INVOKE),
             "update_form": update_form,
+            "update_note": update_refusal.message
+            if isinstance(update_refusal, Conflict) and update_form is None
+            else "",
             "invocation_path": f"/endpoints/{endpoint.name}/invocations",
             "try_token_minutes": TRY_IT_TOKEN_MINUTES,
             "live_config": {
@@ -360,7 +356,7 @@ def endpoint_try_token(request: AuthedRequest, name: str) -> JsonResponse:
     dead try-it tokens, so they do not pile up in Settings → API tokens.
     """
     endpoint = _endpoint_or_404(request, name)
-    if not _allows(request, endpoint.team, Action.INVOKE):
+    if not allows(request, endpoint.team, Action.INVOKE):
         return JsonResponse(
             {
                 "error": {
@@ -434,36 +430,8 @@ def model_package_deploy(request: AuthedRequest, name: str, version: int) -> Htt
             "package": package,
             "group": package.group,
             "deployable": package_is_deployable(package),
-            "can_deploy": _allows(request, team, Action.DEPLOY),
+            "can_deploy": allows(request, team, Action.DEPLOY),
             "approval_colour": APPROVAL_COLOURS.get(package.approval_status, "gray"),
         },
         status=status,
-    )
-
-
-# --- dashboard ---------------------------------------------------------------------------
-
-
-@dashboard_card(order=50)
-def endpoints_card(team: Team, user: Any) -> DashboardCard | None:
-    """Endpoints in service, and how many need attention (a served package was rejected,
-    or the endpoint failed). Hidden while the team has no endpoint."""
-    statuses = list(
-        selectors.endpoints_for_user(user)
-        .filter(team=team)
-        .values_list("status", "attention")
-        .order_by()
-    )
-    if not statuses:
-        return None
-    in_service = sum(1 for status, _ in statuses if status == EndpointStatus.IN_SERVICE)
-    attention = sum(1 for status, note in statuses if note or status == EndpointStatus.FAILED)
-    return DashboardCard(
-        key="endpoints",
-        label="Endpoints in service",
-        value=in_service,
-        href=reverse("endpoints"),
-        hint=f"{attention} need{'s' if attention == 1 else ''} attention"
-        if attention
-        else f"of {len(statuses)} endpoint{'s' if len(statuses) != 1 else ''}, none needs attention",
     )

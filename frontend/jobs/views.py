@@ -19,9 +19,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from experiments.selectors import metric_series
+from frontend.access import AuthedRequest, allows, noted
 from frontend.charts import metric_figure
-from frontend.forms import encode_cursor
-from frontend.jobs_display import (
+from frontend.forms import encode_cursor, without_cursor
+from frontend.jobs.display import (
     STATUS_COLOURS,
     STATUS_FILTER_BY_KEY,
     STATUS_FILTERS,
@@ -29,9 +30,8 @@ from frontend.jobs_display import (
     format_duration,
     status_colour,
 )
-from frontend.jobs_forms import JobCreateForm, JobFilterForm
-from frontend.teams import current_membership, user_memberships
-from frontend.views import AuthedRequest
+from frontend.jobs.forms import JobCreateForm, JobFilterForm
+from frontend.teams import current_membership
 from jobs.instance_types import instance_types
 from jobs.models import (
     ACTIVE_STATUSES,
@@ -42,11 +42,12 @@ from jobs.models import (
     JobStatus,
     SecondaryStatus,
 )
-from jobs.selectors import job_download_links, job_for_user, job_log_page, jobs_for_user
-from jobs.services.lifecycle import job_stop
-from jobs.services.submission import JOB_NAME, job_create
+from jobs.names import is_job_name
+from jobs.selectors import job_download_links, job_for_user, job_log_page, jobs_filtered
+from jobs.services.lifecycle import job_stop, job_stop_refusal
+from jobs.services.submission import job_create
 from studio.accounts.models import Team
-from studio.accounts.roles import Action, role_allows
+from studio.accounts.roles import Action
 from studio.artifacts import get_store
 from studio.artifacts.services import artifact_put
 from studio.errors import NotFound, StudioloError
@@ -83,11 +84,12 @@ def job_list(request: AuthedRequest) -> HttpResponse:
         data = form.cleaned_data if form.is_bound else {}
         status_key = data.get("status") or ""
         search = (data.get("q") or "").strip()
-        team_jobs = jobs_for_user(request.user).filter(team=team)
-        if search:
-            team_jobs = team_jobs.filter(name__icontains=search)
-        chips = _chips(request, team_jobs, status_key)
-        listed = team_jobs.filter(STATUS_FILTER_BY_KEY[status_key].q())
+        # The chips count the jobs of every status the search finds; the table lists those
+        # of the chosen one.
+        chips = _chips(request, jobs_filtered(request.user, team=team, name=search), status_key)
+        listed = jobs_filtered(
+            request.user, team=team, statuses=STATUS_FILTER_BY_KEY[status_key].statuses, name=search
+        )
         cursor = data.get("cursor")
         if cursor is not None:
             # Keyset paging on the table's ordering (-created_at, -id): constant cost at any
@@ -113,8 +115,8 @@ def job_list(request: AuthedRequest) -> HttpResponse:
             "status_key": status_key,
             "older_url": older_url,
             "paged": bool(request.GET.get("cursor")),
-            "newest_url": _without_cursor(request),
-            "can_submit": _allows(request, team, Action.SUBMIT_JOB),
+            "newest_url": without_cursor(request),
+            "can_submit": allows(request, team, Action.SUBMIT_JOB),
             "live_config": {
                 **_status_vocabulary(),
                 "statuses": sorted(STATUS_FILTER_BY_KEY[status_key].statuses),
@@ -170,12 +172,6 @@ def _row(job: Job, now: datetime) -> JobRow:
     )
 
 
-def _without_cursor(request: AuthedRequest) -> str:
-    query = request.GET.copy()
-    query.pop("cursor", None)
-    return f"?{query.urlencode()}" if query else request.path
-
-
 # --- new job -----------------------------------------------------------------------------
 
 
@@ -203,7 +199,7 @@ def job_new(request: AuthedRequest) -> HttpResponse:
         "frontend/jobs/new.html",
         {
             "form": form,
-            "can_submit": _allows(request, team, Action.SUBMIT_JOB),
+            "can_submit": allows(request, team, Action.SUBMIT_JOB),
             "upload_prefix": f"teams/{team.slug}/uploads/" if team else "",
             # Browsers never refill a file input: say so when a chosen file was refused.
             "upload_lost": status != 200 and "source_file" in request.FILES,
@@ -233,7 +229,7 @@ def _submit(request: AuthedRequest, team: Team, form: JobCreateForm) -> Job:
     name = form.cleaned_data["name"].strip()
     staged: str | None = None
     # A name the service refuses cannot become part of a key; the service says why below.
-    if upload is not None and JOB_NAME.match(name):
+    if upload is not None and is_job_name(name):
         stamp = f"{timezone.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
         staged = f"teams/{team.slug}/uploads/{name}/{stamp}"
         filename = upload.name or "source"
@@ -331,8 +327,7 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
             "training_time": format_duration(
                 elapsed(job.training_started_at, job.training_ended_at or job.ended_at, now)
             ),
-            "can_stop": _allows(request, job.team, Action.STOP_JOB)
-            and job.status in (JobStatus.PENDING, JobStatus.IN_PROGRESS),
+            "can_stop": job_stop_refusal(job=job, actor=request.user) is None,
             "live_config": {
                 "job": job.pk,
                 "socket": f"/ws/jobs/{job.pk}/logs",
@@ -381,18 +376,10 @@ def _current_team_or_none(request: AuthedRequest) -> Team | None:
     return membership.team if membership is not None else None
 
 
-def _allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
-    """Whether the user's role in `team` allows `action`; from the request's memberships."""
-    if team is None:
-        return False
-    for membership in user_memberships(request):
-        if membership.team_id == team.pk:
-            return role_allows(membership.role, action)
-    return False
-
-
 def _job_or_404(request: AuthedRequest, job_id: int) -> Job:
     try:
-        return job_for_user(request.user, job_id)
+        job = job_for_user(request.user, job_id)
     except NotFound as exc:  # another team's job is no different from no job
         raise Http404(exc.message) from exc
+    noted(request, job.team)  # what the page offers is asked of the services without a query
+    return job

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from frontend.charts import FONT, GRID_COLOUR, TEXT_COLOUR, Figure
 
-# Bar colours per approval status, the palette of the status badges (frontend/models_views.py).
+# Bar colours per approval status, the palette of the status badges (frontend/registry/display.py).
 STATUS_BAR_COLOURS: dict[str, str] = {
     "PendingManualApproval": "#0891b2",
     "Approved": "#16a34a",

@@ -30,14 +30,14 @@ from experiments import selectors, services
 from experiments.models import Lifecycle, Run, RunStatus
 from experiments.services.common import now_ms
 from experiments.validation import INT64_MAX, INT64_MIN, json_float
-from frontend import jobs_display
-from frontend.experiments_charts import (
+from frontend.access import AuthedRequest, allows
+from frontend.experiments.charts import (
     RunValues,
     column_options,
     parallel_coordinates_figure,
     scatter_figure,
 )
-from frontend.experiments_display import (
+from frontend.experiments.display import (
     STATUS_COLOURS,
     STATUS_LABELS,
     compare_rows,
@@ -47,10 +47,10 @@ from frontend.experiments_display import (
     run_duration,
     status_colour,
 )
-from frontend.experiments_forms import RunRenameForm
-from frontend.experiments_views import MAX_COMPARE_RUNS, allows
+from frontend.experiments.forms import RunRenameForm
+from frontend.experiments.views import MAX_COMPARE_RUNS
 from frontend.forms import add_service_error
-from frontend.views import AuthedRequest
+from frontend.jobs import display as jobs_display
 from studio.accounts.roles import Action
 from studio.errors import NotFound, StudioloError, ValidationError
 

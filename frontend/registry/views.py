@@ -9,9 +9,8 @@ become field errors or messages, never a 500.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404, HttpResponse
@@ -19,47 +18,25 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from frontend.dashboard import DashboardCard, dashboard_card
+from frontend.access import AuthedRequest, allows, noted
 from frontend.forms import add_service_error
-from frontend.registry_charts import VersionMetrics, metric_names, versions_metric_figure
-from frontend.teams import current_team, user_memberships
-from frontend.views import AuthedRequest
-from jobs.frameworks import FRAMEWORK_IMAGES
-from jobs.models import Job, JobStatus
+from frontend.registry.charts import VersionMetrics, metric_names, versions_metric_figure
+from frontend.registry.display import APPROVAL_COLOURS, APPROVAL_LABELS, approval_colour
+from frontend.registry.forms import NEW_GROUP, RegisterForm
+from frontend.teams import current_team
+from jobs.models import Job
 from jobs.selectors import job_for_user
 from registry import selectors
-from registry.models import ApprovalStatus, ApprovalVote, ModelPackage, ModelPackageGroup
+from registry.models import ApprovalVote, ModelPackage, ModelPackageGroup
 from registry.services.approval import package_decide, package_is_deployable
 from registry.services.registration import (
-    MAX_APPROVALS_REQUIRED,
     InferenceSpec,
     package_register_from_job,
     package_register_from_job_in_new_group,
+    registration_refusal,
 )
-from studio.accounts.models import Team
-from studio.accounts.roles import Action, role_allows
+from studio.accounts.roles import Action
 from studio.errors import NotFound, StudioloError
-
-APPROVAL_COLOURS: dict[str, str] = {
-    ApprovalStatus.PENDING: "cyan",
-    ApprovalStatus.APPROVED: "green",
-    ApprovalStatus.REJECTED: "red",
-}
-APPROVAL_LABELS: dict[str, str] = {value: str(label) for value, label in ApprovalStatus.choices}
-NEW_GROUP = "__new__"
-
-
-def approval_colour(status: str) -> str:
-    return APPROVAL_COLOURS.get(status, "gray")
-
-
-def _allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
-    if team is None:
-        return False
-    return any(
-        m.team_id == team.pk and role_allows(m.role, action) for m in user_memberships(request)
-    )
-
 
 # --- groups ------------------------------------------------------------------------------
 
@@ -230,9 +207,9 @@ def model_package(request: AuthedRequest, name: str, version: int) -> HttpRespon
             ],
             "may_decide": selectors.package_may_decide(request.user, package),
             "is_author": package.created_by_id == request.user.pk,
-            "can_approve_role": _allows(request, team, Action.APPROVE_MODEL),
+            "can_approve_role": allows(request, team, Action.APPROVE_MODEL),
             # The registry's policy decides what may be served; the service asks it again.
-            "can_deploy": package_is_deployable(package) and _allows(request, team, Action.DEPLOY),
+            "can_deploy": package_is_deployable(package) and allows(request, team, Action.DEPLOY),
             "live_config": {
                 "package": package.pk,
                 "api": reverse(
@@ -288,66 +265,7 @@ def model_review(request: AuthedRequest) -> HttpResponse:
     )
 
 
-@dashboard_card(order=40)
-def review_card(team: Team, user: Any) -> DashboardCard | None:
-    """Shown to those who may approve in the team: the packages waiting for their decision."""
-    role = team.memberships.filter(user_id=user.pk).values_list("role", flat=True).first()
-    if role is None or not role_allows(role, Action.APPROVE_MODEL):
-        return None
-    pending = selectors.packages_awaiting_review(user).filter(group__team=team).count()
-    return DashboardCard(
-        key="models-review",
-        label="Waiting for my review",
-        value=pending,
-        href=reverse("model-review"),
-        hint="model packages to approve or reject",
-    )
-
-
 # --- register from a job -----------------------------------------------------------------
-
-
-class RegisterForm(forms.Form):
-    group = forms.ChoiceField(label="Model group")
-    new_group = forms.CharField(
-        label="New group name",
-        required=False,
-        max_length=63,
-        help_text="Letters, digits and hyphens; used when “New group…” is chosen.",
-    )
-    approvals_required = forms.IntegerField(
-        label="Approvals required",
-        min_value=1,
-        max_value=MAX_APPROVALS_REQUIRED,
-        initial=1,
-        required=False,
-        help_text="For a new group: distinct approvals each version needs.",
-    )
-    framework = forms.ChoiceField(label="Framework", required=False)
-    image = forms.CharField(
-        label="Inference image",
-        required=False,
-        help_text="Instead of a framework: an image that serves the model.",
-    )
-    entry_point = forms.CharField(
-        label="Entry point",
-        required=False,
-        widget=forms.TextInput(attrs={"placeholder": "inference.py"}),
-    )
-    description = forms.CharField(
-        label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3})
-    )
-
-    def __init__(self, *args: Any, groups: list[str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        choices = [(name, name) for name in groups] + [(NEW_GROUP, "New group…")]
-        group_field = cast(forms.ChoiceField, self.fields["group"])
-        group_field.choices = choices
-        group_field.initial = groups[0] if groups else NEW_GROUP
-        cast(forms.ChoiceField, self.fields["framework"]).choices = [
-            ("", "— an image instead —")
-        ] + [(name, name) for name in sorted(FRAMEWORK_IMAGES)]
-        self.fields["framework"].initial = "sklearn" if "sklearn" in FRAMEWORK_IMAGES else ""
 
 
 @require_http_methods(["GET", "POST"])
@@ -356,11 +274,12 @@ def model_register(request: AuthedRequest, job_id: int) -> HttpResponse:
         job = job_for_user(request.user, job_id)
     except NotFound as exc:  # another team's job is no different from no job
         raise Http404(exc.message) from exc
-    team = job.team
+    team = noted(request, job.team)
     groups = list(
         ModelPackageGroup.objects.filter(team=team).order_by("name").values_list("name", flat=True)
     )
     status = 200
+    refusal = registration_refusal(job=job, actor=request.user)
     form = RegisterForm(request.POST or None, groups=groups)
     if request.method == "POST":
         if form.is_valid():
@@ -383,8 +302,8 @@ def model_register(request: AuthedRequest, job_id: int) -> HttpResponse:
         {
             "form": form,
             "job": job,
-            "can_register": _allows(request, team, Action.REGISTER_MODEL)
-            and job.status == JobStatus.COMPLETED,
+            # The registry's answer, and its reason shown instead of the form.
+            "register_refusal": refusal.message if refusal is not None else "",
         },
         status=status,
     )

@@ -20,7 +20,8 @@ from django.views.decorators.http import require_GET, require_POST
 from experiments import search, selectors, services
 from experiments.models import Experiment, Lifecycle
 from experiments.services.common import now_ms
-from frontend.experiments_display import (
+from frontend.access import AuthedRequest, allows
+from frontend.experiments.display import (
     ATTRIBUTE_COLUMNS,
     Column,
     HeaderCell,
@@ -28,27 +29,16 @@ from frontend.experiments_display import (
     ms_to_datetime,
     run_rows,
 )
-from frontend.experiments_forms import ExperimentForm
+from frontend.experiments.forms import ExperimentForm
 from frontend.forms import add_service_error
-from frontend.teams import current_team, user_memberships
-from frontend.views import AuthedRequest
-from studio.accounts.models import Team
-from studio.accounts.roles import Action, role_allows
+from frontend.teams import current_team
+from studio.accounts.roles import Action
 from studio.errors import NotFound, StudioloError
 
 RUNS_PAGE_SIZE = 50
 MAX_CHOSEN_COLUMNS = 50  # params and metrics each
 MAX_FILTER_LENGTH = 4000
 MAX_COMPARE_RUNS = 20  # the compare view's limit, told to the runs table's script
-
-
-def allows(request: AuthedRequest, team: Team | None, action: Action) -> bool:
-    """Whether the user's role in `team` allows `action` (memberships cached on the request)."""
-    if team is None:
-        return False
-    return any(
-        m.team_id == team.pk and role_allows(m.role, action) for m in user_memberships(request)
-    )
 
 
 def experiment_or_404(request: AuthedRequest, experiment_id: int) -> Experiment:

@@ -3,14 +3,13 @@ a valid job is the submission service's, and its errors are put back on the fiel
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, cast
 
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
-from frontend.forms import decode_cursor
-from frontend.jobs_display import STATUS_FILTERS
+from frontend.forms import CursorField
+from frontend.jobs.display import STATUS_FILTERS
 from jobs.frameworks import FRAMEWORK_IMAGES
 from jobs.instance_types import instance_types
 from jobs.services.submission import (
@@ -34,16 +33,7 @@ class JobFilterForm(forms.Form):
         label="Name",
         widget=forms.TextInput(attrs={"placeholder": "Search by name", "type": "search"}),
     )
-    cursor = forms.CharField(required=False, widget=forms.HiddenInput)
-
-    def clean_cursor(self) -> tuple[datetime, int] | None:
-        cursor: str = self.cleaned_data.get("cursor") or ""
-        if not cursor:
-            return None
-        try:
-            return decode_cursor(cursor)
-        except ValueError as exc:
-            raise forms.ValidationError("This page link is no longer valid.") from exc
+    cursor = CursorField()
 
 
 # --- a new job -----------------------------------------------------------------------------

@@ -1,66 +1,42 @@
-"""UI views: parse the request, call services and selectors, render. No rules of their own.
+"""The account pages: switching the session's team, Settings → API tokens and Settings →
+Team (members and roles, the permission matrix).
 
-Errors raised by the services (`StudioloError`) become form errors or messages with the
-error's status code, never a 500.
+Like every UI view: parse the request, call services and selectors, render; no rules of
+their own. Errors raised by the services (`StudioloError`) become form errors or messages
+with the error's status code, never a 500.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from frontend.dashboard import dashboard_cards
-from frontend.forms import (
-    AUDIT_PAGE_SIZE,
-    AuditFilterForm,
-    MemberAddForm,
-    RoleChangeForm,
-    TokenCreateForm,
-    add_service_error,
-    encode_cursor,
-)
-from frontend.teams import current_membership, current_team, select_team, user_memberships
-from studio.accounts.models import ApiToken, Team
+from frontend.access import AuthedRequest, noted
+from frontend.accounts.forms import MemberAddForm, RoleChangeForm, TokenCreateForm
+from frontend.forms import add_service_error
+from frontend.teams import current_membership, select_team
+from studio.accounts.models import ApiToken
 from studio.accounts.roles import ROLE_ORDER, Action, role_allows
-from studio.accounts.selectors import members_of_team, tokens_for_user, user_by_username
-from studio.accounts.services import membership_set, require_permission, token_create, token_revoke
-from studio.audit.selectors import AuditFilter, audit_events_for_user
-from studio.errors import Conflict, NotFound, StudioloError
+from studio.accounts.selectors import members_of_team, tokens_for_user
+from studio.accounts.services import (
+    membership_add,
+    membership_change_refusal,
+    membership_role_change,
+    token_create,
+    token_revoke,
+)
+from studio.errors import StudioloError
 
-RECENT_ACTIVITY = 20
 # The new token's secret rides in the session for exactly one page render (see `tokens`).
 NEW_TOKEN_SESSION_KEY = "studiolo.new_token"  # noqa: S105 - a session key, not a secret
-
-
-class AuthedRequest(HttpRequest):
-    """LoginRequiredMiddleware guarantees a signed-in user on every view below."""
-
-    user: User
-
-
-# --- dashboard -------------------------------------------------------------------------
-
-
-@require_GET
-def dashboard(request: AuthedRequest) -> HttpResponse:
-    team = current_team(request)
-    context: dict[str, Any] = {"cards": [], "activity": []}
-    if team is not None:
-        context["cards"] = dashboard_cards(team, request.user)
-        context["activity"] = list(
-            audit_events_for_user(request.user, AuditFilter(team=team.slug))[:RECENT_ACTIVITY]
-        )
-    return render(request, "frontend/dashboard.html", context)
 
 
 @require_POST
@@ -74,52 +50,6 @@ def team_switch(request: AuthedRequest) -> HttpResponse:
     ):
         target = reverse("dashboard")
     return HttpResponseRedirect(target)
-
-
-# --- audit -----------------------------------------------------------------------------
-
-
-@require_GET
-def audit(request: AuthedRequest) -> HttpResponse:
-    teams = [membership.team for membership in user_memberships(request)]
-    form = AuditFilterForm(request.GET or None, teams=teams)
-    events: list[Any] = []
-    older_url = None
-    if not form.is_bound or form.is_valid():
-        filters = form.audit_filter() if form.is_bound else AuditFilter()
-        # The selector scopes to the user's teams; everything below only narrows it.
-        queryset = audit_events_for_user(request.user, filters)
-        cursor = form.cleaned_data.get("cursor") if form.is_bound else None
-        if cursor is not None:
-            # Keyset paging on the table's ordering (-created_at, -id): constant cost at
-            # any depth and stable while new events arrive.
-            created_at, event_id = cursor
-            queryset = queryset.filter(
-                Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=event_id)
-            )
-        events = list(queryset[: AUDIT_PAGE_SIZE + 1])
-        if len(events) > AUDIT_PAGE_SIZE:
-            events = events[:AUDIT_PAGE_SIZE]
-            query = request.GET.copy()
-            query["cursor"] = encode_cursor(events[-1].created_at, events[-1].pk)
-            older_url = f"?{query.urlencode()}"
-    return render(
-        request,
-        "frontend/audit.html",
-        {
-            "form": form,
-            "events": events,
-            "older_url": older_url,
-            "paged": bool(request.GET.get("cursor")),
-            "newest_url": _without_cursor(request),
-        },
-    )
-
-
-def _without_cursor(request: HttpRequest) -> str:
-    query = request.GET.copy()
-    query.pop("cursor", None)
-    return f"?{query.urlencode()}" if query else request.path
 
 
 # --- settings: API tokens --------------------------------------------------------------
@@ -215,7 +145,17 @@ def team(request: AuthedRequest) -> HttpResponse:
                 if not add_form.is_valid():
                     status = 400
                 else:
-                    _member_add(request, membership.team, add_form)
+                    added = membership_add(
+                        team=membership.team,
+                        username=add_form.cleaned_data["username"],
+                        role=add_form.cleaned_data["role"],
+                        actor=request.user,
+                    )
+                    messages.success(
+                        request,
+                        f"{added.user.get_username()} added to {membership.team.name} "
+                        f"as {added.role}.",
+                    )
                     return redirect("settings-team")
             elif operation == "change":
                 change_form = RoleChangeForm(request.POST)
@@ -223,7 +163,17 @@ def team(request: AuthedRequest) -> HttpResponse:
                     messages.error(request, "Choose a valid role.")
                     status = 400
                 else:
-                    _role_change(request, membership.team, change_form)
+                    changed = membership_role_change(
+                        team=membership.team,
+                        membership_id=change_form.cleaned_data["membership"],
+                        role=change_form.cleaned_data["role"],
+                        actor=request.user,
+                    )
+                    messages.success(
+                        request,
+                        f"{changed.user.get_username()} is now {changed.role} "
+                        f"in {membership.team.name}.",
+                    )
                     return redirect("settings-team")
             else:
                 status = 400
@@ -240,7 +190,8 @@ def team(request: AuthedRequest) -> HttpResponse:
         {
             "members": members,
             "can_manage": membership is not None
-            and role_allows(membership.role, Action.MANAGE_TEAM),
+            and membership_change_refusal(team=noted(request, membership.team), actor=request.user)
+            is None,
             "add_form": add_form,
             "role_choices": [(role.value, role.label) for role in ROLE_ORDER],
             "matrix_roles": [role.label for role in ROLE_ORDER],
@@ -254,30 +205,4 @@ def team(request: AuthedRequest) -> HttpResponse:
             ],
         },
         status=status,
-    )
-
-
-def _member_add(request: AuthedRequest, team: Team, form: MemberAddForm) -> None:
-    # Permission first: a viewer must not learn which usernames exist.
-    require_permission(user=request.user, team=team, action=Action.MANAGE_TEAM)
-    username = form.cleaned_data["username"].strip()
-    user = user_by_username(username)
-    if user is None:
-        raise NotFound(f"no user named {username!r}", field="username")
-    if members_of_team(team).filter(user=user).exists():
-        raise Conflict(
-            f"{username} is already a member; change their role in the list", field="username"
-        )
-    membership_set(team=team, user=user, role=form.cleaned_data["role"], actor=request.user)
-    messages.success(request, f"{username} added to {team.name} as {form.cleaned_data['role']}.")
-
-
-def _role_change(request: AuthedRequest, team: Team, form: RoleChangeForm) -> None:
-    require_permission(user=request.user, team=team, action=Action.MANAGE_TEAM)
-    target = members_of_team(team).filter(pk=form.cleaned_data["membership"]).first()
-    if target is None:
-        raise NotFound("that member is not in this team")
-    membership_set(team=team, user=target.user, role=form.cleaned_data["role"], actor=request.user)
-    messages.success(
-        request, f"{target.user.get_username()} is now {form.cleaned_data['role']} in {team.name}."
     )

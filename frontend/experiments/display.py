@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from experiments.models import Run, RunStatus
-from frontend.jobs_display import format_duration
+from frontend.jobs.display import format_duration
 
-# Named as the stylesheet's `status-<colour>` (frontend/jobs_display.py's palette).
+# Named as the stylesheet's `status-<colour>` (frontend/jobs/display.py's palette).
 STATUS_COLOURS: dict[str, str] = {
     RunStatus.RUNNING: "blue",
     RunStatus.FINISHED: "green",
