@@ -266,7 +266,7 @@ def test_endpoints_come_back_in_service_after_the_engine_and_the_studio_restart(
         changes = [(e.from_status, e.to_status) for e in events if e.to_status]
         assert changes == [("", "Creating"), ("Creating", "InService")]
         notes = [e for e in events if not e.to_status]
-        assert all(e.actor_name == "system" and e.at is not None for e in notes)
+        assert all(e.actor_name == "system" and e.created_at is not None for e in notes)
         assert sum("is unhealthy" in e.message for e in notes) == 2
         assert sum(e.message.startswith("Replaced") for e in notes) == 2
         assert Endpoint.objects.get(pk=endpoint_id).status == EndpointStatus.IN_SERVICE
