@@ -45,7 +45,7 @@ from frontend.registry.display import APPROVAL_COLOURS, APPROVAL_LABELS
 from frontend.teams import current_team
 from registry.models import ModelPackage
 from registry.selectors import package_for_user, packages_for_user
-from registry.services.approval import package_is_deployable
+from registry.services.approval import deploy_refusal, package_is_deployable
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import TRY_IT_TOKEN_MINUTES, try_token_create
@@ -429,7 +429,7 @@ def model_package_deploy(request: AuthedRequest, name: str, version: int) -> Htt
             "form": form,
             "package": package,
             "group": package.group,
-            "deployable": package_is_deployable(package),
+            "deploy_refusal": deploy_refusal(package),
             "can_deploy": allows(request, team, Action.DEPLOY),
             "approval_colour": APPROVAL_COLOURS.get(package.approval_status, "gray"),
         },

@@ -201,23 +201,29 @@ def _publish(
     )
 
 
+def deploy_refusal(package: ModelPackage) -> str | None:
+    """The policy other apps obey, as the reason a package may not be deployed or used for
+    batch transform, or None: only Approved packages with a pinned artifact are (endpoints and
+    transform jobs ask here, never look at the status themselves; what serves them checks the
+    pin). The pages ask it to offer deployment; `package_require_deployable` raises it."""
+    if package.approval_status != ApprovalStatus.APPROVED:
+        return (
+            f"model: {package} is {package.approval_status}; only Approved packages can be deployed"
+        )
+    if not package.artifact_sha256:
+        return (
+            f"model: {package} has no pinned artifact checksum (it was registered before "
+            "packages pinned their artifact, and its artifact was missing when the studio was "
+            "upgraded): register the model again"
+        )
+    return None
+
+
 def package_is_deployable(package: ModelPackage) -> bool:
-    """The policy other apps obey: only Approved packages with a pinned artifact are deployed
-    or used for batch transform (endpoints and transform jobs ask here, never look at the
-    status themselves; what serves them checks the pin)."""
-    return package.approval_status == ApprovalStatus.APPROVED and bool(package.artifact_sha256)
+    return deploy_refusal(package) is None
 
 
 def package_require_deployable(package: ModelPackage) -> None:
-    if package.approval_status != ApprovalStatus.APPROVED:
-        raise ValidationError(
-            f"model: {package} is {package.approval_status}; only Approved packages can be deployed",
-            field="model",
-        )
-    if not package.artifact_sha256:
-        raise ValidationError(
-            f"model: {package} has no pinned artifact checksum (it was registered before "
-            "packages pinned their artifact, and its artifact was missing when the studio was "
-            "upgraded): register the model again",
-            field="model",
-        )
+    refusal = deploy_refusal(package)
+    if refusal is not None:
+        raise ValidationError(refusal, field="model")

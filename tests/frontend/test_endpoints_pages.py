@@ -601,6 +601,27 @@ def test_deploying_a_package_that_is_not_approved_is_refused_with_the_reason(
     assert not EndpointConfig.objects.exists()
 
 
+def test_the_deploy_page_gives_the_registrys_reason_for_an_approved_package_without_a_pin(
+    team: Team, scientist: User, package: ModelPackage
+) -> None:
+    # Approved, but registered before packages pinned their artifact: the registry's policy
+    # refuses it, and the pages say what the service would say, not a rule of their own.
+    ModelPackage.objects.filter(pk=package.pk).update(artifact_sha256="")
+    client = signed_in(scientist)
+    page = client.get(reverse("model-package", args=["echo", 1])).content.decode()
+    assert "data-deploy" not in page
+    form = client.get(reverse("model-package-deploy", args=["echo", 1])).content.decode()
+    reason = form.split("data-not-deployable>", 1)[1].split("</p>", 1)[0]
+    assert "has no pinned artifact checksum" in reason
+    response = client.post(
+        reverse("model-package-deploy", args=["echo", 1]),
+        {"name": "churn-api", "instance_type": "ml.local.small", "instance_count": 1},
+    )
+    assert response.status_code == 400
+    assert "has no pinned artifact checksum" in response.content.decode()
+    assert not Endpoint.objects.exists()
+
+
 def test_deploy_form_errors_are_shown_next_to_their_fields(
     team: Team, scientist: User, package: ModelPackage
 ) -> None:
