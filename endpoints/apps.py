@@ -7,8 +7,16 @@ class EndpointsConfig(AppConfig):
     name = "endpoints"
 
     def ready(self) -> None:
-        from endpoints.selectors import staged_model_uris
+        from endpoints.selectors import package_serving_endpoints, staged_model_uris
+        from endpoints.services.lifecycle import endpoints_flag_rejected_package
         from jobs.staging import staged_models_in_use_register
+        from registry.selectors import lineage_link_register
+        from registry.services.approval import package_rejected_hook_register
 
         # A worker keeps a staged model while an endpoint may still serve it.
         staged_models_in_use_register("endpoints", staged_model_uris)
+        # A package's lineage ends with the endpoints serving it.
+        lineage_link_register("endpoints", package_serving_endpoints)
+        # Rejecting an approved package flags the endpoints still serving it (in the decision's
+        # transaction).
+        package_rejected_hook_register("endpoints.flag-serving", endpoints_flag_rejected_package)

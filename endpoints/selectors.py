@@ -23,6 +23,7 @@ from endpoints.models import (
     ProductionVariant,
     ServingModel,
 )
+from registry.models import ModelPackage
 from studio.accounts.models import Team
 from studio.accounts.selectors import default_team_for_user, team_for_user, teams_for_user
 from studio.errors import NotFound, ValidationError
@@ -138,6 +139,20 @@ def endpoints_serving_package_for_user(user: User, package_id: int) -> QuerySet[
     return (
         endpoints_for_user(user).filter(config__variants__model__package_id=package_id).distinct()
     )
+
+
+def package_serving_endpoints(package: ModelPackage) -> list[dict[str, Any]]:
+    """The last link of a package's lineage (registered with the registry at start-up): the
+    team's endpoints whose current config serves the package, by name."""
+    return [
+        {"name": name, "status": status}
+        for name, status in Endpoint.objects.filter(
+            team_id=package.group.team_id, config__variants__model__package=package
+        )
+        .distinct()
+        .order_by("name")
+        .values_list("name", "status")
+    ]
 
 
 def endpoint_traffic(

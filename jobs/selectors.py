@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from jobs.models import Job, JobLogLine
+from jobs.models import ACTIVE_STATUSES, Job, JobLogLine
 from studio.accounts.models import Team
 from studio.accounts.selectors import teams_for_user
 from studio.errors import NotFound
@@ -72,3 +72,9 @@ def job_download_links(job: Job) -> dict[str, str]:
             key, secret=settings.SECRET_KEY, filename=f"{job.name}-{name}.tar.gz"
         )
     return links
+
+
+def runs_of_active_jobs() -> Q:
+    """A condition on experiments' runs: the run of a job still going (its log writer records
+    into the run). Retention keeps those past their retention period."""
+    return Q(job__status__in=ACTIVE_STATUSES)

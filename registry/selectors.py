@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,10 +115,24 @@ def groups_with_latest(groups: QuerySet[ModelPackageGroup]) -> QuerySet[ModelPac
     )
 
 
+# The links of a package's lineage past the package itself (what serves it), which apps above
+# the registry know and register at start-up (their AppConfig.ready): the registry may not
+# import them. A link takes the package and returns what its key shows (JSON-ready).
+LineageLink = Callable[[ModelPackage], Any]
+
+_lineage_links: dict[str, LineageLink] = {}
+
+
+def lineage_link_register(key: str, link: LineageLink) -> None:
+    """Append the link `key` to every package's lineage (or replace it, keeping its place)."""
+    _lineage_links[key] = link
+
+
 def package_lineage(package: ModelPackage) -> dict[str, Any]:
     """Where the package came from, in order: input data → job → run → model artifact →
-    package → endpoints. Read from what registration copied, so it stays true when the job's
-    team deletes or renames things later (the copied fields never change)."""
+    package, then the registered links (endpoints). Read from what registration copied, so it
+    stays true when the job's team deletes or renames things later (the copied fields never
+    change)."""
     job = package.source_job
     run = package.source_run
     return {
@@ -141,20 +156,5 @@ def package_lineage(package: ModelPackage) -> dict[str, Any]:
             "version": package.version,
             "approval_status": package.approval_status,
         },
-        "endpoints": _serving_endpoints(package),
+        **{key: link(package) for key, link in _lineage_links.items()},
     }
-
-
-def _serving_endpoints(package: ModelPackage) -> list[dict[str, Any]]:
-    """The endpoints whose current config serves the package (the last link of the chain)."""
-    from endpoints.models import Endpoint  # the endpoints app depends on the registry
-
-    return [
-        {"name": name, "status": status}
-        for name, status in Endpoint.objects.filter(
-            team_id=package.group.team_id, config__variants__model__package=package
-        )
-        .distinct()
-        .order_by("name")
-        .values_list("name", "status")
-    ]

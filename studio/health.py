@@ -1,4 +1,9 @@
-"""Component checks shared by `/readyz` and `studiolo doctor`."""
+"""Component checks shared by `/readyz` and `studiolo doctor`.
+
+The studio's own components (database, Redis, artifact store) are checked here; a component
+that an app above this layer owns (the container runtime) is checked by a probe that app
+registers at start-up with `readiness_check_register` (its AppConfig.ready), since this
+layer may not import it. `/readyz` lists the checks in registration order."""
 
 from __future__ import annotations
 
@@ -13,9 +18,7 @@ from django.db.migrations.executor import MigrationExecutor
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from jobs.runtime import runtime_status
 from studio.artifacts import get_store
-from studio.errors import StudioloError
 
 HEARTBEAT_KEY = "studiolo:worker-heartbeat"
 # A worker beats every 10 s (see studio.schedules); three missed beats mean it is gone.
@@ -78,13 +81,6 @@ def _artifacts() -> str:
     return store.describe()
 
 
-def _runtime() -> str:
-    status = runtime_status()
-    if not status.ok:
-        raise StudioloError(f"{status.name}: {status.detail}")
-    return f"{status.name}: {status.detail}"
-
-
 def runtime_name(check: Check) -> str:
     """The runtime a `runtime` check found ("docker" or "process"); details follow a colon."""
     return check.detail.removeprefix("StudioloError: ").split(":", 1)[0]
@@ -104,12 +100,21 @@ def _worker() -> str:
     return f"last heartbeat {age:.0f} s ago"
 
 
-READINESS_CHECKS: dict[str, Callable[[], str]] = {
+# A probe returns one line describing the component, or raises: the exception's type and
+# message become the failed check's detail.
+ReadinessProbe = Callable[[], str]
+
+READINESS_CHECKS: dict[str, ReadinessProbe] = {
     "database": _database,
     "redis": _redis,
     "artifact_store": _artifacts,
-    "runtime": _runtime,
 }
+
+
+def readiness_check_register(name: str, probe: ReadinessProbe) -> None:
+    """Add the check called `name` to `/readyz` and `studiolo doctor` (or replace it, when the
+    app is set up again: it keeps its place)."""
+    READINESS_CHECKS[name] = probe
 
 
 def readiness() -> list[Check]:

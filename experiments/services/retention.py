@@ -12,11 +12,14 @@ Safe against a restore racing the purge: a run or experiment past its retention 
 longer be restored (`retention_cutoff` is checked by the restore services in the same
 conditional UPDATE), so once a purge has started nothing brings the object back. Kept even
 when expired: runs that are the source of a registered model package (lineage; the package
-protects the row) and runs of a job still going (its log writer records into the run).
+protects the row) and runs that an app above this one still uses (a job still going: its log
+writer records into the run), which that app registers at start-up as a condition on runs
+(`busy_run_condition_register`, from its AppConfig.ready), since this app may not import it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -44,10 +47,23 @@ class PurgeResult:
     kept: list[str] = field(default_factory=list)  # why expired objects stayed
 
 
-def _job_still_going() -> Q:
-    from jobs.models import ACTIVE_STATUSES  # jobs depends on experiments, not the reverse
+# A condition on Run matching the runs an app still uses (evaluated at each pass).
+BusyRunCondition = Callable[[], Q]
 
-    return Q(job__status__in=ACTIVE_STATUSES)
+_busy_run_conditions: dict[str, BusyRunCondition] = {}
+
+
+def busy_run_condition_register(name: str, condition: BusyRunCondition) -> None:
+    """Register (or replace, when the app is set up again) the condition called `name`:
+    expired runs it matches are kept until it no longer does."""
+    _busy_run_conditions[name] = condition
+
+
+def _still_in_use() -> Q:
+    busy: Q | None = None
+    for condition in _busy_run_conditions.values():
+        busy = condition() if busy is None else busy | condition()
+    return Q(pk__in=[]) if busy is None else busy  # nothing registered: no run is busy
 
 
 def _protected() -> Q:
@@ -71,7 +87,7 @@ def expired_runs(cutoff: datetime) -> QuerySet[Run]:
     return (
         Run.objects.filter(lifecycle=Lifecycle.DELETED, deleted_at__lte=cutoff)
         .exclude(_protected())
-        .exclude(_job_still_going())
+        .exclude(_still_in_use())
         .order_by("deleted_at", "pk")
     )
 

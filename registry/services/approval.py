@@ -10,12 +10,17 @@ Rules, in order:
   are shown to the team); one rejection is enough to reject;
 - the package row is locked for the whole decision, so two approvers acting at the same
   moment leave one consistent result, never a double transition or a lost vote.
+
+What a rejection means to the apps above the registry (endpoints still serving the package
+are flagged) they register at start-up with `package_rejected_hook_register`, from their
+AppConfig.ready: the registry may not import them. The hooks run inside the decision's
+transaction, so a decision and its consequences are recorded together or not at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
@@ -40,6 +45,20 @@ from studio.webhooks.services import webhooks_emit
 
 Actor = AbstractBaseUser | AnonymousUser | None
 MAX_COMMENT = 2000
+
+
+class PackageRejectedHook(Protocol):
+    """Called when an Approved package is rejected, inside the decision's transaction."""
+
+    def __call__(self, *, package: ModelPackage, actor: User, comment: str) -> object: ...
+
+
+_package_rejected_hooks: dict[str, PackageRejectedHook] = {}
+
+
+def package_rejected_hook_register(name: str, hook: PackageRejectedHook) -> None:
+    """Register (or replace, when the app is set up again) the hook called `name`."""
+    _package_rejected_hooks[name] = hook
 
 
 @dataclass(frozen=True)
@@ -175,12 +194,10 @@ def _transition(package: ModelPackage, target: str, actor: User, comment: str) -
         details={"from": previous, "to": target, "comment": comment},
     )
     if target == ApprovalStatus.REJECTED and previous == ApprovalStatus.APPROVED:
-        # The policy's other half: endpoints serving a package that is now rejected are
-        # marked and the team told, in this same transaction. Imported here because the
-        # endpoints app depends on the registry, not the other way round.
-        from endpoints.services.lifecycle import endpoints_flag_rejected_package
-
-        endpoints_flag_rejected_package(package=package, actor=actor, comment=comment)
+        # The policy's other half: what was deployed from the package while it was approved
+        # (endpoints serving it are marked and the team told), in this same transaction.
+        for hook in _package_rejected_hooks.values():
+            hook(package=package, actor=actor, comment=comment)
 
 
 def _publish(
