@@ -7,8 +7,8 @@ class EndpointsConfig(AppConfig):
     name = "endpoints"
 
     def ready(self) -> None:
+        from compute.staging import staged_models_in_use_register
         from endpoints.selectors import staged_model_uris
-        from jobs.staging import staged_models_in_use_register
 
         # A worker keeps a staged model while an endpoint may still serve it.
         staged_models_in_use_register("endpoints", staged_model_uris)

@@ -7,8 +7,9 @@ class JobsConfig(AppConfig):
     name = "jobs"
 
     def ready(self) -> None:
+        from compute.staging import staged_models_in_use_register
         from jobs.outputs import job_output_write_refusal
-        from jobs.staging import staged_models_in_use_register, transforms_in_use
+        from jobs.work_folders import transforms_in_use
         from studio.artifacts.protection import protected_key_checker_register
 
         # What the platform writes for a job is not the users' to overwrite.

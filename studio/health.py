@@ -13,7 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from jobs.runtime import runtime_status
+from compute.runtime import runtime_status
 from studio.artifacts import get_store
 from studio.errors import StudioloError
 

@@ -190,7 +190,7 @@ def purge_queues() -> None:
 def runtime_name(request: pytest.FixtureRequest) -> str:
     if request.param == "docker":
         request.getfixturevalue("docker_engine")
-        from jobs.runtime.docker import DockerRuntime
+        from compute.runtime.docker import DockerRuntime
 
         if not DockerRuntime().image_exists("studiolo/sklearn:latest"):
             component_missing("image studiolo/sklearn:latest (run scripts/build-images)")

@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 
 import endpoints.gateway
+from compute.labels import LABEL_INSTANCE, instance_label
+from compute.runtime import get_runtime
 from endpoints.gateway import ROUTING_TTL_SECONDS
 from endpoints.models import Endpoint
-from jobs.runner import instance_label
-from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE
 from studio.cli.main import main
 from tests.endpoints.conftest import approved_package
 from tests.factories import make_team, make_token, make_user

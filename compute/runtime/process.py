@@ -77,8 +77,8 @@ from typing import Any
 
 import psutil
 
-from jobs.runtime.base import (
-    LABEL_MANAGED,
+from compute.labels import LABEL_MANAGED
+from compute.runtime.base import (
     ContainerAlreadyExists,
     ContainerNotFound,
     ContainerSpec,
@@ -88,7 +88,7 @@ from jobs.runtime.base import (
     Runtime,
     RuntimeUnavailable,
 )
-from jobs.runtime.process_supervisor import MARK_ENV, SUPERVISOR, kill_marked
+from compute.runtime.process_supervisor import MARK_ENV, SUPERVISOR, kill_marked
 from studio.errors import ValidationError
 
 OPT_ML = "/opt/ml"
