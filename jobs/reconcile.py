@@ -8,7 +8,7 @@
   have been lost with a Redis that kept nothing). A duplicate is harmless: the lease decides.
 - A container of this studio whose job is over or unknown is removed.
 - Staged folders nothing needs (a deleted endpoint's model, a job folder its runner left
-  behind) are removed (compute/staging.py).
+  behind) are removed (jobs/work_folders.py, compute/staging.py).
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ def children_env(runtime: str, **extra: str) -> dict[str, str]:
         REDIS_URL=settings.REDIS_URL,
         RUNTIME=runtime,
         SECRET_KEY=settings.SECRET_KEY,
-        **extra,
     )
+    env.update(extra)  # may replace any of the above: a second studio has a home of its own
     return env
 
 
