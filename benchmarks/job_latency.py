@@ -65,7 +65,7 @@ for i in range({lines}):
     time.sleep({interval})
 """
 
-# The flags jobs.runtime.docker adds to every job container (see DockerRuntime._host_config),
+# The flags compute.runtime.docker adds to every job container (see DockerRuntime._host_config),
 # for an apples-to-apples floor; ml.local.small is 1 CPU, 1024 MB.
 RUNTIME_FLAGS = [
     "--init",

@@ -60,15 +60,15 @@ from common import (
 PREFIX = "studiolo-bench-serving-"  # every container this script starts; stale ones are removed
 DIRECT_NAME = PREFIX + "direct"
 SERVING_PORT = 8080
-CONTAINER_UID = 1000  # the studio runs framework images as this user (jobs/serving.py)
+CONTAINER_UID = 1000  # the studio runs framework images as this user (compute/serving.py)
 # The built-in instance types (studio/config.py); the studio gives an instance one serving
-# worker per CPU of its type (jobs/serving.py).
+# worker per CPU of its type (compute/serving.py).
 INSTANCE_TYPES = {
     "ml.local.small": {"cpus": 1, "memory_mb": 1024},
     "ml.local.medium": {"cpus": 1, "memory_mb": 2048},
     "ml.local.large": {"cpus": 2, "memory_mb": 4096},
 }
-# The flags jobs.runtime.docker adds to every container it starts (DockerRuntime._host_config).
+# The flags compute.runtime.docker adds to every container it starts (DockerRuntime._host_config).
 RUNTIME_FLAGS = [
     "--init",
     "--security-opt",

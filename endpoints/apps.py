@@ -7,9 +7,9 @@ class EndpointsConfig(AppConfig):
     name = "endpoints"
 
     def ready(self) -> None:
+        from compute.staging import staged_models_in_use_register
         from endpoints.selectors import package_serving_endpoints, staged_model_uris
         from endpoints.services.lifecycle import endpoints_flag_rejected_package
-        from jobs.staging import staged_models_in_use_register
         from registry.selectors import lineage_link_register
         from registry.services.approval import package_rejected_hook_register
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs import archives
+from compute import archives
 from studio.artifacts import ArtifactStore
 from studio.artifacts.integrity import artifact_label
 
@@ -163,7 +163,7 @@ def download_prefix_or_object(
 def stage_source(store: ArtifactStore, key: str, code_dir: Path) -> None:
     """Pre-extract the user's code into /opt/ml/code, so the container needs no store access
     (the training toolkit uses /opt/ml/code as it is when it is not empty). The archive is
-    unpacked within the archive limits (jobs.archives), which the submission could only
+    unpacked within the archive limits (compute.archives), which the submission could only
     check in part."""
     if store.exists(key):
         label = f"source archive {artifact_label(store, key)}"

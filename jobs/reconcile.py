@@ -8,7 +8,7 @@
   have been lost with a Redis that kept nothing). A duplicate is harmless: the lease decides.
 - A container of this studio whose job is over or unknown is removed.
 - Staged folders nothing needs (a deleted endpoint's model, a job folder its runner left
-  behind) are removed (jobs/staging.py).
+  behind) are removed (jobs/work_folders.py, compute/staging.py).
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.instance_types import instance_type_get
+from compute.instance_types import instance_type_get
+from compute.labels import KIND_JOB, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_KIND, instance_label
+from compute.runtime import get_runtime
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus
-from jobs.runner import instance_label
-from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE, LABEL_JOB_ID, LABEL_KIND
 from jobs.services.submission import job_dispatch
-from jobs.staging import staging_prune
+from jobs.work_folders import staging_prune
 from studio.errors import StudioloError
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ def _queue(job: Job) -> str:
 def _remove_orphans(now: datetime) -> int:
     runtime = get_runtime()
     removed = 0
-    for state in runtime.find({LABEL_KIND: "job", LABEL_INSTANCE: instance_label()}):
+    for state in runtime.find({LABEL_KIND: KIND_JOB, LABEL_INSTANCE: instance_label()}):
         try:
             job_id = int(state.labels.get(LABEL_JOB_ID, ""))
         except ValueError:

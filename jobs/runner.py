@@ -13,7 +13,6 @@ so a runner that lost the job (stalled past its lease) writes nothing more.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,27 @@ from django.db import close_old_connections, connection
 from django.db.models import Count
 from django.utils import timezone
 
+from compute.frameworks import CONTAINER_UID, is_framework_image
+from compute.instance_types import instance_type_get
+from compute.labels import (
+    KIND_JOB,
+    LABEL_INSTANCE,
+    LABEL_JOB_ID,
+    LABEL_KIND,
+    LABEL_TEAM,
+    ROLE_JOB,
+    engine_name,
+    instance_label,
+)
+from compute.runtime import get_runtime
+from compute.runtime.base import (
+    ContainerAlreadyExists,
+    ContainerNotFound,
+    ContainerSpec,
+    ContainerState,
+    Mount,
+    Runtime,
+)
 from experiments.models import Run
 from experiments.services import run_artifacts_collect
 from jobs.contract import (
@@ -39,24 +59,9 @@ from jobs.contract import (
     upload_file,
     write_config,
 )
-from jobs.frameworks import CONTAINER_UID, is_framework_image
-from jobs.instance_types import instance_type_get
 from jobs.lease import Lease, LeaseLost
 from jobs.logs import LogWriter
 from jobs.models import TERMINAL_STATUSES, Job, JobKind, JobLogLine, JobStatus, SecondaryStatus
-from jobs.runtime import get_runtime
-from jobs.runtime.base import (
-    LABEL_INSTANCE,
-    LABEL_JOB_ID,
-    LABEL_KIND,
-    LABEL_TEAM,
-    ContainerAlreadyExists,
-    ContainerNotFound,
-    ContainerSpec,
-    ContainerState,
-    Mount,
-    Runtime,
-)
 from jobs.services.lifecycle import IllegalTransition, job_fail, job_progress, job_transition
 from studio.artifacts import get_store
 from studio.errors import StudioloError, ValidationError
@@ -75,25 +80,13 @@ MESSAGES: dict[str, str] = {
 }
 
 
-def instance_label() -> str:
-    """Identifies this studio installation, so two side by side never touch each other's
-    containers."""
-    return str(settings.STUDIOLO_HOME)
-
-
-def installation_tag() -> str:
-    """Short and stable per studio installation, so two studios on one engine never pick the
-    same container name."""
-    return hashlib.sha256(instance_label().encode()).hexdigest()[:6]
-
-
 def container_name(job: Job) -> str:
-    return f"studiolo-job-{installation_tag()}-{job.pk}"
+    return engine_name(ROLE_JOB, job.pk)
 
 
 def job_labels(job: Job) -> dict[str, str]:
     return {
-        LABEL_KIND: "job",
+        LABEL_KIND: KIND_JOB,
         LABEL_JOB_ID: str(job.pk),
         LABEL_TEAM: job.team.slug,
         LABEL_INSTANCE: instance_label(),

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "studio.accounts",
     "studio.audit",
     "studio.webhooks",
+    "compute",
     "experiments",
     "jobs",
     "registry",

@@ -72,7 +72,7 @@ def redis_available() -> None:
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
     """A live Docker engine; fails in CI when absent, skips elsewhere."""
-    from jobs.runtime import docker_status
+    from compute.runtime import docker_status
 
     status = docker_status()
     if not status.ok:

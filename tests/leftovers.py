@@ -5,7 +5,7 @@ worker runs after the test that sent it has ended, leaves serving containers beh
 run removes every container and serving network labelled with its installation (its
 temporary STUDIOLO_HOME) and every process-runtime container in it. Then no process the
 process runtime started in this run (marked with a state folder under the run's home or its
-pytest temporary folder, see jobs/runtime/process.py) may still be alive: removing a
+pytest temporary folder, see compute/runtime/process.py) may still be alive: removing a
 container must end everything of it, however it was started.
 """
 
@@ -25,9 +25,9 @@ def remove_this_runs_containers(home: Path) -> None:
     must not lose that studio's containers."""
     if not str(home.resolve()).startswith(tempfile.gettempdir() + "/"):
         return
-    from jobs.runtime import docker_status
-    from jobs.runtime.base import LABEL_INSTANCE
-    from jobs.runtime.process import ProcessRuntime
+    from compute.labels import LABEL_INSTANCE
+    from compute.runtime import docker_status
+    from compute.runtime.process import ProcessRuntime
 
     process_runtime = ProcessRuntime(home / "runtime" / "process")
     for state in process_runtime.find({}):
@@ -50,7 +50,7 @@ def remove_this_runs_containers(home: Path) -> None:
 def surviving_processes(*roots: Path) -> list[psutil.Process]:
     """Processes marked by the process runtime with a container folder under `roots` that
     are still alive after SURVIVOR_DEADLINE."""
-    from jobs.runtime.process_supervisor import MARK_ENV, marked_processes
+    from compute.runtime.process_supervisor import MARK_ENV, marked_processes
 
     prefixes = tuple(str(root.resolve()) + "/" for root in roots)
     deadline = time.monotonic() + SURVIVOR_DEADLINE

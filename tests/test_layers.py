@@ -106,11 +106,11 @@ import {imported}  # noqa: E402
         ),
         pytest.param(
             "studio/health.py",
-            "jobs.runtime",
+            "compute.runtime",
             "",
             MODULE_IMPORT,
-            "is not allowed to import jobs",
-            id="studio-to-jobs-at-module-level",
+            "is not allowed to import compute",
+            id="studio-to-compute-at-module-level",
         ),
         # The base of studio may not reach the faces, its own wiring included.
         pytest.param(

@@ -49,8 +49,8 @@ def children_env(runtime: str, **extra: str) -> dict[str, str]:
         REDIS_URL=settings.REDIS_URL,
         RUNTIME=runtime,
         SECRET_KEY=settings.SECRET_KEY,
-        **extra,
     )
+    env.update(extra)  # may replace any of the above: a second studio has a home of its own
     return env
 
 
@@ -190,7 +190,7 @@ def purge_queues() -> None:
 def runtime_name(request: pytest.FixtureRequest) -> str:
     if request.param == "docker":
         request.getfixturevalue("docker_engine")
-        from jobs.runtime.docker import DockerRuntime
+        from compute.runtime.docker import DockerRuntime
 
         if not DockerRuntime().image_exists("studiolo/sklearn:latest"):
             component_missing("image studiolo/sklearn:latest (run scripts/build-images)")

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
 
+from compute.instance_types import instance_type_get
+from compute.runtime import get_runtime
+from compute.runtime.base import ENV_KEY
+from compute.serving import ServingSource
 from endpoints.models import EndpointConfig, ProductionVariant, ServingModel
-from jobs.instance_types import instance_type_get
-from jobs.runtime import get_runtime
-from jobs.services.submission import ENV_KEY, team_prefix
-from jobs.serving import ServingSource
 from registry.models import ModelPackage
 from registry.services.approval import package_require_deployable
 from registry.services.artifacts import package_pin
@@ -28,6 +28,7 @@ from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
 from studio.artifacts import get_store
 from studio.artifacts.errors import ArtifactStoreError
+from studio.artifacts.keys import team_prefix
 from studio.audit.services import audit_record
 from studio.errors import NotFound, ValidationError
 from studio.names import NAME_RULE, is_name

@@ -11,8 +11,8 @@ from typing import Any, cast
 
 from django import forms
 
+from compute.instance_types import instance_types
 from endpoints.services.models import MAX_INSTANCES
-from jobs.instance_types import instance_types
 from studio.errors import StudioloError
 
 # The services name the fields of a production variant `variants.<field>`; these forms

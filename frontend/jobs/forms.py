@@ -8,10 +8,10 @@ from typing import Any, cast
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
+from compute.frameworks import FRAMEWORK_IMAGES
+from compute.instance_types import instance_types
 from frontend.forms import CursorField
 from frontend.jobs.display import STATUS_FILTERS
-from jobs.frameworks import FRAMEWORK_IMAGES
-from jobs.instance_types import instance_types
 from jobs.services.submission import (
     DEFAULT_MAX_RUNTIME,
     ChannelRequest,

@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from compute.instance_types import instance_types
 from experiments.selectors import metric_series
 from frontend.access import AuthedRequest, allows, noted
 from frontend.charts import metric_figure
@@ -32,7 +33,6 @@ from frontend.jobs.display import (
 )
 from frontend.jobs.forms import JobCreateForm, JobFilterForm
 from frontend.teams import current_membership
-from jobs.instance_types import instance_types
 from jobs.models import (
     ACTIVE_STATUSES,
     RUNNING_PHASES,
@@ -49,6 +49,7 @@ from jobs.services.submission import job_create
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.artifacts import get_store
+from studio.artifacts.keys import team_prefix
 from studio.artifacts.services import artifact_put
 from studio.errors import NotFound, StudioloError
 
@@ -200,7 +201,7 @@ def job_new(request: AuthedRequest) -> HttpResponse:
         {
             "form": form,
             "can_submit": allows(request, team, Action.SUBMIT_JOB),
-            "upload_prefix": f"teams/{team.slug}/uploads/" if team else "",
+            "upload_prefix": f"{team_prefix(team)}uploads/" if team else "",
             # Browsers never refill a file input: say so when a chosen file was refused.
             "upload_lost": status != 200 and "source_file" in request.FILES,
         },
@@ -231,7 +232,7 @@ def _submit(request: AuthedRequest, team: Team, form: JobCreateForm) -> Job:
     # A name the service refuses cannot become part of a key; the service says why below.
     if upload is not None and is_job_name(name):
         stamp = f"{timezone.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
-        staged = f"teams/{team.slug}/uploads/{name}/{stamp}"
+        staged = f"{team_prefix(team)}uploads/{name}/{stamp}"
         filename = upload.name or "source"
         try:
             uri, _ = artifact_put(user=request.user, key=f"{staged}/{filename}", data=upload)

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from django import forms
 
-from jobs.frameworks import FRAMEWORK_IMAGES
+from compute.frameworks import FRAMEWORK_IMAGES
 from registry.services.registration import MAX_APPROVALS_REQUIRED
 
 NEW_GROUP = "__new__"

@@ -21,14 +21,15 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from compute import archives
+from compute.frameworks import framework_image
+from compute.instance_types import InstanceType, instance_type_get
+from compute.runtime import get_runtime
+from compute.runtime.base import ENV_KEY
 from experiments.models import RunSource
 from experiments.services import experiment_get_or_create, run_create
-from jobs import archives
-from jobs.frameworks import framework_image
-from jobs.instance_types import InstanceType, instance_type_get
 from jobs.models import Job, JobKind, JobStatus, JobTransition, SecondaryStatus
 from jobs.names import CHANNEL_NAME_RULE, JOB_NAME_RULE, is_channel_name, is_job_name
-from jobs.runtime import get_runtime
 from jobs.services.idempotency import Idempotency, job_submit_once
 from jobs.services.lifecycle import job_status_payload
 from studio.accounts.models import Team
@@ -37,6 +38,7 @@ from studio.accounts.services import require_permission
 from studio.artifacts import ArtifactStore, get_store
 from studio.artifacts.errors import ArtifactStoreError
 from studio.artifacts.integrity import artifact_label
+from studio.artifacts.keys import team_prefix
 from studio.audit.services import audit_record
 from studio.errors import ValidationError
 from studio.events import publish_team_event
@@ -47,7 +49,6 @@ Actor = AbstractBaseUser | AnonymousUser | None
 
 # SageMaker's limits and name rules (jobs.names), so requests valid there are valid here
 # and back.
-ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
 MAX_HYPERPARAMETERS = 100
 MAX_CHANNELS = 20
 MAX_METRICS = 40
@@ -94,11 +95,6 @@ class JobRequest:
     container_arguments: Sequence[str] | None = None
     enable_network: bool = False
     experiment: str = ""
-
-
-def team_prefix(team: Team) -> str:
-    """Every artifact a team's jobs read or write lives under this key prefix."""
-    return f"teams/{team.slug}/"
 
 
 def job_admit(

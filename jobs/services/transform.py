@@ -15,22 +15,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NotRequired, TypedDict
 
+from compute.runtime import get_runtime
+from compute.runtime.base import ENV_KEY
 from jobs.models import Job, JobKind
-from jobs.runtime import get_runtime
 from jobs.services.idempotency import Idempotency, job_submit_once
 from jobs.services.submission import (
     DEFAULT_MAX_RUNTIME,
-    ENV_KEY,
     Actor,
     job_admit,
     job_insert,
     key_in_team,
     prefix_or_object_exists,
-    team_prefix,
 )
 from jobs.transform.records import ASSEMBLE_WITH, BATCH_STRATEGIES, SPLIT_TYPES
 from studio.accounts.models import Team
 from studio.artifacts import ArtifactStore, get_store
+from studio.artifacts.keys import team_prefix
 from studio.errors import NotFound, ValidationError
 
 DEFAULT_EXPERIMENT = "transform-jobs"

@@ -40,14 +40,8 @@ from typing import IO, cast
 
 from django.conf import settings
 
-from jobs.lease import Lease, LeaseLost
-from jobs.logs import LogWriter
-from jobs.models import TERMINAL_STATUSES, Job, JobStatus, SecondaryStatus
-from jobs.runner import JobRunner, container_name, job_labels, work_dir
-from jobs.runtime.base import ContainerNotFound
-from jobs.services.lifecycle import IllegalTransition, job_progress
-from jobs.services.transform import MAX_CONCURRENCY_TIMES_PAYLOAD, MAX_PAYLOAD_MB, TransformSettings
-from jobs.serving import (
+from compute.runtime.base import ContainerNotFound
+from compute.serving import (
     ServingSource,
     ServingStartFailed,
     last_log_lines,
@@ -59,7 +53,13 @@ from jobs.serving import (
     serving_start,
     wait_until_ready,
 )
-from jobs.staging import stage_model, staged_models_prune
+from compute.staging import stage_model, staged_models_prune
+from jobs.lease import Lease, LeaseLost
+from jobs.logs import LogWriter
+from jobs.models import TERMINAL_STATUSES, Job, JobStatus, SecondaryStatus
+from jobs.runner import JobRunner, container_name, job_labels, work_dir
+from jobs.services.lifecycle import IllegalTransition, job_progress
+from jobs.services.transform import MAX_CONCURRENCY_TIMES_PAYLOAD, MAX_PAYLOAD_MB, TransformSettings
 from jobs.transform.client import (
     InvocationFailed,
     ModelClient,

@@ -10,11 +10,10 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from compute.frameworks import framework_image
+from compute.runtime import get_runtime
 from experiments.models import MetricSummary
-from jobs.frameworks import framework_image
 from jobs.models import Job, JobStatus
-from jobs.runtime import get_runtime
-from jobs.services.submission import team_prefix
 from registry.models import ApprovalStatus, ApprovalTransition, ModelPackage, ModelPackageGroup
 from registry.services.artifacts import artifact_pin_read
 from studio.accounts.models import Team
@@ -23,6 +22,7 @@ from studio.accounts.services import permission_refusal, require_permission
 from studio.artifacts import get_store
 from studio.artifacts.errors import ArtifactStoreError
 from studio.artifacts.integrity import ArtifactPin
+from studio.artifacts.keys import team_prefix
 from studio.audit.services import audit_record
 from studio.errors import NotFound, StudioloError, ValidationError
 from studio.events import publish_team_event

@@ -9,6 +9,7 @@ a store's root or prefix.
 from __future__ import annotations
 
 import unicodedata
+from typing import Protocol
 
 from studio.artifacts.errors import InvalidArtifactKey
 
@@ -17,6 +18,19 @@ MAX_KEY_BYTES = 1024
 # NAME_MAX on ext4, XFS, APFS and most other filesystems; enforced everywhere so that a key
 # valid on S3 is valid in a local folder too.
 MAX_SEGMENT_BYTES = 255
+
+
+class _Team(Protocol):
+    # studio.accounts.models.Team, or anything with its slug: the store knows no models.
+    @property
+    def slug(self) -> str: ...
+
+
+def team_prefix(team: _Team | str) -> str:
+    """Every artifact of a team (given as a Team or its slug) lives under this key prefix:
+    its jobs' inputs and outputs, its uploads, its models, its runs' artifacts."""
+    slug = team if isinstance(team, str) else team.slug
+    return f"teams/{slug}/"
 
 
 def validate_key(key: str) -> str:

@@ -137,7 +137,10 @@ def pack_source(source_dir: Path, into: Path) -> PackedSource:
 
 def upload_source(client: JobClient, source_dir: Path, *, team: str, job_name: str) -> str:
     """Pack and upload the source folder; its URI for the job's `source_uri`."""
-    key = f"teams/{team}/jobs-source/{job_name}/sourcedir.tar.gz"
+    # Imported here: the store package loads boto3, which would double every command's start.
+    from studio.artifacts.keys import team_prefix
+
+    key = f"{team_prefix(team)}jobs-source/{job_name}/sourcedir.tar.gz"
     with tempfile.TemporaryDirectory(prefix="studiolo-") as scratch:
         packed = pack_source(source_dir, Path(scratch))
         note(f"Uploading {source_dir} ({packed.files} files, {_size(packed.size)} packed) as {key}")
@@ -185,7 +188,10 @@ def upload_input(client: JobClient, spec: InputSpec, *, team: str, job_name: str
     URI, which is the channel (as an S3 prefix is in SageMaker)."""
     if spec.local is None:
         return spec.uri
-    prefix = f"teams/{team}/jobs-input/{job_name}/{spec.channel}"
+    # Imported here: the store package loads boto3, which would double every command's start.
+    from studio.artifacts.keys import team_prefix
+
+    prefix = f"{team_prefix(team)}jobs-input/{job_name}/{spec.channel}"
     local = spec.local
     files = [(local, local.name)] if local.is_file() else list(_walk(local))
     total = sum(path.stat().st_size for path, _ in files)

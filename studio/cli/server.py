@@ -72,8 +72,8 @@ def worker_queues(role: str) -> list[str]:
     endpoints' queue; for `jobs`, one queue per instance type."""
     from django.conf import settings
 
+    from compute.instance_types import job_queues
     from endpoints.tasks import QUEUE as ENDPOINTS_QUEUE
-    from jobs.instance_types import job_queues
 
     if role == "control":
         return [settings.CELERY_TASK_DEFAULT_QUEUE, ENDPOINTS_QUEUE]

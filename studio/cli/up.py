@@ -170,7 +170,7 @@ class Supervisor:
             # Settled once, here, for every process of this studio: a worker that started
             # while the engine was briefly away must not run local processes beside the
             # others' containers (nor take Docker instances for dead ones).
-            from jobs.runtime import runtime_status
+            from compute.runtime import runtime_status
 
             status = runtime_status()
             env["RUNTIME"] = status.name

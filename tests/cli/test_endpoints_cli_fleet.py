@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 
 import endpoints.gateway
+from compute.labels import LABEL_INSTANCE, ROLE_ENDPOINT, engine_name, instance_label
+from compute.runtime import get_runtime
 from endpoints.gateway import ROUTING_TTL_SECONDS
 from endpoints.models import Endpoint
-from jobs.runner import instance_label
-from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE
 from studio.cli.main import main
 from tests.endpoints.conftest import approved_package
 from tests.factories import make_team, make_token, make_user
@@ -58,7 +57,8 @@ def test_create_invoke_update_delete_with_real_containers(
         main(["endpoints", "invoke", "churn", "--content-type", "text/csv", "--body", "1,2"]) == 0
     )
     out, err = capsys.readouterr()
-    assert out.startswith("v1:studiolo-ep-")  # the model's tag, the instance, the sum
+    # the model's tag, the instance (its container's name), the sum
+    assert out.startswith(f"v1:{engine_name(ROLE_ENDPOINT)}-")
     assert out.strip().endswith(":3")
     assert "AllTraffic" in err
 

@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.contrib.auth.models import User
 
+from compute.labels import LABEL_INSTANCE, LABEL_KIND, instance_label
+from compute.runtime import get_runtime
 from endpoints.models import Endpoint
-from jobs.runner import instance_label
-from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE, LABEL_KIND
 from registry.models import ModelPackage
 from registry.services.approval import package_decide
 from registry.services.registration import (

@@ -21,13 +21,12 @@ import docker
 import httpx
 import pytest
 
+from compute.labels import LABEL_INSTANCE, instance_label
+from compute.runtime import get_runtime
+from compute.serving import serving_network_name
 from endpoints.models import Endpoint, EndpointInstance, EndpointStatus, InstanceStatus
 from endpoints.services.fleet import containers, health
 from jobs.models import JobStatus
-from jobs.runner import instance_label
-from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE
-from jobs.serving import serving_network_name
 from registry.services.approval import package_decide
 from registry.services.registration import InferenceSpec, group_create, package_register_from_job
 from studio.artifacts import get_store

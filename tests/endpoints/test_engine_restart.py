@@ -26,12 +26,12 @@ import httpx
 import pytest
 from django.conf import settings
 
+from compute.labels import LABEL_INSTANCE, instance_label
+from compute.runtime import get_runtime
+from compute.runtime.base import ContainerNotFound
 from endpoints.models import Endpoint, EndpointEvent, EndpointInstance, EndpointStatus
 from endpoints.models import InstanceStatus as Status
 from endpoints.services.fleet import containers, health
-from jobs.runner import instance_label
-from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE, ContainerNotFound
 from tests.endpoints.conftest import approved_package, wait_for_endpoint
 from tests.factories import make_team, make_token, make_user
 from tests.support import component_missing, free_port

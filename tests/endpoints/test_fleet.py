@@ -17,6 +17,16 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from compute.runtime.base import (
+    ContainerNotFound,
+    ContainerSpec,
+    ContainerState,
+    LogChunk,
+    NetworkState,
+    Runtime,
+    RuntimeUnavailable,
+)
+from compute.serving import serving_network_name
 from endpoints.gateway.directory import ROUTING_TTL_SECONDS
 from endpoints.models import (
     Endpoint,
@@ -29,16 +39,6 @@ from endpoints.models import InstanceStatus as Status
 from endpoints.services.fleet import containers, health
 from endpoints.services.lifecycle import endpoint_create, endpoint_transition
 from endpoints.services.models import VariantRequest, config_create, model_for_package
-from jobs.runtime.base import (
-    ContainerNotFound,
-    ContainerSpec,
-    ContainerState,
-    LogChunk,
-    NetworkState,
-    Runtime,
-    RuntimeUnavailable,
-)
-from jobs.serving import serving_network_name
 from tests.endpoints.conftest import approved_package
 from tests.factories import make_team, make_user
 from tests.support import free_port

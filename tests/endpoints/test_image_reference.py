@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from jobs.runtime.docker import DockerRuntime
+from compute.runtime.docker import DockerRuntime
 from tests.factories import make_team, make_token, make_user
 
 BAD_REFERENCES = ["Upper/Case:tag", "no spaces allowed", "À-¶RT", "a:b:c:d"]

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 import endpoints.gateway
+from compute.serving import serving_network_name
 from endpoints.models import Endpoint, EndpointInstance, EndpointStatus, InstanceStatus
 from endpoints.services.fleet import deploy, health
 from endpoints.services.lifecycle import endpoint_delete, endpoint_deploy_package
-from jobs.serving import serving_network_name
 from tests.endpoints.conftest import approved_package
 from tests.factories import make_team, make_token, make_user
 

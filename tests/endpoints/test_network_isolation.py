@@ -16,14 +16,14 @@ import httpx
 import pytest
 
 import endpoints.gateway
+from compute.labels import instance_label
+from compute.runtime import get_runtime
+from compute.runtime.base import ContainerSpec
+from compute.serving import serving_network_name
 from endpoints.models import Endpoint, EndpointInstance, EndpointStatus
 from endpoints.services.fleet import health, recovery
 from endpoints.services.fleet.deploy import delete_endpoint, deploy_endpoint
 from endpoints.services.lifecycle import endpoint_delete, endpoint_deploy_package
-from jobs.runner import instance_label
-from jobs.runtime import get_runtime
-from jobs.runtime.base import ContainerSpec
-from jobs.serving import serving_network_name
 from studio.accounts.models import Team
 from tests.endpoints.conftest import approved_package
 from tests.factories import make_team, make_token, make_user

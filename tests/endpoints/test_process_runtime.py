@@ -13,11 +13,11 @@ import psutil
 import pytest
 
 import endpoints.gateway
+from compute.runtime import get_runtime
+from compute.runtime.process import ProcessRuntime
 from endpoints.models import Endpoint, EndpointInstance, EndpointStatus
 from endpoints.services.fleet import deploy
 from endpoints.services.lifecycle import endpoint_delete, endpoint_deploy_package
-from jobs.runtime import get_runtime
-from jobs.runtime.process import ProcessRuntime
 from tests.endpoints.conftest import ECHO_MODEL, approved_package
 from tests.factories import make_team, make_user
 

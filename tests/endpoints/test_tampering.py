@@ -17,10 +17,10 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from compute.staging import staged_model_root
 from endpoints.models import Endpoint, EndpointStatus
 from jobs.models import JobStatus
 from jobs.runner import work_dir
-from jobs.staging import staged_model_root
 from registry.services.approval import package_decide
 from registry.services.registration import (
     ExternalArtifact,

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from jobs.runner import instance_label
-from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE, LABEL_KIND
+from compute.labels import LABEL_INSTANCE, LABEL_KIND, instance_label
+from compute.runtime import get_runtime
 from tests.factories import make_team, make_token, make_user
 from tests.faults.support import Api
 from tests.workers import Component, Worker, beat

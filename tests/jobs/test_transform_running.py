@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from compute.labels import LABEL_INSTANCE, LABEL_JOB_ID, instance_label
+from compute.runtime import get_runtime
 from jobs.models import Job, JobStatus, SecondaryStatus
-from jobs.runner import instance_label
-from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE, LABEL_JOB_ID
 from registry.models import ModelPackage
 from studio.accounts.models import Team
 from studio.artifacts import get_store

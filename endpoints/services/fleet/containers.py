@@ -15,6 +15,29 @@ from django.conf import settings
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
+from compute.labels import (
+    KIND_ENDPOINT,
+    LABEL_ENDPOINT_ID,
+    LABEL_ENDPOINT_INSTANCE_ID,
+    LABEL_INSTANCE,
+    LABEL_KIND,
+    LABEL_TEAM,
+    ROLE_ENDPOINT,
+    engine_name,
+    instance_label,
+)
+from compute.runtime.base import ContainerNotFound, Runtime
+from compute.serving import (
+    ServingStartFailed,
+    serving_address,
+    serving_container_spec,
+    serving_network,
+    serving_network_release,
+    serving_placement,
+    serving_start,
+    wait_until_ready,
+)
+from compute.staging import stage_model
 from endpoints.models import (
     Endpoint,
     EndpointConfig,
@@ -25,32 +48,10 @@ from endpoints.models import (
 from endpoints.services.instances import Component, instance_record, instance_transition
 from endpoints.services.lifecycle import endpoint_event
 from endpoints.services.models import serving_source
-from jobs.runner import installation_tag, instance_label
-from jobs.runtime.base import (
-    LABEL_INSTANCE,
-    LABEL_KIND,
-    LABEL_PREFIX,
-    LABEL_TEAM,
-    ContainerNotFound,
-    Runtime,
-)
-from jobs.serving import (
-    ServingStartFailed,
-    serving_address,
-    serving_container_spec,
-    serving_network,
-    serving_network_release,
-    serving_placement,
-    serving_start,
-    wait_until_ready,
-)
-from jobs.staging import stage_model
 from studio.errors import StudioloError
 
 log = logging.getLogger(__name__)
 
-LABEL_ENDPOINT_ID = LABEL_PREFIX + "endpoint-id"
-LABEL_ENDPOINT_INSTANCE_ID = LABEL_PREFIX + "endpoint-instance-id"
 STOP_GRACE_SECONDS = 30  # SageMaker: SIGTERM, then SIGKILL 30 s later
 # How long an instance taken out of rotation may still receive requests: the data plane's
 # routing cache (endpoints.gateway.directory.ROUTING_TTL_SECONDS, 1 s) plus the time a table
@@ -59,12 +60,12 @@ OUT_OF_ROTATION_SECONDS = 1.5
 
 
 def container_name(instance: EndpointInstance) -> str:
-    return f"studiolo-ep-{installation_tag()}-{instance.endpoint_id}-{instance.pk}"
+    return engine_name(ROLE_ENDPOINT, instance.endpoint_id, instance.pk)
 
 
 def _labels(endpoint: Endpoint, instance: EndpointInstance) -> dict[str, str]:
     return {
-        LABEL_KIND: "endpoint",
+        LABEL_KIND: KIND_ENDPOINT,
         LABEL_ENDPOINT_ID: str(endpoint.pk),
         LABEL_ENDPOINT_INSTANCE_ID: str(instance.pk),
         LABEL_TEAM: endpoint.team.slug,

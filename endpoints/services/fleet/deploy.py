@@ -8,9 +8,11 @@ import time
 
 from django.db import transaction
 
+from compute.labels import LABEL_ENDPOINT_ID, LABEL_INSTANCE, instance_label
+from compute.runtime import get_runtime
+from compute.staging import staged_models_prune
 from endpoints.models import Endpoint, EndpointInstance, EndpointStatus
 from endpoints.services.fleet.containers import (
-    LABEL_ENDPOINT_ID,
     STOP_GRACE_SECONDS,
     bring_up,
     failure,
@@ -20,10 +22,6 @@ from endpoints.services.fleet.containers import (
 )
 from endpoints.services.instances import Component
 from endpoints.services.lifecycle import IllegalTransition, endpoint_transition
-from jobs.runner import instance_label
-from jobs.runtime import get_runtime
-from jobs.runtime.base import LABEL_INSTANCE
-from jobs.staging import staged_models_prune
 from studio.events import publish_team_event
 
 

@@ -12,6 +12,9 @@ from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
+from compute.runtime import get_runtime
+from compute.runtime.base import ContainerNotFound, Runtime
+from compute.serving import ping, serving_address, serving_network
 from endpoints.models import SERVING_STATUSES, EndpointInstance, InstanceStatus
 from endpoints.services.fleet.containers import (
     await_healthy,
@@ -24,9 +27,6 @@ from endpoints.services.fleet.containers import (
 from endpoints.services.fleet.recovery import remove_idle_networks, remove_orphans, resume_stuck
 from endpoints.services.instances import Component, instance_transition
 from endpoints.services.lifecycle import endpoint_event
-from jobs.runtime import get_runtime
-from jobs.runtime.base import ContainerNotFound, Runtime
-from jobs.serving import ping, serving_address, serving_network
 from studio.errors import StudioloError
 
 log = logging.getLogger(__name__)

@@ -7,15 +7,17 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from endpoints.models import Endpoint, EndpointInstance, EndpointStatus
-from endpoints.services.fleet.containers import (
+from compute.labels import (
+    KIND_ENDPOINT,
     LABEL_ENDPOINT_INSTANCE_ID,
-    remove_containers,
-    startup_timeout,
+    LABEL_INSTANCE,
+    LABEL_KIND,
+    instance_label,
 )
-from jobs.runner import instance_label
-from jobs.runtime.base import LABEL_INSTANCE, LABEL_KIND, Runtime
-from jobs.serving import serving_networks_reconcile
+from compute.runtime.base import Runtime
+from compute.serving import serving_networks_reconcile
+from endpoints.models import Endpoint, EndpointInstance, EndpointStatus
+from endpoints.services.fleet.containers import remove_containers, startup_timeout
 from studio.errors import StudioloError
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def resume_stuck(now: datetime) -> int:
 
 def remove_orphans(runtime: Runtime) -> int:
     try:
-        containers = runtime.find({LABEL_KIND: "endpoint", LABEL_INSTANCE: instance_label()})
+        containers = runtime.find({LABEL_KIND: KIND_ENDPOINT, LABEL_INSTANCE: instance_label()})
     except StudioloError:
         return 0
     known = set(

@@ -8,6 +8,9 @@ import time
 
 from django.db import transaction
 
+from compute.runtime import get_runtime
+from compute.runtime.base import Runtime
+from compute.staging import staged_models_prune
 from endpoints.models import (
     Endpoint,
     EndpointConfig,
@@ -23,9 +26,6 @@ from endpoints.services.fleet.containers import (
 )
 from endpoints.services.instances import Component, instance_transition
 from endpoints.services.lifecycle import IllegalTransition, endpoint_event, endpoint_transition
-from jobs.runtime import get_runtime
-from jobs.runtime.base import Runtime
-from jobs.staging import staged_models_prune
 
 # Longer than the data plane's routing cache (1 s) plus a request in flight: after traffic
 # switches away from an instance, it keeps answering this long before it is stopped.

@@ -1,6 +1,6 @@
 """Staging a model on a worker: checked against its pin while it downloads, unpacked within
 the archive limits, refused with a reason users can read (no host path), never left half
-done; and the folders nothing needs any more are removed."""
+done; and the staged models nothing needs any more are removed."""
 
 from __future__ import annotations
 
@@ -8,19 +8,14 @@ import hashlib
 import io
 import tarfile
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from django.utils import timezone
 
-from jobs.archives import ArchiveRefused
-from jobs.contract import stage_source
-from jobs.models import Job, JobKind, JobStatus
-from jobs.serving import ServingSource
-from jobs.staging import (
-    job_folders_prune,
+from compute.archives import ArchiveRefused
+from compute.serving import ServingSource
+from compute.staging import (
     stage_model,
     staged_model_root,
     staged_models_in_use_register,
@@ -29,7 +24,6 @@ from jobs.staging import (
 from studio.artifacts import get_store
 from studio.artifacts.integrity import ArtifactChanged, ArtifactPin
 from studio.errors import ValidationError
-from tests.factories import make_team
 
 pytestmark = pytest.mark.django_db
 KEY = "teams/lab/models/churn/model.tar.gz"
@@ -136,7 +130,7 @@ def test_staged_models_nothing_serves_are_removed(
     work: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     in_use: list[str] = []
-    monkeypatch.setattr("jobs.staging._in_use", {})
+    monkeypatch.setattr("compute.staging._in_use", {})
     staged_models_in_use_register("test", lambda: in_use)
     kept_key, gone_key = KEY, "teams/lab/models/old/model.tar.gz"
     for key in (kept_key, gone_key):
@@ -150,72 +144,6 @@ def test_staged_models_nothing_serves_are_removed(
     assert not (
         work / "serving" / f"{staged_model_root(get_store().uri(gone_key)).name}.lock"
     ).exists()
-
-
-def test_a_running_transform_keeps_its_model() -> None:
-    get_store().put(KEY, archive({"w": b"w"}))
-    root = stage_model(source(None))
-    job = Job.objects.create(
-        team=make_team(),
-        name="scoring",
-        kind=JobKind.TRANSFORM,
-        image="x",
-        instance_type="ml.local.small",
-        output_path="x",
-        status=JobStatus.IN_PROGRESS,
-        transform={"model_artifact_uri": get_store().uri(KEY)},
-    )
-    staged_models_prune()
-    assert root.is_dir()
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETED)
-    staged_models_prune()
-    assert not root.exists()
-
-
-def test_work_folders_of_ended_or_deleted_jobs_are_removed(work: Path) -> None:
-    team = make_team()
-
-    def job(name: str, status: str, ended_ago: timedelta | None) -> Job:
-        ended = timezone.now() - ended_ago if ended_ago is not None else None
-        made = Job.objects.create(
-            team=team,
-            name=name,
-            image="x",
-            instance_type="ml.local.small",
-            output_path="x",
-            status=status,
-            ended_at=ended,
-        )
-        (work / f"job-{made.pk}" / "opt_ml").mkdir(parents=True)
-        return made
-
-    running = job("running", JobStatus.IN_PROGRESS, None)
-    just_ended = job("just-ended", JobStatus.FAILED, timedelta(seconds=5))
-    ended = job("ended", JobStatus.COMPLETED, timedelta(minutes=5))
-    deleted = job("deleted", JobStatus.COMPLETED, timedelta(minutes=5))
-    Job.objects.filter(pk=deleted.pk).delete()
-    (work / "serving").mkdir()  # not a job's
-    assert job_folders_prune() == 2
-    assert sorted(p.name for p in work.iterdir()) == sorted(
-        ["serving", f"job-{running.pk}", f"job-{just_ended.pk}"]
-    )
-    assert not (work / f"job-{ended.pk}").exists()
-
-
-def test_a_source_archive_is_unpacked_within_the_limits(work: Path, settings: Any) -> None:
-    store = get_store()
-    store.put("teams/lab/code/src.tar.gz", archive({"train.py": b"print(1)\n"}))
-    stage_source(store, "teams/lab/code/src.tar.gz", work / "code")
-    assert (work / "code" / "train.py").read_bytes() == b"print(1)\n"
-    settings.ARCHIVE_MAX_FILES = 1
-    store.put("teams/lab/code/src.tar.gz", archive({"train.py": b"", "util.py": b""}))
-    with pytest.raises(ArchiveRefused) as error:
-        stage_source(store, "teams/lab/code/src.tar.gz", work / "again")
-    assert error.value.field == "source_uri"
-    assert error.value.message == (
-        "source archive teams/lab/code/src.tar.gz is refused: it holds more than 1 files "
-        "(ARCHIVE_MAX_FILES)"
-    )
 
 
 def test_a_swapped_archive_that_cannot_be_unpacked_is_reported_as_swapped(work: Path) -> None:

@@ -1,6 +1,6 @@
 """The Docker runtime: every container Studiolo runs on a Docker engine goes through here.
 
-This is the one module that talks to the Docker SDK about containers (`jobs.runtime` only
+This is the one module that talks to the Docker SDK about containers (`compute.runtime` only
 asks the engine for its version). It speaks the domain's language: a `ContainerSpec` in, a
 `ContainerState` and `LogChunk`s out, and Docker's errors become `ImageNotFound`,
 `ContainerNotFound`, `ContainerAlreadyExists` or `RuntimeUnavailable`.
@@ -20,7 +20,7 @@ What every container gets, whatever the spec says:
 - the label `io.studiolo.managed=true`.
 
 Networks (`network_ensure` and friends) are user-defined bridges the studio makes for serving
-containers (see `jobs.serving`); they carry the same managed label.
+containers (see `compute.serving`); they carry the same managed label.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ import docker.errors
 from django.conf import settings
 from docker.types import DeviceRequest
 
-from jobs.runtime.base import (
-    LABEL_MANAGED,
+from compute.labels import LABEL_MANAGED
+from compute.runtime.base import (
     ContainerNotFound,
     ContainerSpec,
     ContainerState,
@@ -51,7 +51,7 @@ from jobs.runtime.base import (
     Runtime,
     RuntimeUnavailable,
 )
-from jobs.runtime.docker_api import (
+from compute.runtime.docker_api import (
     NS,
     STREAM_NAMES,
     EngineErrors,

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from jobs.runtime.base import (
-    LABEL_MANAGED,
+from compute.labels import LABEL_MANAGED
+from compute.runtime.base import (
     ContainerAlreadyExists,
     ContainerNotFound,
     ContainerSpec,
@@ -36,8 +36,8 @@ from jobs.runtime.base import (
     Mount,
     Runtime,
 )
-from jobs.runtime.docker import DockerRuntime
-from jobs.runtime.process import ProcessRuntime
+from compute.runtime.docker import DockerRuntime
+from compute.runtime.process import ProcessRuntime
 from studio.errors import ValidationError
 
 IMAGE = "studiolo/python-base:bookworm"
@@ -55,7 +55,7 @@ BASE_DIR = 'os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")'
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaked_test_containers() -> Iterator[None]:
     yield
-    from jobs.runtime import docker_status
+    from compute.runtime import docker_status
 
     if not docker_status().ok:
         return
@@ -726,8 +726,8 @@ def test_process_a_container_outlives_the_worker_that_started_it(
     starter = f"""
 import sys
 from pathlib import Path
-from jobs.runtime.base import ContainerSpec
-from jobs.runtime.process import ProcessRuntime
+from compute.runtime.base import ContainerSpec
+from compute.runtime.process import ProcessRuntime
 ProcessRuntime(Path({str(root)!r})).start(ContainerSpec(
     name={spec.name!r}, image="none", command={spec.command!r}, labels={dict(spec.labels)!r}))
 """
@@ -840,13 +840,13 @@ def test_process_runtime_is_labelled_unisolated_and_has_no_images(process_rt: Ha
 def test_get_runtime_follows_the_configuration_once_per_process(
     settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import jobs.runtime
-    from jobs.runtime import RuntimeStatus, get_runtime
+    import compute.runtime
+    from compute.runtime import RuntimeStatus, get_runtime
 
-    monkeypatch.setattr(jobs.runtime, "_cached", None)  # restored afterwards
+    monkeypatch.setattr(compute.runtime, "_cached", None)  # restored afterwards
     settings.STUDIOLO_HOME = tmp_path
     engine = RuntimeStatus("docker", False, "engine not reachable: test")
-    monkeypatch.setattr(jobs.runtime, "docker_status", lambda timeout=3.0: engine)
+    monkeypatch.setattr(compute.runtime, "docker_status", lambda timeout=3.0: engine)
 
     settings.RUNTIME = "process"
     chosen = get_runtime()
@@ -857,7 +857,7 @@ def test_get_runtime_follows_the_configuration_once_per_process(
     settings.RUNTIME = "auto"
     assert isinstance(get_runtime(), ProcessRuntime)  # no engine: the process runtime
 
-    monkeypatch.setattr(jobs.runtime, "_cached", None)
+    monkeypatch.setattr(compute.runtime, "_cached", None)
     engine = RuntimeStatus("docker", True, "Docker engine 20.10")
     assert isinstance(get_runtime(), DockerRuntime)
 

@@ -58,11 +58,8 @@ twice), then SIGKILL to the whole process group after the grace period.
 from __future__ import annotations
 
 import contextlib
-import getpass
-import importlib.util
 import json
 import os
-import posixpath
 import re
 import shutil
 import signal
@@ -77,8 +74,8 @@ from typing import Any
 
 import psutil
 
-from jobs.runtime.base import (
-    LABEL_MANAGED,
+from compute.labels import LABEL_MANAGED
+from compute.runtime.base import (
     ContainerAlreadyExists,
     ContainerNotFound,
     ContainerSpec,
@@ -88,16 +85,9 @@ from jobs.runtime.base import (
     Runtime,
     RuntimeUnavailable,
 )
-from jobs.runtime.process_supervisor import MARK_ENV, SUPERVISOR, kill_marked
+from compute.runtime.process_launch import BIND_TO_PORT_ENV, SERVING_PORT, process_launch
+from compute.runtime.process_supervisor import MARK_ENV, SUPERVISOR, kill_marked
 from studio.errors import ValidationError
-
-OPT_ML = "/opt/ml"
-SERVING_PORT = 8080
-BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
-BIND_TO_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
-TOOLKIT_SRC = Path(__file__).resolve().parents[2] / "containers" / "toolkit" / "src"
-TOOLKIT_COMMANDS = {"train": "studiolo_toolkit.training", "serve": "studiolo_toolkit.serving"}
-HOST_ENV = ("PATH", "HOME", "LANG")
 
 # Names become folder names: the characters Docker allows in container names, nothing else.
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,199}$")
@@ -188,7 +178,7 @@ class ProcessRuntime(Runtime):
     def start(self, spec: ContainerSpec) -> ContainerState:
         if not _NAME.match(spec.name):
             raise ValidationError(f"container name {spec.name!r} is not valid", field="name")
-        launch = self._launch(spec)  # validates the spec before anything touches the disk
+        launch = process_launch(spec)  # validates the spec before anything touches the disk
         ports = {}
         if SERVING_PORT in spec.ports:
             ports[SERVING_PORT] = spec.ports[SERVING_PORT] or _free_port()
@@ -214,100 +204,6 @@ class ProcessRuntime(Runtime):
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return self.inspect(spec.name)
-
-    def _launch(self, spec: ContainerSpec) -> dict[str, Any]:
-        """argv, env, cwd and memory limit for the spec; raises ValidationError for what a
-        process cannot do."""
-        base_dir: Path | None = None
-        for mount in spec.mounts:
-            if posixpath.normpath(mount.target) != OPT_ML:
-                raise ValidationError(
-                    f"mount {mount.source} -> {mount.target}: the process runtime supports only "
-                    f"a mount on {OPT_ML} (there is no container file system)",
-                    field="mounts",
-                )
-            if mount.read_only:
-                raise ValidationError(
-                    f"mount {mount.source} -> {mount.target}: the process runtime cannot make "
-                    "it read-only",
-                    field="mounts",
-                )
-            base_dir = Path(mount.source).resolve()
-        if spec.user is not None and spec.user not in self._own_user_names():
-            raise ValidationError(
-                f"user {spec.user!r}: the process runtime runs everything as the worker's user",
-                field="user",
-            )
-        unsupported_ports = set(spec.ports) - {SERVING_PORT}
-        if unsupported_ports:
-            raise ValidationError(
-                f"ports {sorted(unsupported_ports)}: the process runtime can only publish the "
-                f"serving port {SERVING_PORT}",
-                field="ports",
-            )
-
-        uses_toolkit = False
-        if spec.entrypoint:
-            argv = [*spec.entrypoint, *(spec.command or [])]
-        elif spec.command:
-            module = TOOLKIT_COMMANDS.get(spec.command[0])
-            if module is not None:
-                uses_toolkit = True
-                argv = [sys.executable, "-m", module, *spec.command[1:]]
-            else:
-                argv = list(spec.command)
-        else:
-            raise ValidationError(
-                "the process runtime has no image whose command it could fall back on: "
-                "give a command",
-                field="command",
-            )
-
-        env = {key: os.environ[key] for key in HOST_ENV if key in os.environ}
-        # The images set it; here output goes to files, where Python would buffer it by block.
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(spec.env)
-        if uses_toolkit:
-            if TOOLKIT_SRC.is_dir():
-                env["PYTHONPATH"] = os.pathsep.join(
-                    p for p in (str(TOOLKIT_SRC), env.get("PYTHONPATH", "")) if p
-                )
-            elif importlib.util.find_spec("studiolo_toolkit") is None:
-                raise RuntimeUnavailable(
-                    "process runtime: the Studiolo toolkit is neither installed nor found "
-                    f"at {TOOLKIT_SRC}"
-                )
-        if base_dir is not None:
-            base_dir.mkdir(parents=True, exist_ok=True)
-            env[BASE_DIR_ENV] = str(base_dir)
-
-        cwd: Path | None = None
-        if spec.workdir:
-            workdir = posixpath.normpath(spec.workdir)
-            if base_dir is not None and (workdir == OPT_ML or workdir.startswith(OPT_ML + "/")):
-                cwd = base_dir / workdir[len(OPT_ML) :].lstrip("/")
-                cwd.mkdir(parents=True, exist_ok=True)
-            elif Path(workdir).is_dir():
-                cwd = Path(workdir)
-            else:
-                raise ValidationError(
-                    f"workdir {spec.workdir!r} does not exist on this host", field="workdir"
-                )
-        return {
-            "argv": argv,
-            "env": env,
-            "cwd": str(cwd) if cwd is not None else None,
-            "memory_bytes": spec.memory_bytes,
-        }
-
-    @staticmethod
-    def _own_user_names() -> set[str]:
-        uid, gid = os.getuid(), os.getgid()
-        names = {str(uid), f"{uid}:{gid}"}
-        with contextlib.suppress(Exception):
-            user = getpass.getuser()
-            names |= {user, f"{user}:{gid}"}
-        return names
 
     def _launch_supervisor(
         self,

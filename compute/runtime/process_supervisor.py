@@ -2,7 +2,7 @@
 
 Every process of a "container" carries `MARK_ENV=<its state folder>` in its environment (the
 runtime sets it for the command; everything the command starts inherits it). The supervisor
-(`SUPERVISOR`, see `jobs.runtime.process`) and the runtime's `stop`/`remove` end a container by
+(`SUPERVISOR`, see `compute.runtime.process`) and the runtime's `stop`/`remove` end a container by
 killing every process with its mark, not only its process group: a process that started a
 session of its own (a daemon, a helper server) is found all the same.
 """

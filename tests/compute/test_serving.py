@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jobs.runtime.base import ContainerSpec, ContainerState, NetworkState, Runtime
-from jobs.runtime.docker import DockerRuntime
-from jobs.runtime.process import ProcessRuntime
-from jobs.serving import (
+from compute.runtime.base import ContainerSpec, ContainerState, NetworkState, Runtime
+from compute.runtime.docker import DockerRuntime
+from compute.runtime.process import ProcessRuntime
+from compute.serving import (
     ServingSource,
     serving_address,
     serving_container_spec,

@@ -1,5 +1,5 @@
 """The Docker engine's answers in the runtime's terms: its errors, its times, its inspect
-documents and its multiplexed log stream. Pure translation, used by `jobs.runtime.docker`."""
+documents and its multiplexed log stream. Pure translation, used by `compute.runtime.docker`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, Literal
 import docker.errors
 import requests
 
-from jobs.runtime.base import (
+from compute.runtime.base import (
     ContainerAlreadyExists,
     ContainerNotFound,
     ContainerState,

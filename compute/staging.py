@@ -1,19 +1,16 @@
-"""Folders a worker stages on its host, and their removal.
+"""Models a worker stages on its host for serving containers, and their removal.
 
-- Models: a serving container (an endpoint instance, a batch transform) reads its model from
-  `JOBS_WORK_DIR/serving/<digest of the artifact URI>/model/`, downloaded and unpacked once per
-  artifact and shared by every container that serves it. The archive is checked against the
-  package's pin while it downloads (`studio.artifacts.integrity`) and unpacked within the
-  archive limits (`jobs.archives`); the folder appears complete and checked, or not at all.
-- Jobs: each job's `/opt/ml` lives in `JOBS_WORK_DIR/job-<id>/` (`jobs.runner.work_dir`); its
-  runner removes it when the job ends.
+A serving container (an endpoint instance, a batch transform) reads its model from
+`JOBS_WORK_DIR/serving/<digest of the artifact URI>/model/`, downloaded and unpacked once per
+artifact and shared by every container that serves it. The archive is checked against the
+package's pin while it downloads (`studio.artifacts.integrity`) and unpacked within the
+archive limits (`compute.archives`); the folder appears complete and checked, or not at all.
 
-`staging_prune` (run by the jobs reconciliation) removes what nothing needs any more: a
-staged model no live consumer serves (the apps that serve models register what they still
-need, `staged_models_in_use_register`), and the folder of a job that ended or was deleted
-without its runner cleaning up. Staging and removing one model take the same lock, and a
-consumer's row exists before it stages, so a removal never pulls a model from under a
-container that is starting.
+`staged_models_prune` (run by the jobs reconciliation, and by the fleet after it stops
+containers) removes a staged model no live consumer serves: the apps that serve models
+register what they still need (`staged_models_in_use_register`). Staging and removing one
+model take the same lock, and a consumer's row exists before it stages, so a removal never
+pulls a model from under a container that is starting.
 """
 
 from __future__ import annotations
@@ -28,15 +25,12 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.utils import timezone
 
-from jobs.archives import extract
-from jobs.models import ACTIVE_STATUSES, Job, JobKind
-from jobs.serving import ServingSource
+from compute.archives import extract
+from compute.serving import ServingSource
 from studio.artifacts import ArtifactNotFound, get_store
 from studio.artifacts.integrity import artifact_label, open_verified
 from studio.errors import ValidationError
@@ -47,12 +41,9 @@ log = logging.getLogger(__name__)
 InUseProvider = Callable[[], Iterable[str]]
 # Inside a staged folder, next to `model/`: the sha256 the content was checked against.
 CHECKED_MARKER = ".studiolo-sha256"
-JOB_FOLDER = re.compile(r"job-(\d+)")  # jobs.runner.work_dir
 STAGED_FOLDER = re.compile(r"[0-9a-f]{24}")
 SCRATCH_FOLDER = re.compile(r"\.([0-9a-f]{24})-.+")
 READ_BUFFER = 1024 * 1024
-# A job folder outlives its job this long: its runner may still be cleaning up.
-ENDED_GRACE = timedelta(minutes=1)
 
 _in_use: dict[str, InUseProvider] = {}
 
@@ -60,15 +51,6 @@ _in_use: dict[str, InUseProvider] = {}
 def staged_models_in_use_register(name: str, provider: InUseProvider) -> None:
     """Register (or replace) what one kind of consumer still serves."""
     _in_use[name] = provider
-
-
-def transforms_in_use() -> Iterable[str]:
-    """The models of batch transforms that have not ended."""
-    for settings_ in Job.objects.filter(
-        kind=JobKind.TRANSFORM, status__in=ACTIVE_STATUSES
-    ).values_list("transform", flat=True):
-        if isinstance(settings_, dict) and settings_.get("model_artifact_uri"):
-            yield str(settings_["model_artifact_uri"])
 
 
 def serving_folder() -> Path:
@@ -220,33 +202,3 @@ def staged_models_prune() -> int:
                     os.unlink(folder / f"{name}.lock")
         removed += 1
     return removed
-
-
-def job_folders_prune() -> int:
-    """Remove the work folders of jobs that ended (a while ago) or are gone."""
-    folder = Path(settings.JOBS_WORK_DIR)
-    try:
-        entries = [e for e in os.scandir(folder) if JOB_FOLDER.fullmatch(e.name)]
-    except FileNotFoundError:
-        return 0
-    ids = {int(entry.name.removeprefix("job-")): entry for entry in entries}
-    known = {
-        pk: (status, ended_at)
-        for pk, status, ended_at in Job.objects.filter(pk__in=list(ids)).values_list(
-            "pk", "status", "ended_at"
-        )
-    }
-    horizon = timezone.now() - ENDED_GRACE
-    removed = 0
-    for job_id, entry in ids.items():
-        status, ended_at = known.get(job_id, (None, None))
-        if status in ACTIVE_STATUSES or (status is not None and (ended_at or horizon) > horizon):
-            continue  # running, or its runner may still be cleaning up
-        log.info("removing the work folder of job %s (%s)", job_id, status or "deleted")
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed += 1
-    return removed
-
-
-def staging_prune() -> dict[str, int]:
-    return {"staged_models": staged_models_prune(), "job_folders": job_folders_prune()}

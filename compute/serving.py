@@ -23,7 +23,7 @@ Nothing is published either way. Containers started by earlier versions (on the 
 or on ENDPOINT_NETWORK itself) are still reached the way they were started.
 
 The model archive is downloaded, checked and unpacked once per artifact into a shared folder
-under `JOBS_WORK_DIR/serving/` (`jobs/staging.py`; mounted read-only into Docker containers),
+under `JOBS_WORK_DIR/serving/` (`compute/staging.py`; mounted read-only into Docker containers),
 so ten instances of one model cost one download.
 """
 
@@ -43,14 +43,19 @@ from pathlib import Path
 
 from django.conf import settings
 
-from jobs.frameworks import CONTAINER_UID, is_framework_image
-from jobs.instance_types import instance_type_get
-from jobs.runner import installation_tag, instance_label
-from jobs.runtime.base import (
+from compute.frameworks import CONTAINER_UID, is_framework_image
+from compute.instance_types import instance_type_get
+from compute.labels import (
+    KIND_SERVING_NETWORK,
     LABEL_INSTANCE,
     LABEL_KIND,
     LABEL_MANAGED,
     LABEL_TEAM,
+    ROLE_SERVING_NETWORK,
+    engine_name,
+    instance_label,
+)
+from compute.runtime.base import (
     ContainerNotFound,
     ContainerSpec,
     ContainerState,
@@ -63,7 +68,6 @@ from studio.errors import StudioloError
 
 SERVING_PORT = 8080
 DEFAULT_BRIDGE = "bridge"  # the engine's default network: networked jobs, never serving containers
-NETWORK_KIND = "serving-network"  # LABEL_KIND of the teams' networks
 LOOPBACK = "127.0.0.1"  # where published serving ports are bound: never another interface
 PING_TIMEOUT = 2.0  # SageMaker's per-request /ping timeout
 LAST_LINES = 20  # log lines quoted in the failure reason of a container that would not start
@@ -100,11 +104,15 @@ class Placement:
 
 
 def serving_network_name(team_slug: str) -> str:
-    return f"studiolo-{installation_tag()}-serve-{team_slug}"
+    return engine_name(ROLE_SERVING_NETWORK, team_slug)
 
 
 def _network_labels(team_slug: str) -> dict[str, str]:
-    return {LABEL_KIND: NETWORK_KIND, LABEL_TEAM: team_slug, LABEL_INSTANCE: instance_label()}
+    return {
+        LABEL_KIND: KIND_SERVING_NETWORK,
+        LABEL_TEAM: team_slug,
+        LABEL_INSTANCE: instance_label(),
+    }
 
 
 def serving_placement(runtime: Runtime, team_slug: str) -> Placement:
@@ -172,7 +180,7 @@ def serving_networks_reconcile(runtime: Runtime, *, older_than: timedelta) -> in
         return 0
     horizon = datetime.now(UTC) - older_than
     removed = 0
-    labels = {LABEL_KIND: NETWORK_KIND, LABEL_INSTANCE: instance_label()}
+    labels = {LABEL_KIND: KIND_SERVING_NETWORK, LABEL_INSTANCE: instance_label()}
     for network in runtime.networks_find(labels):
         team = network.labels.get(LABEL_TEAM, "")
         if network.name != serving_network_name(team):

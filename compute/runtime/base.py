@@ -11,6 +11,7 @@ fault: retry or fail with a platform reason) or `ImageNotFound` / `ContainerNotF
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,12 +19,9 @@ from pathlib import Path
 
 from studio.errors import Conflict, NotFound, Unavailable, ValidationError
 
-LABEL_PREFIX = "io.studiolo."
-LABEL_MANAGED = LABEL_PREFIX + "managed"  # "true" on every container Studiolo starts
-LABEL_KIND = LABEL_PREFIX + "kind"  # "job" | "endpoint"
-LABEL_JOB_ID = LABEL_PREFIX + "job-id"
-LABEL_TEAM = LABEL_PREFIX + "team"
-LABEL_INSTANCE = LABEL_PREFIX + "instance"  # home of the studio that started it (two side by side)
+# A container environment variable's name, as SageMaker allows it (jobs' and models'
+# `Environment`), so requests valid there are valid here and back.
+ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
 
 
 class RuntimeUnavailable(Unavailable):
@@ -57,7 +55,7 @@ class Mount:
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    name: str  # deterministic, e.g. "studiolo-job-3fa2b1-42"; starting a second one with it fails
+    name: str  # deterministic, compute.labels.engine_name: "studiolo-3fa2b1-job-42"; starting a second one with it fails
     image: str
     command: list[str] | None = None  # arguments; replaces the image's CMD ("train")
     entrypoint: list[str] | None = None  # replaces the image's ENTRYPOINT when given

@@ -1,7 +1,7 @@
 """Container runtimes for jobs and endpoints: `docker` (isolated) and `process` (local).
 
 This module decides which one the configuration selects; the runtimes themselves live in
-`jobs.runtime.docker` and `jobs.runtime.process`.
+`compute.runtime.docker` and `compute.runtime.process`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 if TYPE_CHECKING:
-    from jobs.runtime.base import Runtime
+    from compute.runtime.base import Runtime
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,11 @@ def get_runtime() -> Runtime:
             return _cached[2]
         runtime: Runtime
         if choice == "process" or (choice == "auto" and not docker_status().ok):
-            from jobs.runtime.process import ProcessRuntime
+            from compute.runtime.process import ProcessRuntime
 
             runtime = ProcessRuntime()
         else:
-            from jobs.runtime.docker import DockerRuntime
+            from compute.runtime.docker import DockerRuntime
 
             runtime = DockerRuntime()
         _cached = (os.getpid(), choice, runtime)

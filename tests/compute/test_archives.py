@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jobs.archives import ArchiveLimits, ArchiveRefused, extract, scan
+from compute.archives import ArchiveLimits, ArchiveRefused, extract, scan
 
 MIB = 1024 * 1024
 ROOMY = ArchiveLimits(max_bytes=64 * MIB, max_files=1000, max_ratio=10_000)

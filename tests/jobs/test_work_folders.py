@@ -1,0 +1,90 @@
+"""What jobs keep on a worker's host: a running batch transform keeps its staged model, the
+work folders of ended or deleted jobs are removed, and a job's source archive is unpacked
+within the archive limits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from compute.archives import ArchiveRefused
+from compute.staging import stage_model, staged_models_prune
+from jobs.contract import stage_source
+from jobs.models import Job, JobKind, JobStatus
+from jobs.work_folders import job_folders_prune
+from studio.artifacts import get_store
+from tests.compute.test_staging import KEY, archive, source, work
+from tests.factories import make_team
+
+pytestmark = pytest.mark.django_db
+__all__ = ["work"]  # the fixture: a work folder and an artifact store of the test's own
+
+
+def test_a_running_transform_keeps_its_model() -> None:
+    get_store().put(KEY, archive({"w": b"w"}))
+    root = stage_model(source(None))
+    job = Job.objects.create(
+        team=make_team(),
+        name="scoring",
+        kind=JobKind.TRANSFORM,
+        image="x",
+        instance_type="ml.local.small",
+        output_path="x",
+        status=JobStatus.IN_PROGRESS,
+        transform={"model_artifact_uri": get_store().uri(KEY)},
+    )
+    staged_models_prune()
+    assert root.is_dir()
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETED)
+    staged_models_prune()
+    assert not root.exists()
+
+
+def test_work_folders_of_ended_or_deleted_jobs_are_removed(work: Path) -> None:
+    team = make_team()
+
+    def job(name: str, status: str, ended_ago: timedelta | None) -> Job:
+        ended = timezone.now() - ended_ago if ended_ago is not None else None
+        made = Job.objects.create(
+            team=team,
+            name=name,
+            image="x",
+            instance_type="ml.local.small",
+            output_path="x",
+            status=status,
+            ended_at=ended,
+        )
+        (work / f"job-{made.pk}" / "opt_ml").mkdir(parents=True)
+        return made
+
+    running = job("running", JobStatus.IN_PROGRESS, None)
+    just_ended = job("just-ended", JobStatus.FAILED, timedelta(seconds=5))
+    ended = job("ended", JobStatus.COMPLETED, timedelta(minutes=5))
+    deleted = job("deleted", JobStatus.COMPLETED, timedelta(minutes=5))
+    Job.objects.filter(pk=deleted.pk).delete()
+    (work / "serving").mkdir()  # not a job's
+    assert job_folders_prune() == 2
+    assert sorted(p.name for p in work.iterdir()) == sorted(
+        ["serving", f"job-{running.pk}", f"job-{just_ended.pk}"]
+    )
+    assert not (work / f"job-{ended.pk}").exists()
+
+
+def test_a_source_archive_is_unpacked_within_the_limits(work: Path, settings: Any) -> None:
+    store = get_store()
+    store.put("teams/lab/code/src.tar.gz", archive({"train.py": b"print(1)\n"}))
+    stage_source(store, "teams/lab/code/src.tar.gz", work / "code")
+    assert (work / "code" / "train.py").read_bytes() == b"print(1)\n"
+    settings.ARCHIVE_MAX_FILES = 1
+    store.put("teams/lab/code/src.tar.gz", archive({"train.py": b"", "util.py": b""}))
+    with pytest.raises(ArchiveRefused) as error:
+        stage_source(store, "teams/lab/code/src.tar.gz", work / "again")
+    assert error.value.field == "source_uri"
+    assert error.value.message == (
+        "source archive teams/lab/code/src.tar.gz is refused: it holds more than 1 files "
+        "(ARCHIVE_MAX_FILES)"
+    )
