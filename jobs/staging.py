@@ -35,7 +35,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.archives import extract
-from jobs.models import ACTIVE_STATUSES, Job, JobKind
+from jobs.models import ACTIVE_STATUSES, Job
 from jobs.serving import ServingSource
 from studio.artifacts import ArtifactNotFound, get_store
 from studio.artifacts.integrity import artifact_label, open_verified
@@ -60,15 +60,6 @@ _in_use: dict[str, InUseProvider] = {}
 def staged_models_in_use_register(name: str, provider: InUseProvider) -> None:
     """Register (or replace) what one kind of consumer still serves."""
     _in_use[name] = provider
-
-
-def transforms_in_use() -> Iterable[str]:
-    """The models of batch transforms that have not ended."""
-    for settings_ in Job.objects.filter(
-        kind=JobKind.TRANSFORM, status__in=ACTIVE_STATUSES
-    ).values_list("transform", flat=True):
-        if isinstance(settings_, dict) and settings_.get("model_artifact_uri"):
-            yield str(settings_["model_artifact_uri"])
 
 
 def serving_folder() -> Path:

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "jobs",
     "registry",
     "endpoints",
+    "transform",
     "frontend",
 ]
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from jobs.archives import ArchiveRefused
 from jobs.contract import stage_source
-from jobs.models import Job, JobKind, JobStatus
+from jobs.models import Job, JobStatus
 from jobs.serving import ServingSource
 from jobs.staging import (
     job_folders_prune,
@@ -150,26 +150,6 @@ def test_staged_models_nothing_serves_are_removed(
     assert not (
         work / "serving" / f"{staged_model_root(get_store().uri(gone_key)).name}.lock"
     ).exists()
-
-
-def test_a_running_transform_keeps_its_model() -> None:
-    get_store().put(KEY, archive({"w": b"w"}))
-    root = stage_model(source(None))
-    job = Job.objects.create(
-        team=make_team(),
-        name="scoring",
-        kind=JobKind.TRANSFORM,
-        image="x",
-        instance_type="ml.local.small",
-        output_path="x",
-        status=JobStatus.IN_PROGRESS,
-        transform={"model_artifact_uri": get_store().uri(KEY)},
-    )
-    staged_models_prune()
-    assert root.is_dir()
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETED)
-    staged_models_prune()
-    assert not root.exists()
 
 
 def test_work_folders_of_ended_or_deleted_jobs_are_removed(work: Path) -> None:
