@@ -88,7 +88,7 @@ class Job(models.Model):
     output_path = models.CharField(max_length=1024)
     metric_definitions = models.JSONField(default=list, blank=True)  # [{name, regex}]
     # Batch transform only: the model, the input and how it is split, batched and assembled
-    # (`jobs.services.transform.TransformSettings`, as a dict). `image`, `environment` and
+    # (`transform.services.TransformSettings`, as a dict). `image`, `environment` and
     # `output_path` above hold the serving image, the request's environment and the
     # S3OutputPath.
     transform = models.JSONField(default=dict, blank=True)

@@ -2,7 +2,7 @@
 
 - a training job writes `<output path>/<job name>/output/model.tar.gz` and `output.tar.gz`
   (jobs.runner): its whole `<output path>/<job name>/output/` folder is the platform's;
-- a batch transform writes `<output path>/<input's relative path>.out` (jobs.transform.runner):
+- a batch transform writes `<output path>/<input's relative path>.out` (transform.runner):
   every `.out` object below a transform's output path is the platform's (other keys there
   stay the team's: an output path may be a folder users write to as well);
 - and whatever key a job recorded as its model or output archive.

@@ -3,10 +3,9 @@
 - Each job's `/opt/ml` lives in `JOBS_WORK_DIR/job-<id>/` (`jobs.runner.work_dir`); its runner
   removes it when the job ends, and `job_folders_prune` removes the folder of a job that ended
   or was deleted without its runner cleaning up.
-- A running batch transform serves a staged model (`compute.staging`): `transforms_in_use`
-  tells the staging which ones to keep.
 
-`staging_prune` (run by the jobs reconciliation) does both prunings.
+`staging_prune` (run by the jobs reconciliation) prunes these and the staged models nothing
+serves (`compute.staging`; batch transform tells it which it still needs).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,22 +21,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from compute.staging import staged_models_prune
-from jobs.models import ACTIVE_STATUSES, Job, JobKind
+from jobs.models import ACTIVE_STATUSES, Job
 
 log = logging.getLogger(__name__)
 
 JOB_FOLDER = re.compile(r"job-(\d+)")  # jobs.runner.work_dir
 # A job folder outlives its job this long: its runner may still be cleaning up.
 ENDED_GRACE = timedelta(minutes=1)
-
-
-def transforms_in_use() -> Iterable[str]:
-    """The models of batch transforms that have not ended."""
-    for settings_ in Job.objects.filter(
-        kind=JobKind.TRANSFORM, status__in=ACTIVE_STATUSES
-    ).values_list("transform", flat=True):
-        if isinstance(settings_, dict) and settings_.get("model_artifact_uri"):
-            yield str(settings_["model_artifact_uri"])
 
 
 def job_folders_prune() -> int:

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "jobs",
     "registry",
     "endpoints",
+    "transform",
     "frontend",
 ]
 

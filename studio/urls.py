@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("jobs.api.urls")),
     path("", include("registry.api.urls")),
     path("", include("endpoints.api.urls")),
+    path("", include("transform.api.urls")),
     path("", include("experiments.api.urls")),
     path("artifacts", ArtifactListApi.as_view(), name="api-artifacts"),
     path("artifacts/<path:key>", ArtifactUploadApi.as_view(), name="api-artifact"),

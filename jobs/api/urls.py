@@ -6,7 +6,6 @@ from jobs.api import views
 
 urlpatterns = [
     path("jobs", views.JobListApi.as_view(), name="api-jobs"),
-    path("transform-jobs", views.TransformJobCreateApi.as_view(), name="api-transform-jobs"),
     path("jobs/<int:job_id>", views.JobDetailApi.as_view(), name="api-job"),
     path("jobs/<int:job_id>/stop", views.JobStopApi.as_view(), name="api-job-stop"),
     path("jobs/<int:job_id>/logs", views.JobLogsApi.as_view(), name="api-job-logs"),

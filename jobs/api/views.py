@@ -1,6 +1,7 @@
-"""REST for jobs: create (training, batch transform), list, describe, stop, logs (paged and
-as a download). Creating takes an optional `Idempotency-Key` header: a retried request with
-the same key and body gets the job the first one made (see docs/jobs.md)."""
+"""REST for jobs: create (training; batch transform's is the transform app's), list,
+describe, stop, logs (paged and as a download). Creating takes an optional `Idempotency-Key`
+header: a retried request with the same key and body gets the job the first one made (see
+docs/jobs.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from jobs.models import JobKind, JobStatus
 from jobs.services.idempotency import Idempotency
 from jobs.services.lifecycle import job_stop
 from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinition, job_create
-from jobs.services.transform import TransformRequest, transform_job_create
 from studio.accounts.models import Team
 from studio.accounts.selectors import default_team_for_user, in_team, team_for_user
 from studio.api.fields import Int64Field
@@ -110,7 +110,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-def _idempotency(request: Request, operation: str) -> Idempotency | None:
+def idempotency_from_request(request: Request, operation: str) -> Idempotency | None:
     """The request's `Idempotency-Key` header, with a digest of what it asks for (the
     operation and the parsed body, so key order and spacing do not matter)."""
     key = request.headers.get("Idempotency-Key")
@@ -198,11 +198,11 @@ class JobListApi(StudioAPIView):
         operation_id="jobs_create",
     )
     def post(self, request: Request) -> Response:
-        idempotency = _idempotency(request, "jobs_create")
+        idempotency = idempotency_from_request(request, "jobs_create")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        team = _team(request, values.pop("team", None))
+        team = team_from_request(request, values.pop("team", None))
         job = job_create(
             team=team,
             actor=request.user,
@@ -220,61 +220,11 @@ class JobListApi(StudioAPIView):
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
-def _team(request: Request, slug: str | None) -> Team:
+def team_from_request(request: Request, slug: str | None) -> Team:
     team = team_for_user(request.user, slug) if slug else default_team_for_user(request.user)
     if team is None:
         raise ValidationError("team: you are not a member of any team", field="team")
     return team
-
-
-class TransformJobCreateApi(StudioAPIView):
-    """SageMaker's CreateTransformJob; the job is then read, stopped and followed through
-    /api/v1/jobs/<id> like any other."""
-
-    class InputSerializer(serializers.Serializer[Any]):
-        # Choices are checked by the service, which names the field in its 400 answer.
-        team = serializers.CharField(required=False)
-        name = serializers.CharField()
-        model = serializers.CharField(
-            help_text="GROUP/VERSION of an Approved package, or a model name"
-        )
-        input_uri = serializers.CharField(help_text="S3Uri of an S3Prefix (or one object)")
-        instance_type = serializers.CharField()
-        output_path = serializers.CharField(required=False, allow_blank=True, default="")
-        content_type = serializers.CharField(required=False, allow_blank=True, default="")
-        split_type = serializers.CharField(required=False, default="None")
-        compression_type = serializers.CharField(required=False, default="None")
-        batch_strategy = serializers.CharField(required=False, allow_blank=True, default="")
-        max_payload_mb = Int64Field(required=False, allow_null=True, default=None)
-        max_concurrent_transforms = Int64Field(required=False, allow_null=True, default=None)
-        accept = serializers.CharField(required=False, allow_blank=True, default="")
-        assemble_with = serializers.CharField(required=False, default="None")
-        environment = serializers.DictField(required=False, default=dict)
-        instance_count = Int64Field(required=False, default=1)
-        max_runtime_seconds = Int64Field(required=False, default=86400)
-        invocations_timeout_seconds = Int64Field(required=False, default=600)
-        invocations_max_retries = Int64Field(required=False, default=3)
-        experiment = serializers.CharField(required=False, allow_blank=True, default="")
-
-    @extend_schema(
-        request=InputSerializer,
-        parameters=[IDEMPOTENCY_HEADER],
-        responses={201: JobSerializer},
-        operation_id="transform_jobs_create",
-    )
-    def post(self, request: Request) -> Response:
-        idempotency = _idempotency(request, "transform_jobs_create")
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        team = _team(request, values.pop("team", None))
-        job = transform_job_create(
-            team=team,
-            actor=request.user,
-            request=TransformRequest(**values),
-            idempotency=idempotency,
-        )
-        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
 class JobDetailApi(StudioAPIView):

@@ -32,7 +32,7 @@ from studio.artifacts import get_store
 from tests.endpoints.conftest import approved_package, model_archive, wait_for_endpoint
 from tests.factories import make_team, make_token, make_user
 from tests.jobs.conftest import wait_for_job
-from tests.jobs.transform_support import TransformApi, log_text, put_inputs
+from tests.transform.support import TransformApi, log_text, put_inputs
 from tests.workers import Worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

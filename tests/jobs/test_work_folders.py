@@ -1,5 +1,4 @@
-"""What jobs keep on a worker's host: a running batch transform keeps its staged model, the
-work folders of ended or deleted jobs are removed, and a job's source archive is unpacked
+"""What jobs keep on a worker's host: the work folders of ended or deleted jobs are removed, and a job's source archive is unpacked
 within the archive limits."""
 
 from __future__ import annotations
@@ -12,36 +11,15 @@ import pytest
 from django.utils import timezone
 
 from compute.archives import ArchiveRefused
-from compute.staging import stage_model, staged_models_prune
 from jobs.contract import stage_source
-from jobs.models import Job, JobKind, JobStatus
+from jobs.models import Job, JobStatus
 from jobs.work_folders import job_folders_prune
 from studio.artifacts import get_store
-from tests.compute.test_staging import KEY, archive, source, work
+from tests.compute.test_staging import archive, work
 from tests.factories import make_team
 
 pytestmark = pytest.mark.django_db
 __all__ = ["work"]  # the fixture: a work folder and an artifact store of the test's own
-
-
-def test_a_running_transform_keeps_its_model() -> None:
-    get_store().put(KEY, archive({"w": b"w"}))
-    root = stage_model(source(None))
-    job = Job.objects.create(
-        team=make_team(),
-        name="scoring",
-        kind=JobKind.TRANSFORM,
-        image="x",
-        instance_type="ml.local.small",
-        output_path="x",
-        status=JobStatus.IN_PROGRESS,
-        transform={"model_artifact_uri": get_store().uri(KEY)},
-    )
-    staged_models_prune()
-    assert root.is_dir()
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETED)
-    staged_models_prune()
-    assert not root.exists()
 
 
 def test_work_folders_of_ended_or_deleted_jobs_are_removed(work: Path) -> None:

@@ -20,7 +20,7 @@ from studio.accounts.models import Team
 from studio.artifacts import get_store
 from studio.audit.models import AuditEvent
 from tests.factories import make_team, make_token, make_user
-from tests.jobs.transform_support import TransformApi, put_inputs, register_model
+from tests.transform.support import TransformApi, put_inputs, register_model
 
 pytestmark = pytest.mark.django_db
 

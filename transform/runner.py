@@ -1,4 +1,5 @@
-"""A batch transform job on a worker, from Pending to a final state.
+"""A batch transform job on a worker, from Pending to a final state. Registered for
+`JobKind.TRANSFORM` by `transform.apps` (jobs dispatches through `jobs.runners`).
 
 It shares the training runner's lease (renewed by its own thread, fencing every write),
 watchdog (stop requests, MaxRuntimeInSeconds), transitions and log; what happens in between
@@ -28,15 +29,12 @@ finished by then stay in the output path, as on SageMaker.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
-from typing import IO, cast
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import cast
 
 from django.conf import settings
 
@@ -44,7 +42,6 @@ from compute.runtime.base import ContainerNotFound
 from compute.serving import (
     ServingSource,
     ServingStartFailed,
-    last_log_lines,
     serving_address,
     serving_container_spec,
     serving_network,
@@ -59,25 +56,25 @@ from jobs.logs import LogWriter
 from jobs.models import TERMINAL_STATUSES, Job, JobStatus, SecondaryStatus
 from jobs.runner import JobRunner, container_name, job_labels, work_dir
 from jobs.services.lifecycle import IllegalTransition, job_progress
-from jobs.services.transform import MAX_CONCURRENCY_TIMES_PAYLOAD, MAX_PAYLOAD_MB, TransformSettings
-from jobs.transform.client import (
-    InvocationFailed,
-    ModelClient,
-    ModelClientConfig,
-    execution_parameters,
-)
-from jobs.transform.records import MB, Batch, RecordTooLarge, assemble, batches, count_records
 from studio.artifacts import ArtifactStore, get_store
-from studio.artifacts.integrity import ArtifactPin
 from studio.errors import StudioloError, ValidationError
+from transform.client import InvocationFailed, ModelClient, ModelClientConfig, execution_parameters
+from transform.feeding import Feeder, invocation_failure
+from transform.inputs import InputObject, inputs_download, inputs_list, model_source
+from transform.plan import (
+    Plan,
+    batch_environment,
+    plan_effective,
+    plan_needs_container,
+    plan_settle,
+)
+from transform.records import Batch
+from transform.services import TransformSettings
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes (and events) while transforming
-WAIT_SLICE = 0.5  # seconds between checks for a stop while a request is in flight
 SERVING_STOP_GRACE = 30.0  # SageMaker kills a serving container 30 s after SIGTERM
-DEFAULT_STRATEGY, DEFAULT_PAYLOAD_MB, DEFAULT_CONCURRENCY = "MultiRecord", 6, 1
-ENV_STRATEGY = {"SingleRecord": "SINGLE_RECORD", "MultiRecord": "MULTI_RECORD"}
 MESSAGES: dict[str, str] = {
     SecondaryStatus.STARTING: "Preparing the instances for batch transform",
     SecondaryStatus.DOWNLOADING: "Downloading the model and the input data",
@@ -91,24 +88,9 @@ class _Interrupted(Exception):
     """A stop request or MaxRuntimeInSeconds: the job ends Stopped."""
 
 
-@dataclass(frozen=True)
-class InputObject:
-    relative: str  # below the input prefix; the answers go to <output path>/<relative>.out
-    path: Path  # the downloaded copy
-    records: int
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the transform runs with: the request's values, else the container's
-    /execution-parameters, else SageMaker's defaults."""
-
-    strategy: str
-    max_payload_mb: int
-    concurrency: int
-
-
 class TransformRunner(JobRunner):
+    messages = MESSAGES
+
     def __init__(self, job: Job, lease: Lease) -> None:
         super().__init__(job, lease)
         self.settings = cast(TransformSettings, job.transform)
@@ -202,68 +184,31 @@ class TransformRunner(JobRunner):
         )
         writer = self._writer()
         writer.system(f"Staging the model from {self.settings['model_artifact_uri']}")
-        self.source = self._deployable_source()
+        self.source = model_source(self.job, self.settings)
         self.model_root = stage_model(self.source)  # checked against the package's pin
         self._check()
         store = get_store()
-        listing = _list_inputs(store, store.key_from_uri(self.settings["input_uri"]))
+        listing = inputs_list(store, store.key_from_uri(self.settings["input_uri"]))
         if not listing:
             raise ValidationError(
                 f"input_uri: {self.settings['input_uri']} holds no objects", field="input_uri"
             )
-        folder = work_dir(self.job) / "input"
-        shutil.rmtree(folder, ignore_errors=True)
-        total = sum(size for _, _, size in listing)
-        done = 0
-        objects: list[InputObject] = []
-        for index, (key, relative, size) in enumerate(listing, start=1):
-            self._check()
-            target = folder / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with store.open(key) as source, target.open("wb") as sink:
-                shutil.copyfileobj(source, sink, 1024 * 1024)
-            done += size
-            self._report(
-                f"Downloading input data: {index}/{len(listing)} objects, "
-                f"{done / 1e6:.1f}/{total / 1e6:.1f} MB",
-                force=index == len(listing),
-            )
-            objects.append(
-                InputObject(relative, target, count_records(target, self.settings["split_type"]))
-            )
+        objects = inputs_download(
+            store,
+            listing,
+            work_dir(self.job) / "input",
+            split_type=self.settings["split_type"],
+            check=self._check,
+            report=lambda message, force: self._report(message, force=force),
+        )
         self.files_total = len(objects)
         self.records_total = sum(o.records for o in objects)
+        total = sum(size for _, _, size in listing)
         writer.system(
             f"Input {self.settings['input_uri']}: {self.files_total} objects, "
             f"{self.records_total} records, {total / 1e6:.1f} MB"
         )
         return objects
-
-    def _deployable_source(self) -> ServingSource:
-        """The package may have been rejected since the job was submitted. Returns what the
-        container serves: the model copied into the job at submission, with its package's
-        pin (which never changes), checked when it is staged."""
-        from registry.models import ModelPackage
-        from registry.services.approval import package_require_deployable
-
-        source = ServingSource(
-            image=self.job.image,
-            artifact_uri=self.settings["model_artifact_uri"],
-            environment={**self.settings["model_environment"], **self.job.environment},
-            program=self.settings["program"],
-        )
-        package_id = self.settings["model_package_id"]
-        if package_id is None:
-            return source  # an admin's image model: not from the registry
-        package = ModelPackage.objects.select_related("group").filter(pk=package_id).first()
-        if package is None:
-            raise ValidationError(
-                f"model: the model package {self.settings['model']} does not exist any more",
-                field="model",
-            )
-        package_require_deployable(package)  # Approved, and pinned
-        pin = ArtifactPin(sha256=package.artifact_sha256, size=package.artifact_size or 0)
-        return replace(source, pin=pin, pinned_by=f"package {package}")
 
     def _start_serving(self) -> None:
         job, writer = self.job, self._writer()
@@ -278,7 +223,9 @@ class TransformRunner(JobRunner):
             instance_type=job.instance_type,
             labels=job_labels(job),
             model_root=self.model_root,
-            extra_env=self._batch_environment(source),
+            extra_env=batch_environment(
+                self.settings, job_id=job.pk, model_environment=source.environment
+            ),
         )
         self._check()
         writer.system(f"Starting the model's serving container ({job.image})")
@@ -309,54 +256,17 @@ class TransformRunner(JobRunner):
             raise RuntimeError("the serving container is not ready")
         return self.address
 
-    def _batch_environment(self, source: ServingSource) -> dict[str, str]:
-        """Contract 2.1's batch variables, for the values the request set."""
-        env = {"SAGEMAKER_BATCH": "true", "STUDIOLO_JOB_ID": str(self.job.pk)}
-        if self.settings["max_payload_mb"]:
-            env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(self.settings["max_payload_mb"])
-        if self.settings["batch_strategy"]:
-            env["SAGEMAKER_BATCH_STRATEGY"] = ENV_STRATEGY[self.settings["batch_strategy"]]
-        if self.settings["max_concurrent_transforms"]:
-            env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(
-                self.settings["max_concurrent_transforms"]
-            )
-        if "SAGEMAKER_MODEL_SERVER_TIMEOUT" not in source.environment:
-            # The server's own limit must not cut the invocation timeout short.
-            env["SAGEMAKER_MODEL_SERVER_TIMEOUT"] = str(
-                self.settings["invocations_timeout_seconds"]
-            )
-        return env
-
     def _plan(self) -> Plan:
         s = self.settings
-        asked: dict[str, object] = {}
-        if not (s["batch_strategy"] and s["max_payload_mb"] and s["max_concurrent_transforms"]):
-            asked = execution_parameters(*self._address())
-        strategy = s["batch_strategy"] or _strategy(asked.get("BatchStrategy")) or DEFAULT_STRATEGY
-        payload = (
-            s["max_payload_mb"]
-            or _bounded(asked.get("MaxPayloadInMB"), MAX_PAYLOAD_MB)
-            or DEFAULT_PAYLOAD_MB
-        )
-        concurrency = (
-            s["max_concurrent_transforms"]
-            or _bounded(asked.get("MaxConcurrentTransforms"), MAX_CONCURRENCY_TIMES_PAYLOAD)
-            or DEFAULT_CONCURRENCY
-        )
-        concurrency = max(1, min(concurrency, MAX_CONCURRENCY_TIMES_PAYLOAD // payload))
-        plan = Plan(strategy, payload, concurrency)
-        line = s["split_type"] == "Line"
-        effective: dict[str, object] = {
-            "batch_strategy": strategy if line else "",
-            "max_payload_mb": payload,
-            "max_concurrent_transforms": concurrency,
-        }
-        self.settings = {**s, "effective": effective}
+        asked = execution_parameters(*self._address()) if plan_needs_container(s) else {}
+        plan = plan_settle(s, asked)
+        self.settings = {**s, "effective": plan_effective(s, plan)}
         Job.objects.filter(pk=self.job.pk).update(transform=self.settings)
         self._writer().system(
             f"SplitType {s['split_type']}"
-            + (f", BatchStrategy {strategy}" if line else "")
-            + f", MaxPayloadInMB {payload}, MaxConcurrentTransforms {concurrency}"
+            + (f", BatchStrategy {plan.strategy}" if s["split_type"] == "Line" else "")
+            + f", MaxPayloadInMB {plan.max_payload_mb}, "
+            f"MaxConcurrentTransforms {plan.concurrency}"
             + (" (from the container's /execution-parameters)" if asked else "")
         )
         return plan
@@ -382,47 +292,34 @@ class TransformRunner(JobRunner):
             cancelled=self._cancel,
         )
         pool = ThreadPoolExecutor(plan.concurrency, thread_name_prefix=f"job-{self.job.pk}-call")
+        feeder = Feeder(
+            plan=plan,
+            split_type=self.settings["split_type"],
+            assemble_with=self.settings["assemble_with"],
+            client=client,
+            pool=pool,
+            check=self._check,
+            answered=self._answered,
+            explain=self._invocation_failure,
+        )
         try:
             store = get_store()
             output_key = store.key_from_uri(self.job.output_path)
             for item in objects:
-                self._transform_object(item, plan, client, pool, store, output_key)
+                self._transform_object(item, feeder, store, output_key)
         finally:
             self._cancel.set()  # requests still in flight (after a failure) stop retrying
             pool.shutdown(wait=False, cancel_futures=True)
             client.close()
 
     def _transform_object(
-        self,
-        item: InputObject,
-        plan: Plan,
-        client: ModelClient,
-        pool: ThreadPoolExecutor,
-        store: ArtifactStore,
-        output_key: str,
+        self, item: InputObject, feeder: Feeder, store: ArtifactStore, output_key: str
     ) -> None:
         started = time.monotonic()
         staged = work_dir(self.job) / "output" / (item.relative + ".out")
         staged.parent.mkdir(parents=True, exist_ok=True)
-        window: deque[tuple[Batch, Future[bytes]]] = deque()
-        requests = 0
         with staged.open("wb") as out:
-            try:
-                for batch in batches(
-                    item.path,
-                    split_type=self.settings["split_type"],
-                    strategy=plan.strategy,
-                    max_bytes=plan.max_payload_mb * MB,
-                ):
-                    self._check()
-                    if len(window) >= plan.concurrency:
-                        self._collect(item, *window.popleft(), out)
-                    window.append((batch, pool.submit(client.invoke, batch.payload)))
-                    requests += 1
-                while window:
-                    self._collect(item, *window.popleft(), out)
-            except RecordTooLarge as exc:
-                raise RecordTooLarge(f"ClientError: {item.relative}: {exc.message}") from exc
+            requests = feeder.feed(item, out)
         key = f"{output_key}/{item.relative}.out"
         with staged.open("rb") as stream:
             store.put(key, stream, content_type=self.settings["accept"] or None)
@@ -434,47 +331,19 @@ class TransformRunner(JobRunner):
             f"{time.monotonic() - started:.1f} s -> {store.uri(key)}"
         )
 
-    def _collect(
-        self, item: InputObject, batch: Batch, future: Future[bytes], out: IO[bytes]
-    ) -> None:
-        """The answer to the oldest request in flight, written in input order."""
-        while True:
-            try:
-                answer = future.result(timeout=WAIT_SLICE)
-                break
-            except TimeoutError:
-                self._check()
-            except InvocationFailed as exc:
-                self._check()  # a stop ends the container: its requests fail, the job does not
-                raise InvocationFailed(self._invocation_failure(item, batch, exc)) from exc
-        out.write(assemble(answer, self.settings["assemble_with"]))
+    def _answered(self, batch: Batch) -> None:
         self.records_done += batch.records
         self._report(self._progress_message(), counters=self._progress())
 
     def _invocation_failure(self, item: InputObject, batch: Batch, error: InvocationFailed) -> str:
-        where = item.relative
-        if self.settings["split_type"] == "Line":
-            last = batch.first_record + batch.records - 1
-            where += (
-                f", record {batch.first_record}"
-                if batch.records == 1
-                else f", records {batch.first_record}-{last}"
-            )
-        reason = f"ClientError: transforming {where}: {error.message}"
-        if self.container_id is not None and error.model_status is None:
-            try:
-                state = self.runtime.inspect(self.container_id)
-            except StudioloError:
-                return reason
-            if not state.running:
-                why = (
-                    "killed: out of memory" if state.oom_killed else f"exit code {state.exit_code}"
-                )
-                lines = last_log_lines(self.runtime, self.container_id, 10)
-                reason += f"\nThe serving container exited ({why})" + (
-                    f"; last log lines:\n{lines}" if lines else ""
-                )
-        return reason
+        return invocation_failure(
+            item,
+            batch,
+            error,
+            split_type=self.settings["split_type"],
+            runtime=self.runtime,
+            container_id=self.container_id,
+        )
 
     # --- progress, stops and the end --------------------------------------------------------
 
@@ -611,33 +480,3 @@ class TransformRunner(JobRunner):
             f"{self.files_done}/{self.files_total} files done)",
             **self._progress(),
         )
-
-
-def _list_inputs(store: ArtifactStore, key: str) -> list[tuple[str, str, int]]:
-    """(key, path relative to the input prefix, size) of every input object, in key order.
-    An input URI naming one object is that object alone (relative path: its name)."""
-    if store.exists(key):
-        return [(key, PurePosixPath(key).name, store.stat(key).size)]
-    prefix = key.rstrip("/") + "/"
-    found = []
-    for info in store.list(prefix):
-        relative = info.key[len(prefix) :]
-        if not relative or relative.endswith("/"):
-            continue  # folder markers some S3 tools write
-        if ".." in PurePosixPath(relative).parts:
-            raise ValidationError(f"input_uri: unsafe object key {info.key!r}", field="input_uri")
-        found.append((info.key, relative, info.size))
-    return found
-
-
-def _strategy(value: object) -> str:
-    names = {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}
-    text = str(value or "")
-    return names.get(text.upper(), text if text in ENV_STRATEGY else "")
-
-
-def _bounded(value: object, maximum: int) -> int:
-    """A whole number from 1 to `maximum`, or 0 when the container said something else."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return 0
-    return value if 1 <= value <= maximum else 0

@@ -23,7 +23,7 @@ from studio.accounts.models import Team
 from studio.artifacts import get_store
 from tests.factories import make_team, make_token, make_user
 from tests.jobs.conftest import Worker, wait_for_job
-from tests.jobs.transform_support import (
+from tests.transform.support import (
     BROKEN_INFERENCE,
     TransformApi,
     exists,

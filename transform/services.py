@@ -17,6 +17,8 @@ from typing import NotRequired, TypedDict
 
 from compute.runtime import get_runtime
 from compute.runtime.base import ENV_KEY
+from endpoints.models import ServingModel
+from endpoints.services.models import model_require_deployable, package_from_ref, serving_source
 from jobs.models import Job, JobKind
 from jobs.services.idempotency import Idempotency, job_submit_once
 from jobs.services.submission import (
@@ -27,11 +29,12 @@ from jobs.services.submission import (
     key_in_team,
     prefix_or_object_exists,
 )
-from jobs.transform.records import ASSEMBLE_WITH, BATCH_STRATEGIES, SPLIT_TYPES
+from registry.services.approval import package_require_deployable
 from studio.accounts.models import Team
 from studio.artifacts import ArtifactStore, get_store
 from studio.artifacts.keys import team_prefix
 from studio.errors import NotFound, ValidationError
+from transform.records import ASSEMBLE_WITH, BATCH_STRATEGIES, SPLIT_TYPES
 
 DEFAULT_EXPERIMENT = "transform-jobs"
 # CreateTransformJob's limits (contract section 3).
@@ -196,15 +199,6 @@ def _transform_job_create(
 
 
 def _model(team: Team, raw: str) -> _Model:
-    # The endpoints app owns models and imports jobs: imported here, not at load.
-    from endpoints.models import ServingModel
-    from endpoints.services.models import (
-        model_require_deployable,
-        package_from_ref,
-        serving_source,
-    )
-    from registry.services.approval import package_require_deployable
-
     ref = (raw or "").strip()
     if not ref:
         raise ValidationError(

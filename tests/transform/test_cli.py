@@ -15,7 +15,7 @@ from studio.cli import job_follow
 from studio.cli.main import main
 from tests.factories import make_team, make_token, make_user
 from tests.jobs.conftest import Worker
-from tests.jobs.transform_support import read_text, register_model
+from tests.transform.support import read_text, register_model
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.transform.client import error_message
-from jobs.transform.records import Batch, RecordTooLarge, assemble, batches, count_records
+from transform.client import error_message
+from transform.records import Batch, RecordTooLarge, assemble, batches, count_records
 
 
 def write(tmp_path: Path, data: bytes) -> Path:
