@@ -26,6 +26,7 @@ LABEL_INSTANCE = LABEL_PREFIX + "instance"  # home of the studio that started it
 KIND_JOB = "job"  # a job's container (a training job's, a batch transform's serving one)
 KIND_ENDPOINT = "endpoint"  # an endpoint instance's serving container
 KIND_SERVING_NETWORK = "serving-network"  # a team's bridge network for serving containers
+KIND_JOB_NETWORK = "job-network"  # the bridge of a job with network access (compute.networks)
 
 # The <role> part of engine_name: what the name is of.
 ROLE_JOB = "job"

@@ -9,8 +9,8 @@ Where it runs (`serving_placement`): on a bridge network of its team's own,
 container starts and removes once none is left (`serving_network_release`, and the fleet's
 periodic check for any it missed). Containers on different bridges cannot reach each other (the
 engine drops traffic between them), so one team's model cannot call another team's, and
-training jobs with network access, which stay on the engine's default bridge, reach no serving
-container at all.
+training jobs with network access, each on a bridge of its own (`compute.networks`), reach no
+serving container at all.
 
 How the studio reaches it (`serving_address`): the studio runs on the engine's host, and a
 bridge whose gateway is one of this host's addresses routes there, so it calls the container at

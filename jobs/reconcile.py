@@ -6,7 +6,8 @@
 - A Pending job whose task never reached the broker (Redis away at submission) is
   dispatched now; one that sat unclaimed for a long time is queued again (its message may
   have been lost with a Redis that kept nothing). A duplicate is harmless: the lease decides.
-- A container of this studio whose job is over or unknown is removed.
+- A container of this studio whose job is over or unknown is removed, and so is the network
+  of a job that is over (compute/networks.py), if its runner could not.
 - Staged folders nothing needs (a deleted endpoint's model, a job folder its runner left
   behind) are removed (jobs/work_folders.py, compute/staging.py).
 """
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from compute.instance_types import instance_type_get
 from compute.labels import KIND_JOB, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_KIND, instance_label
+from compute.networks import job_networks_reconcile
 from compute.runtime import get_runtime
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 from jobs.services.submission import job_dispatch
@@ -64,8 +66,15 @@ def reconcile_jobs() -> dict[str, int]:
         run_job.apply_async(args=[job.pk], queue=_queue(job))
         counts["requeued"] += 1
     counts["removed"] = _remove_orphans(now)
+    counts["networks_removed"] = job_networks_reconcile(
+        get_runtime(), running=_is_active, older_than=ORPHAN_GRACE
+    )
     counts.update(staging_prune())
     return counts
+
+
+def _is_active(job_id: int) -> bool:
+    return Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).exists()
 
 
 def _queue(job: Job) -> str:

@@ -39,6 +39,7 @@ from compute.labels import (
     engine_name,
     instance_label,
 )
+from compute.networks import job_network_release
 from compute.runtime import get_runtime
 from compute.runtime.base import ContainerNotFound, ContainerState, Runtime
 from jobs.lease import Lease, LeaseLost
@@ -217,4 +218,9 @@ class JobRunner:
                 self.runtime.remove(self.container_id)
             except (ContainerNotFound, StudioloError):
                 log.warning("job %s: could not remove container %s", self.job.pk, self.container_id)
+        if self.job.enable_network:
+            try:
+                job_network_release(self.runtime, self.job.pk)
+            except StudioloError:  # the reconciliation removes it later
+                log.warning("job %s: could not remove its network", self.job.pk)
         shutil.rmtree(work_dir(self.job), ignore_errors=True)

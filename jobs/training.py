@@ -24,6 +24,7 @@ from django.db.models import Count
 
 from compute.frameworks import CONTAINER_UID, is_framework_image
 from compute.instance_types import instance_type_get
+from compute.networks import job_network_ensure
 from compute.runtime.base import (
     ContainerAlreadyExists,
     ContainerSpec,
@@ -229,7 +230,14 @@ class TrainingRunner(JobRunner):
             cpus=instance.cpus,
             memory_bytes=instance.memory_bytes,
             gpus=instance.gpus,
+            # A job that asks for network access gets a bridge of its own (compute.networks):
+            # it shares none with another job or with any serving container.
             network=job.enable_network,
+            network_name=(
+                job_network_ensure(self.runtime, job.pk, job.team.slug)
+                if job.enable_network
+                else None
+            ),
             labels=job_labels(job),
             user=user,
             hostname="algo-1",  # resourceconfig.json's current_host, as on SageMaker

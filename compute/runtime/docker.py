@@ -14,7 +14,7 @@ What every container gets, whatever the spec says:
 - a read-only root file system: the contract's writable places are the spec's mounts
   (`/opt/ml` of a job) and a tmpfs on `/tmp` sized CONTAINER_TMP_PERCENT of its memory limit
   (tmpfs pages count against that limit); `/dev/shm` stays the engine's 64 MB tmpfs;
-- no network unless the spec asks for one (the default bridge, or the spec's named network),
+- no network unless the spec asks for one (the spec's named network, or the default bridge),
   and published ports on 127.0.0.1 only;
 - docker's init (tini) as PID 1 (see `start`);
 - the label `io.studiolo.managed=true`.

@@ -1,0 +1,85 @@
+"""Job networks: a bridge of its own for each job that asks for network access.
+
+A training job runs with no network at all unless it asks for one (`EnableNetworkIsolation`
+off, `enable_network` here). A job that asks gets a bridge network made for it alone,
+`studiolo-<installation tag>-job-<pk>-net`, before its container starts, and removed with
+it. The engine drops traffic between bridges, so such a job reaches the outside through the
+host (as on the default bridge) but no other job's container, no other team's, and no
+serving container (those are on their teams' serving networks, `compute.serving`). The
+engine's default bridge, which every networked container shared, is used by nothing the
+studio starts.
+
+A job's runner makes its network (`job_network_ensure`) and removes it when the job's
+container is gone (`job_network_release`); the periodic reconciliation removes any a dead
+worker left behind (`job_networks_reconcile`), asking the jobs app which jobs still run.
+The process runtime has no networks: its jobs share the host's, as they always did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from compute.labels import (
+    KIND_JOB_NETWORK,
+    LABEL_INSTANCE,
+    LABEL_JOB_ID,
+    LABEL_KIND,
+    LABEL_TEAM,
+    ROLE_JOB,
+    engine_name,
+    instance_label,
+)
+from compute.runtime.base import Runtime
+
+
+def job_network_name(job_id: int) -> str:
+    return engine_name(ROLE_JOB, job_id, "net")
+
+
+def job_network_ensure(runtime: Runtime, job_id: int, team_slug: str) -> str | None:
+    """Make (unless it exists: a retried start) the job's own network; its name, or None for
+    a runtime without networks."""
+    if not runtime.isolated:
+        return None
+    name = job_network_name(job_id)
+    labels = {
+        LABEL_KIND: KIND_JOB_NETWORK,
+        LABEL_JOB_ID: str(job_id),
+        LABEL_TEAM: team_slug,
+        LABEL_INSTANCE: instance_label(),
+    }
+    runtime.network_ensure(name, labels)
+    return name
+
+
+def job_network_release(runtime: Runtime, job_id: int) -> bool:
+    """Remove the job's network once its container is gone; True when there is none left."""
+    if not runtime.isolated:
+        return True
+    return runtime.network_remove(job_network_name(job_id))
+
+
+def job_networks_reconcile(
+    runtime: Runtime, *, running: Callable[[int], bool], older_than: timedelta
+) -> int:
+    """The periodic pass over this installation's job networks: one whose job no longer runs
+    (`running(job_id)` says False) and that was made more than `older_than` ago (not one
+    being made for a start right now) is removed, unless a container is still on it.
+    Returns how many were removed."""
+    if not runtime.isolated:
+        return 0
+    horizon = datetime.now(UTC) - older_than
+    removed = 0
+    for network in runtime.networks_find(
+        {LABEL_KIND: KIND_JOB_NETWORK, LABEL_INSTANCE: instance_label()}
+    ):
+        raw_id = network.labels.get(LABEL_JOB_ID, "")
+        if not raw_id.isdigit() or network.name != job_network_name(int(raw_id)):
+            continue  # not one of ours after all (a label copied by hand)
+        young = network.created_at is not None and network.created_at > horizon
+        if young or running(int(raw_id)) or network.containers:
+            continue
+        if runtime.network_remove(network.name):
+            removed += 1
+    return removed
