@@ -78,8 +78,8 @@ def job_networks_reconcile(
         if not raw_id.isdigit() or network.name != job_network_name(int(raw_id)):
             continue  # not one of ours after all (a label copied by hand)
         young = network.created_at is not None and network.created_at > horizon
-        if young or running(int(raw_id)) or network.containers:
+        if young or running(int(raw_id)):
             continue
-        if runtime.network_remove(network.name):
+        if runtime.network_remove(network.name):  # False while a container is on it
             removed += 1
     return removed

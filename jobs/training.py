@@ -146,13 +146,18 @@ class TrainingRunner(JobRunner):
             channels=job.input_channels,
             instance_type=job.instance_type,
         )
-        spec = self._spec()
         self.job.refresh_from_db()
         if self.job.status != JobStatus.IN_PROGRESS:
             self._finish_without_container()  # stop requested while downloading
             return
         # Whoever took the job over while we prepared it starts (or started) the container.
         self.lease.check()
+        # A job that asks for network access gets a bridge of its own (compute.networks): it
+        # shares none with another job or with any serving container.
+        network_name = (
+            job_network_ensure(self.runtime, job.pk, job.team.slug) if job.enable_network else None
+        )
+        spec = self._spec(network_name)
         self.writer.system("Starting the training container")
         try:
             state = self.runtime.start(spec)
@@ -192,7 +197,7 @@ class TrainingRunner(JobRunner):
         hyperparameters.setdefault("sagemaker_region", json.dumps("local"))
         return hyperparameters
 
-    def _spec(self) -> ContainerSpec:
+    def _spec(self, network_name: str | None) -> ContainerSpec:
         job = self.job
         instance = instance_type_get(job.instance_type)
         run_uuid = (
@@ -230,14 +235,8 @@ class TrainingRunner(JobRunner):
             cpus=instance.cpus,
             memory_bytes=instance.memory_bytes,
             gpus=instance.gpus,
-            # A job that asks for network access gets a bridge of its own (compute.networks):
-            # it shares none with another job or with any serving container.
             network=job.enable_network,
-            network_name=(
-                job_network_ensure(self.runtime, job.pk, job.team.slug)
-                if job.enable_network
-                else None
-            ),
+            network_name=network_name,
             labels=job_labels(job),
             user=user,
             hostname="algo-1",  # resourceconfig.json's current_host, as on SageMaker
