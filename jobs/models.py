@@ -53,15 +53,21 @@ class SecondaryStatus(models.TextChoices):
     INTERRUPTED = "Interrupted", "Interrupted"
     # Batch transform: the model's serving container answers the job's requests.
     TRANSFORMING = "Transforming", "Transforming"
+    # Processing: the processing container runs (SageMaker reports no secondary status for
+    # processing jobs; the studio shows this one so every kind reads alike).
+    PROCESSING = "Processing", "Processing"
 
 
 # The phase the job's runtime limit counts (`training_started_at` .. `training_ended_at`).
-RUNNING_PHASES = frozenset({SecondaryStatus.TRAINING, SecondaryStatus.TRANSFORMING})
+RUNNING_PHASES = frozenset(
+    {SecondaryStatus.TRAINING, SecondaryStatus.TRANSFORMING, SecondaryStatus.PROCESSING}
+)
 
 
 class JobKind(models.TextChoices):
     TRAINING = "training", "Training"  # runs the image's `train` under /opt/ml
     TRANSFORM = "transform", "Batch transform"  # the model's `serve`, fed the input's records
+    PROCESSING = "processing", "Processing"  # the image's entrypoint under /opt/ml/processing
 
 
 class Job(models.Model):
@@ -92,6 +98,13 @@ class Job(models.Model):
     # `output_path` above hold the serving image, the request's environment and the
     # S3OutputPath.
     transform = models.JSONField(default=dict, blank=True)
+    # Processing only: `jobs.services.processing.ProcessingSettings` as a dict (the inputs,
+    # outputs and AppSpecification of CreateProcessingJob, checked). `image`,
+    # `container_entrypoint`, `container_arguments` and `environment` above hold the
+    # AppSpecification and Environment as for training.
+    processing = models.JSONField(default=dict, blank=True)
+    # CheckpointConfig: {"uri": <store URI>, "local_path": "/opt/ml/checkpoints"} or {}.
+    checkpoint = models.JSONField(default=dict, blank=True)
 
     # Where and how long.
     instance_type = models.CharField(max_length=64)
@@ -184,6 +197,9 @@ class JobLogLine(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
     seq = models.PositiveIntegerField()
     stream = models.CharField(max_length=6)  # stdout | stderr | system | track (jobs/tracking.py)
+    # Which of the job's instances printed it ("algo-1" ... "algo-N"); empty for the
+    # platform's own lines about the whole job.
+    host = models.CharField(max_length=16, blank=True)
     at = models.DateTimeField()
     line = models.TextField()
 
