@@ -25,7 +25,7 @@ from studio.artifacts import get_store
 from tests.factories import make_team, make_token, make_user
 from tests.jobs.conftest import Worker, wait_for_job
 from tests.jobs.test_job_networks import network_exists, wait_until
-from tests.jobs.test_running import Api, log_text
+from tests.jobs.test_running import Api, archive, log_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -245,8 +245,6 @@ def test_instance_count_beyond_the_instance_types_limit_is_refused(
     api = Api(client, team.slug, make_token(make_user(team, role="scientist")))
     store = get_store()
     key = f"teams/{team.slug}/code/x/sourcedir.tar.gz"
-    from tests.jobs.test_running import archive
-
     store.put(key, archive({"train.py": "print(1)"}))
     response = client.post(
         "/api/v1/jobs",
@@ -264,3 +262,40 @@ def test_instance_count_beyond_the_instance_types_limit_is_refused(
     assert response.status_code == 400, response.content
     assert response.json()["error"]["field"] == "instance_count"
     assert "between 1 and 4" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("runtime_name", ["docker"], indirect=True)
+def test_max_runtime_stops_every_instance(cluster_api: Api) -> None:
+    job_id = cluster_api.submit("too-long", SLEEPS, instance_count=2, max_runtime_seconds=5)
+    job = wait_for_job(job_id, timeout=240)
+    assert job.status == JobStatus.STOPPED
+    assert job.secondary_status == "MaxRuntimeExceeded"
+    text = log_text(job)
+    assert "algo-1: container exited with code" in text
+    assert "algo-2: container exited with code" in text
+    wait_until(lambda: not containers_of(job_id), "the containers to go")
+
+
+@pytest.mark.parametrize("runtime_name", ["process"], indirect=True)
+def test_the_process_runtime_refuses_several_instances(client: Client, use_runtime: str) -> None:
+    team = make_team("cluster-process")
+    api = Api(client, team.slug, make_token(make_user(team, role="scientist")))
+    store = get_store()
+    key = f"teams/{team.slug}/code/x/sourcedir.tar.gz"
+    store.put(key, archive({"train.py": "print(1)"}))
+    response = client.post(
+        "/api/v1/jobs",
+        {
+            "name": "two-here",
+            "framework": "sklearn",
+            "entry_point": "train.py",
+            "source_uri": store.uri(key),
+            "instance_type": "ml.local.small",
+            "instance_count": 2,
+        },
+        content_type="application/json",
+        **api.auth,
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["field"] == "instance_count"
+    assert "process runtime runs one instance" in response.json()["error"]["message"]
