@@ -7,7 +7,6 @@ the key the other routes take. The browser's downloads go through signed links i
 
 from __future__ import annotations
 
-import mimetypes
 from itertools import dropwhile, islice
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlencode
@@ -83,10 +82,8 @@ class ArtifactObjectApi(StudioAPIView):
     def get(self, request: Request, key: str) -> FileResponse:
         stream, info = artifact_get(user=request.user, key=key)
         # FileResponse streams in blocks and closes the store's stream when it is done.
-        response = FileResponse(
-            stream,
-            content_type=mimetypes.guess_type(info.key)[0] or "application/octet-stream",
-        )
+        # Always bytes: the API documents one type, and clients save what they get.
+        response = FileResponse(stream, content_type="application/octet-stream")
         response["Content-Length"] = str(info.size)
         return response
 
