@@ -25,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -98,7 +99,21 @@ class PooledASGIHandler(ASGIHandler):
         response._handler_class = self.__class__  # type: ignore[attr-defined]
         if isinstance(response, FileResponse):
             response.block_size = self.chunk_size
+            if not response.is_async:
+                # Django sends a sync iterator under ASGI by reading it whole into a list
+                # first: a multi-gigabyte artifact would sit in memory. Its blocks are read
+                # one at a time in a pool thread instead.
+                blocks = cast(Iterator[bytes], response.streaming_content)
+                response.streaming_content = self._blocks(iter(blocks))
         return response
+
+    async def _blocks(self, blocks: Iterator[bytes]) -> AsyncIterator[bytes]:
+        def read() -> bytes | None:
+            return next(blocks, None)
+
+        pooled = sync_to_async(read, thread_sensitive=False, executor=self.pool)
+        while (block := await pooled()) is not None:
+            yield block
 
     async def _send_or_abort(self, response: HttpResponseBase, receive: Any, send: Any) -> None:
         """Send the response; a client that goes away meanwhile cancels the sending."""

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from studio import views
 from studio.api.views import StudioAPIView
-from studio.artifacts.api import ArtifactListApi, ArtifactUploadApi
+from studio.artifacts.api import ArtifactListApi, ArtifactObjectApi, ArtifactResolveApi
 
 
 class SchemaApi(StudioAPIView, SpectacularAPIView):
@@ -22,7 +22,9 @@ api_v1 = [
     path("", include("transform.api.urls")),
     path("", include("experiments.api.urls")),
     path("artifacts", ArtifactListApi.as_view(), name="api-artifacts"),
-    path("artifacts/<path:key>", ArtifactUploadApi.as_view(), name="api-artifact"),
+    # Before the objects' route: no key is "resolve" (every key starts with "teams/").
+    path("artifacts/resolve", ArtifactResolveApi.as_view(), name="api-artifacts-resolve"),
+    path("artifacts/<path:key>", ArtifactObjectApi.as_view(), name="api-artifact"),
     path("schema/", SchemaApi.as_view(), name="api-schema"),
     re_path(r"", views.api_not_found),  # last: a JSON 404 for any other path (newlines too)
 ]

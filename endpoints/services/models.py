@@ -27,8 +27,7 @@ from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
 from studio.artifacts import get_store
-from studio.artifacts.errors import ArtifactStoreError
-from studio.artifacts.keys import team_prefix
+from studio.artifacts.buckets import key_for_uri
 from studio.audit.services import audit_record
 from studio.errors import NotFound, ValidationError
 from studio.names import NAME_RULE, is_name
@@ -175,18 +174,16 @@ def model_create_from_image(
             f"image: image {image!r} does not exist on the container engine", field="image"
         )
     store = get_store()
-    try:
-        key = store.key_from_uri(artifact_uri)
-    except ArtifactStoreError as exc:
-        raise ValidationError(f"artifact_uri: {exc.message}", field="artifact_uri") from exc
-    if not key.startswith(team_prefix(team)) or not store.exists(key):
+    key = key_for_uri(store, artifact_uri, team, field="artifact_uri")
+    if not store.exists(key):
         raise ValidationError(f"artifact_uri: {artifact_uri} does not exist", field="artifact_uri")
     return _create_model(
         team=team,
         actor=actor,
         name=name,
         image=image,
-        artifact_uri=artifact_uri,
+        # The store's own URI, whichever form was given: what staging reads it back with.
+        artifact_uri=store.uri(key),
         environment=_environment(environment),
     )
 

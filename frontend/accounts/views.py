@@ -23,6 +23,7 @@ from frontend.access import AuthedRequest, noted
 from frontend.accounts.forms import MemberAddForm, RoleChangeForm, TokenCreateForm
 from frontend.forms import add_service_error
 from frontend.teams import current_membership, select_team
+from studio.accounts.buckets import team_bucket
 from studio.accounts.models import ApiToken
 from studio.accounts.roles import ROLE_ORDER, Action, role_allows
 from studio.accounts.selectors import members_of_team, tokens_for_user
@@ -189,6 +190,7 @@ def team(request: AuthedRequest) -> HttpResponse:
         "frontend/settings_team.html",
         {
             "members": members,
+            "bucket": team_bucket(membership.team) if membership is not None else "",
             "can_manage": membership is not None
             and membership_change_refusal(team=noted(request, membership.team), actor=request.user)
             is None,

@@ -37,7 +37,7 @@ from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
 from studio.artifacts import ArtifactStore, get_store
-from studio.artifacts.errors import ArtifactStoreError
+from studio.artifacts.buckets import key_for_uri
 from studio.artifacts.integrity import artifact_label
 from studio.artifacts.keys import team_prefix
 from studio.audit.services import audit_record
@@ -392,14 +392,10 @@ def _image(request: JobRequest) -> str:
 
 
 def key_in_team(store: ArtifactStore, team: Team, uri: str, field_name: str) -> str:
-    try:
-        key = store.key_from_uri(uri.rstrip("/"))
-    except ArtifactStoreError as exc:
-        raise ValidationError(f"{field_name}: {exc.message}", field=field_name) from exc
-    if not (key + "/").startswith(team_prefix(team)):
-        # Outside the team's area is, for this team, the same as not existing.
-        raise ValidationError(f"{field_name}: {uri} does not exist", field=field_name)
-    return key
+    """The key `uri` names in the team's area: the store's URI or `s3://<team bucket>/...`
+    (studio.artifacts.buckets.key_for_uri, which every app uses); what is stored and reported
+    is the store's own URI of that key (`store.uri(key)`)."""
+    return key_for_uri(store, uri, team, field=field_name)
 
 
 def prefix_or_object_exists(store: ArtifactStore, key: str) -> bool:

@@ -20,9 +20,9 @@ from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import permission_refusal, require_permission
 from studio.artifacts import get_store
+from studio.artifacts.buckets import key_for_uri
 from studio.artifacts.errors import ArtifactStoreError
 from studio.artifacts.integrity import ArtifactPin
-from studio.artifacts.keys import team_prefix
 from studio.audit.services import audit_record
 from studio.errors import NotFound, StudioloError, ValidationError
 from studio.events import publish_team_event
@@ -171,11 +171,8 @@ def package_register_external(
     """Register a model.tar.gz that did not come from a Studiolo job (marked external)."""
     require_permission(user=actor, team=group.team, action=Action.REGISTER_MODEL)
     store = get_store()
-    try:
-        key = store.key_from_uri(artifact.artifact_uri)
-    except ArtifactStoreError as exc:
-        raise ValidationError(f"artifact_uri: {exc.message}", field="artifact_uri") from exc
-    if not key.startswith(team_prefix(group.team)) or not store.exists(key):
+    key = key_for_uri(store, artifact.artifact_uri, group.team, field="artifact_uri")
+    if not store.exists(key):
         raise ValidationError(
             f"artifact_uri: {artifact.artifact_uri} does not exist", field="artifact_uri"
         )

@@ -6,10 +6,11 @@ can reach the studio and never load the instance's own configuration.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import IO, Any, Self
 
 import httpx
@@ -111,6 +112,28 @@ class ApiClient:
                 f"cannot reach the studio at {self.base_url}: {exc or type(exc).__name__} "
                 "(is it running? set STUDIOLO_URL)"
             ) from exc
+
+    @contextlib.contextmanager
+    def stream(
+        self, path: str, params: Params | None = None, *, timeout: httpx.Timeout | None = None
+    ) -> Iterator[httpx.Response]:
+        """GET whose body is read in chunks by the caller (`iter_bytes`), never held whole;
+        an error answer is a CliError with the API's message."""
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        try:
+            with self._http.stream(
+                "GET", path, params=query, timeout=timeout or TIMEOUT
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    raise CliError(self.error_message(response))
+                yield response
+        except httpx.TimeoutException as exc:
+            raise CliError(
+                f"{self.base_url} did not answer in time ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise CliError(f"cannot reach the studio at {self.base_url}: {exc}") from exc
 
     def request(
         self,

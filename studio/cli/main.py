@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from studio.cli import (
     admin,
+    artifacts,
     doctor,
     endpoints,
     experiments,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.register(commands)
     admin.register(commands)
     remote.register(commands)
+    artifacts.register(commands)
     jobs.register(commands)
     transform.register(commands)
     models.register(commands)

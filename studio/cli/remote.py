@@ -18,8 +18,11 @@ def whoami(args: argparse.Namespace) -> int:
         return 0
     print(f"{me['username']}  ({client.base_url})")
     print_table(
-        ["team", "name", "role"],
-        [[team["slug"], team["name"], team["role"]] for team in me.get("teams", [])],
+        ["team", "name", "role", "bucket"],
+        [
+            [team["slug"], team["name"], team["role"], f"s3://{team['bucket']}/"]
+            for team in me.get("teams", [])
+        ],
         empty="(member of no team)",
     )
     return 0

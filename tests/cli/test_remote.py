@@ -29,10 +29,10 @@ def test_whoami_shows_the_user_and_their_teams(
     assert main(["whoami"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("alice")
-    assert lines[1].split() == ["TEAM", "NAME", "ROLE"]
+    assert lines[1].split() == ["TEAM", "NAME", "ROLE", "BUCKET"]
     assert {tuple(line.split()) for line in lines[2:]} == {
-        ("nlp", "nlp", "viewer"),
-        ("vision", "vision", "scientist"),
+        ("nlp", "nlp", "viewer", "s3://studiolo-nlp/"),
+        ("vision", "vision", "scientist", "s3://studiolo-vision/"),
     }
 
 
@@ -40,7 +40,10 @@ def test_whoami_json_is_the_api_answer(studio: str, capsys: pytest.CaptureFixtur
     assert main(["whoami", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["username"] == "alice"
-    assert {team["slug"] for team in body["teams"]} == {"vision", "nlp"}
+    assert {team["slug"]: team["bucket"] for team in body["teams"]} == {
+        "vision": "studiolo-vision",
+        "nlp": "studiolo-nlp",
+    }
 
 
 def test_audit_lists_filtered_events(studio: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -386,6 +386,11 @@ def test_team_page_lists_members_and_the_permission_matrix(signed_in: Client, te
     assert 'name="op" value="add"' not in html
 
 
+def test_team_page_shows_the_teams_bucket(signed_in: Client, team: Team) -> None:
+    html = signed_in.get(reverse("settings-team")).content.decode()
+    assert f"<code data-bucket>s3://studiolo-{team.slug}/</code>" in html
+
+
 def test_viewer_cannot_add_members(client: Client, team: Team) -> None:
     viewer = make_user(team, role="viewer", username="vera")
     make_user(username="newbie")

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from studio.accounts import selectors, services
+from studio.accounts.buckets import team_bucket
 from studio.accounts.models import TokenPurpose
 from studio.accounts.roles import Action, Role
 from studio.api.fields import Int64Field
@@ -26,8 +27,14 @@ class MeApi(StudioAPIView):
         teams = serializers.SerializerMethodField()
 
         def get_teams(self, user: Any) -> list[dict[str, str]]:
+            # `bucket`: the team's area of the artifact store, as `s3://<bucket>/<key>`.
             return [
-                {"slug": m.team.slug, "name": m.team.name, "role": m.role}
+                {
+                    "slug": m.team.slug,
+                    "name": m.team.name,
+                    "role": m.role,
+                    "bucket": team_bucket(m.team),
+                }
                 for m in selectors.memberships_for_user(user)
             ]
 

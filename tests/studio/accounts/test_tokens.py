@@ -28,7 +28,7 @@ def test_valid_token_authenticates(client: Client) -> None:
     assert status == 200
     assert body == {
         "username": "ana",
-        "teams": [{"slug": "alpha", "name": "alpha", "role": "viewer"}],
+        "teams": [{"slug": "alpha", "name": "alpha", "role": "viewer", "bucket": "studiolo-alpha"}],
     }
 
 
