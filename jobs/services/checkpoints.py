@@ -26,6 +26,8 @@ RESERVED = tuple(
 )
 MAX_LOCAL_PATH = 4096  # SageMaker's limits for LocalPath and S3Uri
 MAX_URI = 1024
+# Every log line about a job's checkpoints starts so; the job page shows the last one.
+LOG_PREFIX = "Checkpoints: "
 URI_FIELD = "checkpoint_config.s3_uri"
 PATH_FIELD = "checkpoint_config.local_path"
 

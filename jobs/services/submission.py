@@ -29,8 +29,8 @@ from compute.runtime.base import ENV_KEY
 from experiments.models import RunSource
 from experiments.services import experiment_get_or_create, run_create
 from jobs.models import Job, JobKind, JobStatus, JobTransition, SecondaryStatus
-from jobs.services.checkpoints import checkpoint_config_clean
 from jobs.names import CHANNEL_NAME_RULE, JOB_NAME_RULE, is_channel_name, is_job_name
+from jobs.services.checkpoints import checkpoint_config_clean
 from jobs.services.idempotency import Idempotency, job_submit_once
 from jobs.services.lifecycle import job_status_payload
 from studio.accounts.models import Team

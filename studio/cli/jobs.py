@@ -128,7 +128,7 @@ def train(args: argparse.Namespace) -> int:
     name = args.name or default_job_name(args.entry_point)
     check_job_name(name)
     if args.checkpoint_local_path and not args.checkpoint_uri:
-        raise CliError("--checkpoint-local-path needs --checkpoint-uri")
+        raise CliError("--checkpoint-local-path needs --checkpoint-uri", code=2)
     with JobClient.from_env() as client:
         team = args.team or team_default(client)
         # The source is uploaded under the job's name: never overwrite an existing job's.
