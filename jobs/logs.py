@@ -248,7 +248,9 @@ class LogWriter:
     def _write(self, batch: list[PendingLine]) -> None:
         close_old_connections()
         table = connection.ops.quote_name(JobLogLine._meta.db_table)
-        sql = f"INSERT INTO {table} (job_id, seq, stream, at, line) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608 - the table name is the model's own, quoted; values are parameters
+        # `host` is empty until the multi-instance runner labels lines with their host
+        # (without it, the NOT NULL column of jobs/0006 refuses every line).
+        sql = f"INSERT INTO {table} (job_id, seq, stream, at, line, host) VALUES (%s, %s, %s, %s, %s, '')"  # noqa: S608 - the table name is the model's own, quoted; values are parameters
         adapted: dict[datetime, Any] = {}  # lines of one feed share a time: adapt it once
         isoformat: dict[datetime, str] = {}
         with transaction.atomic(), connection.cursor() as cursor:
