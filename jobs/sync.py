@@ -13,9 +13,13 @@ Pure file and store work, no database: the runner decides when and says where.
 
 "Complete" without help from the writer: a file is uploaded once a scan finds it with the
 same size and mtime as the scan before (a file being written changes between two scans), so
-a checkpoint written slowly is not uploaded half-written; a write-then-rename (what
-`torch.save` to a temporary name then `os.replace` does) is seen whole at once. The final
-pass uploads every change without that wait: the writer has exited.
+a checkpoint written slowly in place is not uploaded half-written. A file that replaced the
+one the previous scan saw (another inode at the same path: a write-then-rename, what a
+careful trainer does with `os.replace`) was complete when it appeared and is uploaded at
+once, so a checkpoint rewritten that way faster than the interval is still synced every
+pass. A file that changes while it is read is not counted as uploaded (the next pass takes
+it again) and, if nothing of it was stored before, its torn copy is removed. The final
+pass uploads every change without waiting: the writer has exited.
 
 Deletion follows the SageMaker Developer Guide ("Checkpoints in Amazon SageMaker AI": "If a
 checkpoint is deleted in the SageMaker AI container, it will also be deleted in the S3
@@ -49,7 +53,7 @@ CHUNK = 1024 * 1024
 # that object's copy when a sync starts (clock granularity of the stores' write times).
 SAME_WRITE_SLACK_NS = 1_000_000_000
 
-Signature = tuple[int, int]  # (size, mtime_ns)
+Signature = tuple[int, int, int]  # (size, mtime_ns, inode)
 
 
 @dataclass(frozen=True)
@@ -150,13 +154,19 @@ class FolderSync:
         """One pass: upload what is new or changed (and, unless `final`, unchanged since the
         previous scan), delete what vanished (with `mirror_deletes`)."""
         with self._lock:
+            if not self.folder.is_dir():
+                # The whole folder gone (the job's tree cleaned up, say) is not the job
+                # deleting its files: mirroring that would empty the prefix.
+                return SyncPass()
             scan = dict(self._scan())
             files = size = deleted = 0
             for relative, signature in sorted(scan.items()):
                 if self._uploaded.get(relative) == signature:
                     continue
-                if not final and self._last_scan.get(relative) != signature:
-                    continue  # new or still changing: wait for it to settle
+                previous = self._last_scan.get(relative)
+                replaced = previous is not None and previous[2] != signature[2]
+                if not final and previous != signature and not replaced:
+                    continue  # new or changing in place: wait for it to settle
                 sent = self._upload(relative, signature)
                 if sent is not None:
                     files, size = files + 1, size + sent
@@ -190,12 +200,13 @@ class FolderSync:
 
     def _adopt_stored_copies(self) -> None:
         stored = {info.key[len(self.prefix) :]: info for info in self.store.list(self.prefix)}
-        for relative, (size, mtime_ns) in self._scan():
+        for relative, signature in self._scan():
             info = stored.get(relative)
+            size, mtime_ns, _ = signature
             if info is None or info.size != size:
                 continue
             if mtime_ns <= info.last_modified.timestamp() * 1_000_000_000 + SAME_WRITE_SLACK_NS:
-                self._uploaded[relative] = (size, mtime_ns)
+                self._uploaded[relative] = signature
 
     def _scan(self) -> Iterator[tuple[str, Signature]]:
         """Every regular file below the folder (links are not followed), by relative path."""
@@ -208,7 +219,7 @@ class FolderSync:
                 except FileNotFoundError:
                     continue
                 if stat.S_ISREG(info.st_mode):
-                    yield (base / name).as_posix(), (info.st_size, info.st_mtime_ns)
+                    yield (base / name).as_posix(), _signature(info)
 
     def _upload(self, relative: str, signature: Signature) -> int | None:
         """Stream one file to the store; None if it vanished or changed while read (the next
@@ -222,10 +233,7 @@ class FolderSync:
             return None
         try:
             before = os.fstat(handle)
-            if (
-                not stat.S_ISREG(before.st_mode)
-                or (before.st_size, before.st_mtime_ns) != signature
-            ):
+            if not stat.S_ISREG(before.st_mode) or _signature(before) != signature:
                 return None
             # The store may close the stream it is given (boto3 does): give it a copy.
             with os.fdopen(os.dup(handle), "rb") as stream:
@@ -233,10 +241,18 @@ class FolderSync:
             after = os.fstat(handle)
         finally:
             os.close(handle)
-        if (after.st_size, after.st_mtime_ns) != signature:
-            return None  # written to while uploading: what is stored may be torn; again
+        if _signature(after) != signature:
+            # Written to while read: what was stored may be torn. The next pass takes it
+            # again; until then, a torn copy of a file never stored whole is not kept.
+            if relative not in self._uploaded:
+                self.store.delete(self.prefix + relative)
+            return None
         self._uploaded[relative] = signature
         return signature[0]
+
+
+def _signature(info: os.stat_result) -> Signature:
+    return info.st_size, info.st_mtime_ns, info.st_ino
 
 
 def _open_beneath(root: Path, relative: str) -> int:

@@ -33,6 +33,7 @@ from compute.runtime.base import (
 )
 from experiments.models import Run
 from experiments.services import run_artifacts_collect
+from jobs.checkpoints import JobCheckpoints
 from jobs.contract import (
     OptMl,
     download_prefix_or_object,
@@ -69,6 +70,7 @@ class TrainingRunner(JobRunner):
     def __init__(self, job: Job, lease: Lease) -> None:
         super().__init__(job, lease)
         self.opt_ml = OptMl(work_dir(job) / "opt_ml")
+        self.checkpoints: JobCheckpoints | None = None
 
     # --- the whole lifecycle ---------------------------------------------------------------
 
@@ -101,6 +103,8 @@ class TrainingRunner(JobRunner):
             self._fail(f"Platform error: {type(exc).__name__}: {exc}")
         finally:
             self._done.set()
+            if self.checkpoints is not None:  # a lost lease: no sync thread is left behind
+                self.checkpoints.stop()
             if self.writer is not None:
                 self.writer.close()
 
@@ -146,6 +150,7 @@ class TrainingRunner(JobRunner):
             channels=job.input_channels,
             instance_type=job.instance_type,
         )
+        self._checkpoints_restore()
         self.job.refresh_from_db()
         if self.job.status != JobStatus.IN_PROGRESS:
             self._finish_without_container()  # stop requested while downloading
@@ -168,6 +173,7 @@ class TrainingRunner(JobRunner):
                 raise
             state = found
         self.container_id = state.id
+        self._checkpoints_start()
         try:
             self._move(JobStatus.IN_PROGRESS, SecondaryStatus.TRAINING)
         except IllegalTransition:
@@ -256,6 +262,7 @@ class TrainingRunner(JobRunner):
         self._open_log(skip_lines=printed).system(
             "Re-attached to the running container after a worker change"
         )
+        self._checkpoints_start()
 
     def _follow(self) -> None:
         container_id, writer = self._running()
@@ -291,6 +298,7 @@ class TrainingRunner(JobRunner):
         container_id, writer = self._running()
         state = self.runtime.wait(container_id, timeout=60)
         writer.system(f"Container exited with code {state.exit_code}")
+        self._checkpoints_stop()  # a last pass, whatever the outcome: before the results
         self.job.refresh_from_db()
         self.lease.check()
         try:
@@ -395,6 +403,10 @@ class TrainingRunner(JobRunner):
 
     def _fail(self, reason: str) -> None:
         try:
+            self._checkpoints_stop()
+        except StudioloError as exc:
+            log.warning("job %s: %s", self.job.pk, exc.message)
+        try:
             self._close_log()
         except StudioloError as exc:  # the log's own failure says less than the reason
             log.warning("job %s: %s", self.job.pk, exc.message)
@@ -402,3 +414,35 @@ class TrainingRunner(JobRunner):
             self._fail_job(reason)
         finally:
             self._cleanup()
+
+    # --- checkpoints (CheckpointConfig; jobs.checkpoints) ------------------------------------
+    # With the multi-instance runner these are the bodies of `_prepare_host` (restore, per
+    # host), `_background_start` and `_background_stop`.
+
+    def _job_checkpoints(self) -> JobCheckpoints:
+        if self.checkpoints is None:
+            self.checkpoints = JobCheckpoints(
+                self.job.checkpoint,
+                get_store(),
+                interval=settings.CHECKPOINT_SYNC_SECONDS,
+                say=self._say,
+            )
+        return self.checkpoints
+
+    def _say(self, text: str) -> None:
+        if self.writer is not None:  # (the sync threads are stopped before the log closes)
+            self.writer.system(text)
+
+    def _checkpoints_restore(self) -> None:
+        """Before the container starts, under Downloading: the URI's files in place."""
+        if self.job.checkpoint:
+            self.lease.check()
+            self._job_checkpoints().restore("algo-1", self.opt_ml.root)
+
+    def _checkpoints_start(self) -> None:
+        if self.job.checkpoint:
+            self._job_checkpoints().start({"algo-1": self.opt_ml.root})
+
+    def _checkpoints_stop(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.stop()

@@ -92,6 +92,21 @@ def test_a_changed_file_is_uploaded_again_once_it_settles(
     assert stored(store) == {"last.pt": b"epoch 2 weights"}
 
 
+def test_a_file_replaced_by_a_rename_is_uploaded_at_once(
+    store: ArtifactStore, folder: Path
+) -> None:
+    """Write-then-rename: complete when it appears, even when rewritten every scan."""
+    sync = FolderSync(store, PREFIX, folder, interval=3600)
+    state = folder / "state.json"
+    for epoch in range(1, 4):
+        write(folder / "state.json.tmp", f'{{"epoch": {epoch}}}'.encode())
+        os.replace(folder / "state.json.tmp", state)
+        done = sync.sync_once()
+        if epoch > 1:  # the first scan only sees it appear
+            assert done == SyncPass(files=1, bytes=12)
+            assert stored(store) == {"state.json": f'{{"epoch": {epoch}}}'.encode()}
+
+
 def test_a_file_still_growing_is_never_uploaded_half_written(
     store: ArtifactStore, folder: Path
 ) -> None:
@@ -148,6 +163,19 @@ def test_a_file_deleted_in_the_folder_is_deleted_in_the_store(
     (folder / "epoch-1.pt").unlink()
     assert sync.sync_once() == SyncPass(deleted=1)
     assert stored(store) == {"epoch-2.pt": b"two", "written-by-algo-2.pt": b"other host"}
+
+
+def test_a_folder_removed_whole_deletes_nothing_in_the_store(
+    store: ArtifactStore, folder: Path
+) -> None:
+    sync = FolderSync(store, PREFIX, folder, interval=3600)
+    write(folder / "epoch-1.pt", b"one")
+    sync.sync_once()
+    sync.sync_once()
+    (folder / "epoch-1.pt").unlink()
+    folder.rmdir()
+    assert sync.sync_once() == SyncPass()
+    assert stored(store) == {"epoch-1.pt": b"one"}
 
 
 def test_without_mirror_deletes_a_deleted_file_stays_in_the_store(
