@@ -82,9 +82,7 @@ class JobCheckpoints:
                 folder,
                 interval=self.interval,
                 on_pass=self._reporter(host),
-                on_error=lambda exc, host=host: self.say(
-                    f"{LOG_PREFIX}sync from {host} failed, trying again: {exc.message}"
-                ),
+                on_error=self._error_reporter(host),
                 name=f"checkpoints-{host}",
             )
             sync.start()
@@ -105,6 +103,12 @@ class JobCheckpoints:
                 f"to {self.config['uri']} in all"
                 + (f", deleted {totals.deleted}" if totals.deleted else "")
             )
+
+    def _error_reporter(self, host: str) -> Callable[[ArtifactStoreError], None]:
+        def report(exc: ArtifactStoreError) -> None:
+            self.say(f"{LOG_PREFIX}sync from {host} failed, trying again: {exc.message}")
+
+        return report
 
     def _reporter(self, host: str) -> Callable[[SyncPass], None]:
         uri = self.config["uri"]
