@@ -23,8 +23,9 @@ pass uploads every change without waiting: the writer has exited.
 
 Deletion follows the SageMaker Developer Guide ("Checkpoints in Amazon SageMaker AI": "If a
 checkpoint is deleted in the SageMaker AI container, it will also be deleted in the S3
-folder"): with `mirror_deletes`, a file this sync uploaded or found in place that is gone
-from the folder is deleted from the store. Objects the sync never saw in its folder (another
+folder"): with `mirror_deletes`, a file this sync uploaded or found in place that two scans
+(or the final pass) find gone from the folder is deleted from the store; the folder gone as
+a whole deletes nothing. Objects the sync never saw in its folder (another
 instance's, written to the same prefix) are never touched.
 
 The folder is written by the job's container, which is not trusted: files are read without
@@ -130,6 +131,7 @@ class FolderSync:
         self.totals = SyncPass()
         self._uploaded: dict[str, Signature] = {}  # relative path -> what is in the store
         self._last_scan: dict[str, Signature] = {}
+        self._missing: set[str] = set()  # uploaded, and missing from the last scan
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one pass at a time (the thread's, or stop's)
@@ -171,10 +173,14 @@ class FolderSync:
                 if sent is not None:
                     files, size = files + 1, size + sent
             if self.mirror_deletes:
-                for relative in sorted(set(self._uploaded) - set(scan)):
+                # Deleted once two scans miss it (the final pass: at once): a folder being
+                # removed whole (a clean-up) is seen as the folder gone by the next scan.
+                missing = set(self._uploaded) - set(scan)
+                for relative in sorted(missing if final else missing & self._missing):
                     self.store.delete(self.prefix + relative)
                     del self._uploaded[relative]
                     deleted += 1
+                self._missing = missing & set(self._uploaded)
             self._last_scan = scan
             done = SyncPass(files=files, bytes=size, deleted=deleted)
             self.totals = SyncPass(

@@ -19,7 +19,8 @@ import psutil
 import pytest
 
 from jobs.lease import lease_seconds
-from jobs.models import TERMINAL_STATUSES, JobStatus, JobTransition, SecondaryStatus
+from jobs.models import TERMINAL_STATUSES, JobLogLine, JobStatus, JobTransition, SecondaryStatus
+from jobs.runner import work_dir
 from studio.artifacts import get_store
 from tests.faults.support import (
     TICKER,
@@ -168,3 +169,46 @@ def test_a_preparation_longer_than_the_lease_keeps_the_job_on_one_worker(
     assert final.status == JobStatus.COMPLETED, (final.failure_reason, log_lines(job_id)[-5:])
     assert_ran_once_with_its_whole_log(job_id, takeovers=0)
     assert final.lease_generation == 1
+
+
+def test_a_job_of_two_instances_is_re_attached_whole_after_its_worker_dies(
+    api: Api, worker: Worker
+) -> None:
+    """The pool process driving a 2-instance job is killed: the next owner re-attaches to
+    both containers, and each instance's log goes on where it was, every line once."""
+    job_id = api.submit("pair", TICKER, instance_count=2)
+
+    def ticks(host: str) -> int:
+        return JobLogLine.objects.filter(job_id=job_id, host=host, line__startswith="tick ").count()
+
+    wait_until(lambda: ticks("algo-1") >= 5 and ticks("algo-2") >= 5, "both did not print")
+    first = owner_pid(job_id)
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: taken_over_from(job_id, first), "nobody took over from a killed process")
+    before = {host: ticks(host) for host in ("algo-1", "algo-2")}
+    wait_until(
+        lambda: all(ticks(host) >= before[host] + 5 for host in before),
+        "no lines from both after the take-over",
+    )
+    folder = work_dir(job(job_id))
+    for host in ("algo-1", "algo-2"):
+        (folder / host / "opt_ml" / "input" / "config" / "finish").write_text("")
+    final = wait_until(lambda: job(job_id).status in TERMINAL_STATUSES and job(job_id), "no end")
+    assert final.status == JobStatus.COMPLETED, final.failure_reason
+    rows = log_lines(job_id)
+    assert [seq for seq, _, _ in rows] == list(range(1, len(rows) + 1)), "gaps in the numbering"
+    for host in ("algo-1", "algo-2"):
+        text = list(
+            JobLogLine.objects.filter(job_id=job_id, host=host)
+            .order_by("seq")
+            .values_list("line", flat=True)
+        )
+        (done,) = [line for line in text if line.startswith("done after ")]
+        printed = int(done.split()[2])
+        assert [line for line in text if line.startswith("tick ")] == [
+            f"tick {i}" for i in range(1, printed + 1)
+        ], f"{host}: ticks lost, repeated or out of order"
+    every = [line for _, _, line in rows]
+    assert sum(line.startswith("Starting the training containers") for line in every) == 1
+    assert sum(line.startswith("Re-attached to the running containers") for line in every) >= 1
