@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
 from jobs.models import ACTIVE_STATUSES, Job, JobLogLine
+from jobs.services.checkpoints import LOG_PREFIX as CHECKPOINT_LOG_PREFIX
 from studio.accounts.models import Team
 from studio.accounts.selectors import teams_for_user
 from studio.errors import NotFound
@@ -49,6 +50,18 @@ def job_for_user(user: AbstractBaseUser | AnonymousUser, job_id: int) -> Job:
 
 def job_log_page(job: Job, *, after: int = 0, limit: int = 1000) -> QuerySet[JobLogLine]:
     return JobLogLine.objects.filter(job=job, seq__gt=after).order_by("seq")[:limit]
+
+
+def job_checkpoint_last_line(job: Job) -> JobLogLine | None:
+    """The job's last log line about its checkpoints (restored, or a sync's files and
+    bytes), or None: what the job page says of them."""
+    if not job.checkpoint:
+        return None
+    return (
+        JobLogLine.objects.filter(job=job, stream="system", line__startswith=CHECKPOINT_LOG_PREFIX)
+        .order_by("-seq")
+        .first()
+    )
 
 
 def job_download_links(job: Job) -> dict[str, str]:

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import cached_property
 from typing import Any
+
+from django.conf import settings
 
 from experiments.models import Run
 from experiments.services import run_artifacts_collect
+from jobs.checkpoints import JobCheckpoints
 from jobs.cluster import ContainerJobRunner, Host
 from jobs.contract import (
     SHARDED_BY_S3_KEY,
@@ -100,6 +104,8 @@ class TrainingRunner(ContainerJobRunner):
             current_host=host.name,
             hosts=host.hosts,
         )
+        # CheckpointConfig: what the URI holds is in place before the container starts.
+        self.checkpoints.restore(host.name, host.root)
 
     def _download_progress(self, host: Host, channel: str):  # type: ignore[no-untyped-def]
         where = f"{host.name}, " if host.count > 1 else ""
@@ -136,6 +142,28 @@ class TrainingRunner(ContainerJobRunner):
 
     def _failure_text(self, host: Host) -> str:
         return OptMl(host.root).failure_text()
+
+    # --- checkpoints (CheckpointConfig): every instance's folder synced to the one URI ------
+
+    @cached_property
+    def checkpoints(self) -> JobCheckpoints:
+        return JobCheckpoints(
+            self.job.checkpoint,
+            get_store(),
+            interval=settings.CHECKPOINT_SYNC_SECONDS,
+            say=self._say,
+        )
+
+    def _say(self, text: str) -> None:
+        if self.writer is not None:  # the syncs are stopped before the log closes
+            self.writer.system(text)
+
+    def _background_start(self) -> None:
+        self.checkpoints.start({host.name: host.root for host in self.hosts})
+
+    def _background_stop(self) -> None:
+        # A last pass, whatever the outcome: a stopped or failed job keeps its checkpoints.
+        self.checkpoints.stop()
 
     # --- the results ------------------------------------------------------------------------
 

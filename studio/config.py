@@ -101,6 +101,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "120",
         "Seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker uses 120).",
     ),
+    "CHECKPOINT_SYNC_SECONDS": (
+        "10",
+        "How often a training job's checkpoint folder (CheckpointConfig) is scanned and its new or changed files uploaded to the checkpoint URI while the job runs; a file is uploaded once two scans find it unchanged, and a last pass runs when the job ends, however it ends.",
+    ),
     "JOB_LEASE_SECONDS": (
         "30",
         "How long a job's worker may go silent before the job is handed to another worker (which re-attaches to its container). A worker renews its lease every few seconds through every phase of the job; one that lost it (stalled past it) is fenced off and writes nothing more.",
@@ -190,6 +194,7 @@ class Config:
     archive_max_ratio: int
     job_stop_grace_seconds: int
     job_lease_seconds: int
+    checkpoint_sync_seconds: int
     endpoint_startup_timeout_seconds: int
     endpoint_invocation_timeout_seconds: int
     endpoint_health_check_seconds: int
@@ -262,6 +267,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             "JOB_STOP_GRACE_SECONDS", env.get("JOB_STOP_GRACE_SECONDS"), 120, 0, 3600
         ),
         job_lease_seconds=read_int("JOB_LEASE_SECONDS", env.get("JOB_LEASE_SECONDS"), 30, 2, 3600),
+        checkpoint_sync_seconds=read_int(
+            "CHECKPOINT_SYNC_SECONDS", env.get("CHECKPOINT_SYNC_SECONDS"), 10, 1, 3600
+        ),
         endpoint_startup_timeout_seconds=read_int(
             "ENDPOINT_STARTUP_TIMEOUT_SECONDS",
             env.get("ENDPOINT_STARTUP_TIMEOUT_SECONDS"),

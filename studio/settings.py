@@ -221,6 +221,7 @@ ARCHIVE_MAX_FILES = CONFIG.archive_max_files
 ARCHIVE_MAX_RATIO = CONFIG.archive_max_ratio
 JOB_STOP_GRACE_SECONDS = CONFIG.job_stop_grace_seconds
 JOB_LEASE_SECONDS = CONFIG.job_lease_seconds
+CHECKPOINT_SYNC_SECONDS = CONFIG.checkpoint_sync_seconds
 ENDPOINT_STARTUP_TIMEOUT_SECONDS = CONFIG.endpoint_startup_timeout_seconds
 ENDPOINT_INVOCATION_TIMEOUT_SECONDS = CONFIG.endpoint_invocation_timeout_seconds
 ENDPOINT_HEALTH_CHECK_SECONDS = CONFIG.endpoint_health_check_seconds

@@ -22,6 +22,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 32)
 # A killed worker's job is taken over after this long (production: 30 s); through the
 # environment, so that the workers the tests start inherit it (and a test can set its own).
 os.environ.setdefault("JOB_LEASE_SECONDS", "4")
+# Checkpoint folders are synced every second in tests (production: 10 s).
+os.environ.setdefault("CHECKPOINT_SYNC_SECONDS", "1")
 
 from studio.settings import *  # noqa: E402, F403
 

@@ -43,7 +43,13 @@ from jobs.models import (
     SecondaryStatus,
 )
 from jobs.names import is_job_name
-from jobs.selectors import job_download_links, job_for_user, job_log_page, jobs_filtered
+from jobs.selectors import (
+    job_checkpoint_last_line,
+    job_download_links,
+    job_for_user,
+    job_log_page,
+    jobs_filtered,
+)
 from jobs.services.lifecycle import job_stop, job_stop_refusal
 from jobs.services.submission import job_create
 from studio.accounts.models import Team
@@ -318,6 +324,7 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
                 if href
             ],
             "instance": instance,
+            "checkpoint_line": job_checkpoint_last_line(job),
             "duration": format_duration(elapsed(job.created_at, job.ended_at, now)),
             "max_runtime": format_duration(timedelta(seconds=job.max_runtime_seconds)),
             # Counts up on the page while the job trains (or transforms).

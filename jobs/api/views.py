@@ -74,6 +74,8 @@ class JobSerializer(serializers.Serializer[Any]):
     # Batch transform jobs: the request (model, input, splitting, batching, output) and what
     # the runner settled on (`effective`); {} for other kinds.
     transform = serializers.DictField()
+    # CheckpointConfig: {"uri": ..., "local_path": ...}, or {} when the job has none.
+    checkpoint = serializers.DictField(child=serializers.CharField())
     progress = ProgressSerializer(source="*")
     status = serializers.CharField()
     secondary_status = serializers.CharField()
@@ -144,6 +146,14 @@ class JobListApi(StudioAPIView):
             name = serializers.CharField()
             regex = serializers.CharField()
 
+        class CheckpointConfigSerializer(serializers.Serializer[Any]):
+            """SageMaker's CheckpointConfig (S3Uri, LocalPath); the URI may be given as
+            `s3_uri` or `uri`."""
+
+            s3_uri = serializers.CharField(required=False, allow_blank=True)
+            uri = serializers.CharField(required=False, allow_blank=True)
+            local_path = serializers.CharField(required=False, allow_blank=True)
+
         team = serializers.CharField(required=False)
         name = serializers.CharField()
         instance_type = serializers.CharField()
@@ -166,6 +176,9 @@ class JobListApi(StudioAPIView):
         )
         enable_network = serializers.BooleanField(required=False, default=False)
         experiment = serializers.CharField(required=False, allow_blank=True, default="")
+        checkpoint_config = CheckpointConfigSerializer(
+            required=False, allow_null=True, default=None
+        )
 
     class FilterSerializer(serializers.Serializer[Any]):
         team = serializers.CharField(required=False)

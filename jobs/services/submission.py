@@ -31,6 +31,7 @@ from experiments.services import experiment_get_or_create, run_create
 from jobs.contract import DISTRIBUTIONS, FULLY_REPLICATED
 from jobs.models import Job, JobKind, JobStatus, JobTransition, SecondaryStatus
 from jobs.names import CHANNEL_NAME_RULE, JOB_NAME_RULE, is_channel_name, is_job_name
+from jobs.services.checkpoints import checkpoint_config_clean
 from jobs.services.idempotency import Idempotency, job_submit_once
 from jobs.services.lifecycle import job_status_payload
 from studio.accounts.models import Team
@@ -97,6 +98,8 @@ class JobRequest:
     container_arguments: Sequence[str] | None = None
     enable_network: bool = False
     experiment: str = ""
+    # CheckpointConfig: {"s3_uri" or "uri": ..., "local_path": ...} (jobs.services.checkpoints).
+    checkpoint_config: Mapping[str, object] | None = None
 
 
 def job_admit(
@@ -168,6 +171,9 @@ def _job_create(
     source_uri = _source(store, team, request)
     channels = _channels(store, team, request.channels)
     output_path = _output_path(store, team, request.output_path)
+    checkpoint = checkpoint_config_clean(
+        store=store, team=team, raw=request.checkpoint_config, key_in_team=key_in_team
+    )
 
     return job_insert(
         team=team,
@@ -175,7 +181,11 @@ def _job_create(
         name=request.name,
         experiment=request.experiment or DEFAULT_EXPERIMENT,
         queue=instance.queue,
-        audit_details={"image": image, "instance_type": instance.name},
+        audit_details={
+            "image": image,
+            "instance_type": instance.name,
+            **({"checkpoint_uri": checkpoint["uri"]} if checkpoint else {}),
+        },
         idempotency=idempotency,
         fields={
             "kind": JobKind.TRAINING,
@@ -194,6 +204,7 @@ def _job_create(
             "instance_count": request.instance_count,
             "max_runtime_seconds": request.max_runtime_seconds,
             "enable_network": request.enable_network,
+            "checkpoint": checkpoint,
         },
     )
 

@@ -127,6 +127,8 @@ def train(args: argparse.Namespace) -> int:
     inputs = parse_inputs(args.input or [])
     name = args.name or default_job_name(args.entry_point)
     check_job_name(name)
+    if args.checkpoint_local_path and not args.checkpoint_uri:
+        raise CliError("--checkpoint-local-path needs --checkpoint-uri", code=2)
     with JobClient.from_env() as client:
         team = args.team or team_default(client)
         # The source is uploaded under the job's name: never overwrite an existing job's.
@@ -162,6 +164,13 @@ def train(args: argparse.Namespace) -> int:
             "experiment": args.experiment,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
+        if args.checkpoint_uri:
+            body["checkpoint_config"] = {
+                "s3_uri": args.checkpoint_uri,
+                **(
+                    {"local_path": args.checkpoint_local_path} if args.checkpoint_local_path else {}
+                ),
+            }
         job = client.create_once("/api/v1/jobs", body)
         if not args.wait:
             if args.json:
@@ -237,6 +246,7 @@ def _describe_rows(job: dict[str, Any], base_url: str) -> list[tuple[str, str]]:
         rows.append(("Container arguments", " ".join(job["container_arguments"])))
     rows += [
         ("Output path", job["output_path"]),
+        *_checkpoint_rows(job.get("checkpoint") or {}),
         ("Instance type", job["instance_type"]),
         ("Max runtime", f"{job['max_runtime_seconds']} s"),
         ("Network", "enabled" if job["enable_network"] else "disabled"),
@@ -253,6 +263,12 @@ def _describe_rows(job: dict[str, Any], base_url: str) -> list[tuple[str, str]]:
         (f"Download {what}", base_url + link) for what, link in job.get("downloads", {}).items()
     ]
     return rows
+
+
+def _checkpoint_rows(checkpoint: dict[str, str]) -> list[tuple[str, str]]:
+    if not checkpoint:
+        return [("Checkpoints", "-")]
+    return [("Checkpoints", f"{checkpoint['uri']}  (synced from {checkpoint['local_path']})")]
 
 
 def _transform_rows(job: dict[str, Any]) -> list[tuple[str, str]]:
@@ -421,6 +437,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--output-path", metavar="URI", help="where the model archive goes (a URI)")
     parser.add_argument("--experiment", metavar="NAME", help="the experiment of the job's run")
+    parser.add_argument(
+        "--checkpoint-uri",
+        metavar="URI",
+        help="keep the job's checkpoints in this folder of the store: restored into the "
+        "container at start, synced from it while the job runs (CheckpointConfig.S3Uri)",
+    )
+    parser.add_argument(
+        "--checkpoint-local-path",
+        metavar="PATH",
+        help="the container's checkpoint folder, under /opt/ml "
+        "(default /opt/ml/checkpoints; needs --checkpoint-uri)",
+    )
     parser.add_argument(
         "--team", metavar="SLUG", help="the team to run in (default: your only or first team)"
     )

@@ -24,6 +24,7 @@ from pytest_django import DjangoAssertNumQueries
 
 from experiments.services import Point, metrics_log_batch
 from jobs.models import Job, JobLogLine, JobStatus, SecondaryStatus
+from jobs.services.checkpoints import LOG_PREFIX
 from jobs.services.lifecycle import job_fail, job_stop, job_transition
 from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinition, job_create
 from studio.accounts import services
@@ -801,3 +802,48 @@ def test_dashboard_counts_the_teams_active_jobs(
     assert card.tracks == "job.status"
     assert sorted(card.tracked_ids) == sorted([pending.pk, running.pk])
     assert b'id="card-jobs-active"' in response.content
+
+
+# --- checkpoints -------------------------------------------------------------------------
+
+
+def checkpoint_cell(html: str) -> str:
+    found = re.search(r"<dd data-checkpoint>(.*?)</dd>", html, re.DOTALL)
+    assert found is not None
+    return found.group(1)
+
+
+def test_job_page_shows_the_checkpoint_uri_and_the_last_sync(
+    signed_in: Client, team: Team, member: User
+) -> None:
+    uri = get_store().uri("teams/alpha/checkpoints/resnet")
+    job = make_job(team, member, "resumable", checkpoint_config={"s3_uri": uri})
+    run(job)
+    page = reverse("job-detail", args=[job.pk])
+    cell = checkpoint_cell(signed_in.get(page).content.decode())
+    assert f'<code class="uri">{uri}</code>' in cell
+    assert "<code>/opt/ml/checkpoints</code>" in cell
+    assert "not synced yet" in cell
+
+    add_log(
+        job,
+        [
+            ("system", f"{LOG_PREFIX}algo-1 synced 1 file(s) (0.1 MB) to {uri}"),
+            ("stdout", "epoch 3"),
+            ("system", f"{LOG_PREFIX}algo-1 synced 2 file(s) (0.2 MB) to {uri}"),
+            ("stdout", f"{LOG_PREFIX}printed by the script, not the platform"),
+        ],
+    )
+    cell = checkpoint_cell(signed_in.get(page).content.decode())
+    assert f"{LOG_PREFIX}algo-1 synced 2 file(s) (0.2 MB) to {uri}" in cell
+    assert "1 file(s)" not in cell
+    assert "printed by the script" not in cell
+    assert "not synced yet" not in cell
+
+
+def test_job_page_says_a_job_has_no_checkpoints(
+    signed_in: Client, team: Team, member: User
+) -> None:
+    job = make_job(team, member, "plain")
+    html = signed_in.get(reverse("job-detail", args=[job.pk])).content.decode()
+    assert '<dd data-checkpoint><span class="muted">none</span></dd>' in html

@@ -11,6 +11,7 @@ import json
 import tarfile
 import textwrap
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -380,3 +381,80 @@ def test_container_entrypoint_and_arguments_are_honoured(api: Api) -> None:
     job = wait_for_job(job_id)
     assert job.status == JobStatus.COMPLETED, job.failure_reason
     assert "entrypoint ran for own-entrypoint" in log_text(job)
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+EPOCHS_WITH_CHECKPOINTS = textwrap.dedent(
+    """
+    import json, os, time
+    # SageMaker's default LocalPath; the process runtime moves /opt/ml to SAGEMAKER_BASE_DIR.
+    folder = os.path.join(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"), "checkpoints")
+    state = os.path.join(folder, "state.json")
+    epochs = int(os.environ["SM_HP_EPOCHS"])
+    start = json.load(open(state))["epoch"] if os.path.exists(state) else 0
+    print(f"resumed from epoch {start}" if start else "starting from scratch", flush=True)
+    for epoch in range(start + 1, epochs + 1):
+        time.sleep(0.4)
+        with open(state + ".tmp", "w") as stream:
+            json.dump({"epoch": epoch}, stream)
+        os.replace(state + ".tmp", state)
+        print(f"epoch {epoch} done", flush=True)
+    open(os.path.join(os.environ["SM_MODEL_DIR"], "trained.txt"), "w").write(f"{start}->{epoch}")
+    print(f"finished at epoch {epoch}", flush=True)
+    """
+)
+
+
+def stored_epoch(key: str) -> int:
+    store = get_store()
+    return int(json.loads(store.get(key))["epoch"]) if store.exists(key) else 0
+
+
+def test_a_stopped_job_keeps_its_checkpoints_and_the_next_job_resumes_from_them(
+    api: Api,
+) -> None:
+    store = get_store()
+    # The store outlives the test's database (and the other runtime's run): a fresh folder.
+    prefix = f"teams/{api.slug}/checkpoints/counting-{uuid.uuid4().hex[:8]}"
+    checkpoint = {"s3_uri": store.uri(prefix)}
+    first = api.submit(
+        "counting-1",
+        EPOCHS_WITH_CHECKPOINTS,
+        hyperparameters={"epochs": "20"},
+        checkpoint_config=checkpoint,
+    )
+    # Half-way: once the store holds a checkpoint of a few epochs (synced every second).
+    wait_for_job(first, until=lambda _: stored_epoch(prefix + "/state.json") >= 3, timeout=60)
+    assert api.stop(first).status_code == 200
+    job = wait_for_job(first)
+    assert job.status == JobStatus.STOPPED, (job.failure_reason, log_text(job))
+    saved = stored_epoch(prefix + "/state.json")
+    first_log = log_text(job)
+    assert 3 <= saved < 20, (
+        first_log,
+        job.log_line_count,
+        [(t.to_status, t.secondary_status, t.message) for t in job.transitions.all()],
+    )
+    assert "starting from scratch" in first_log
+    assert f"Checkpoints: nothing under {store.uri(prefix)} yet" in first_log
+    assert "Checkpoints: algo-1 synced 1 file(s)" in first_log
+    assert f"epoch {saved} done" in first_log
+    assert f"epoch {saved + 1} done" not in first_log  # the last pass had the last epoch
+    assert [info.key for info in store.list(prefix)] == [prefix + "/state.json"]
+
+    second = api.submit(
+        "counting-2",
+        EPOCHS_WITH_CHECKPOINTS,
+        hyperparameters={"epochs": "20"},
+        checkpoint_config=checkpoint,
+    )
+    job = wait_for_job(second)
+    second_log = log_text(job)
+    assert job.status == JobStatus.COMPLETED, (job.failure_reason, second_log)
+    assert "Checkpoints: restored 1 file(s)" in second_log
+    assert f"resumed from epoch {saved}" in second_log
+    assert f"epoch {saved} done" not in second_log
+    assert "finished at epoch 20" in second_log
+    assert model_members(job) == {"trained.txt": f"{saved}->20".encode()}
+    assert stored_epoch(prefix + "/state.json") == 20
