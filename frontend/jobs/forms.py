@@ -192,7 +192,9 @@ class JobCreateForm(forms.Form):
         return upload
 
     def clean_sharded_channels(self) -> list[str]:
-        names = [name for name in re.split(r"[\s,]+", self.cleaned_data["sharded_channels"]) if name]
+        names = [
+            name for name in re.split(r"[\s,]+", self.cleaned_data["sharded_channels"]) if name
+        ]
         return list(dict.fromkeys(names))
 
     def clean(self) -> dict[str, Any]:
@@ -204,9 +206,7 @@ class JobCreateForm(forms.Form):
         if channels is not None and sharded:
             unknown = [name for name in sharded if name not in {c.name for c in channels}]
             if unknown:
-                self.add_error(
-                    "sharded_channels", f"not an input channel: {', '.join(unknown)}"
-                )
+                self.add_error("sharded_channels", f"not an input channel: {', '.join(unknown)}")
             else:
                 data["channels"] = [
                     dataclasses.replace(channel, distribution=SHARDED_BY_S3_KEY)
@@ -222,7 +222,7 @@ class JobCreateForm(forms.Form):
         return JobRequest(
             name=data["name"].strip(),
             instance_type=data["instance_type"],
-            instance_count=data.get("instance_count") or 1,
+            instance_count=1 if data.get("instance_count") is None else data["instance_count"],
             framework=framework,
             # The image box is ignored while a framework is chosen: the browser keeps what
             # was typed there even when the field is hidden.

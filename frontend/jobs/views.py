@@ -292,7 +292,9 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
     terminal = job.status in TERMINAL_STATUSES
     # A job of several instances labels each line with its host and offers a host filter;
     # one instance's lines need no label (they are all algo-1's, or the platform's).
-    hosts = [f"algo-{n}" for n in range(1, job.instance_count + 1)] if job.instance_count > 1 else []
+    hosts = (
+        [f"algo-{n}" for n in range(1, job.instance_count + 1)] if job.instance_count > 1 else []
+    )
     return render(
         request,
         "frontend/jobs/detail.html",
