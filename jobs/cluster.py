@@ -165,6 +165,7 @@ class ContainerJobRunner(JobRunner):
             self._follow()
             self._finish()
         except LeaseLost:
+            self._background_stop_quietly()  # the new owner syncs what is left
             raise
         except StudioloError as exc:
             self._fail(exc.message)
@@ -519,7 +520,14 @@ class ContainerJobRunner(JobRunner):
             )
         self._cleanup()
 
+    def _background_stop_quietly(self) -> None:
+        try:
+            self._background_stop()
+        except Exception:  # what failed is reported by the caller's path, not hidden by this
+            log.exception("job %s: stopping its background work failed", self.job.pk)
+
     def _fail(self, reason: str) -> None:
+        self._background_stop_quietly()
         try:
             self._close_log()
         except StudioloError as exc:  # the log's own failure says less than the reason

@@ -70,3 +70,16 @@ def elapsed(start: datetime | None, end: datetime | None, now: datetime) -> time
     if start is None:
         return None
     return (end or now) - start
+
+
+# Host labels in the log of a job of several instances: six hues, cycled (algo-7 looks like
+# algo-1). The label also says the host's name: colour only helps the eye follow a host.
+HOST_HUES = 6
+
+
+def host_hue(host: str) -> int:
+    """1..HOST_HUES for `algo-<n>`; 0 (neutral) for anything else. jobs.js does the same."""
+    prefix, _, number = host.rpartition("-")
+    if prefix != "algo" or not number.isdigit() or int(number) < 1:
+        return 0
+    return (int(number) - 1) % HOST_HUES + 1

@@ -3,6 +3,8 @@ a valid job is the submission service's, and its errors are put back on the fiel
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import Any, cast
 
 from django import forms
@@ -12,6 +14,7 @@ from compute.frameworks import FRAMEWORK_IMAGES
 from compute.instance_types import instance_types
 from frontend.forms import CursorField
 from frontend.jobs.display import STATUS_FILTERS
+from jobs.contract import SHARDED_BY_S3_KEY
 from jobs.services.submission import (
     DEFAULT_MAX_RUNTIME,
     ChannelRequest,
@@ -113,6 +116,22 @@ class JobCreateForm(forms.Form):
         placeholder="train=s3://bucket/teams/<team>/data/train",
     )
     instance_type = forms.CharField(label="Instance type", widget=forms.Select())
+    # Its range (1..the type's max_count, one on the process runtime) is the service's rule.
+    instance_count = forms.IntegerField(
+        required=False,  # left empty: one instance
+        label="Instance count",
+        initial=1,
+        help_text="Instances algo-1…algo-N on a private network; up to the type's max_count.",
+        widget=forms.NumberInput(attrs={"min": 1}),
+    )
+    sharded_channels = forms.CharField(
+        required=False,
+        max_length=1024,
+        label="Sharded channels",
+        help_text="Channel names, comma-separated, split by ShardedByS3Key: each instance gets "
+        "a disjoint share of the objects. The others are FullyReplicated.",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. train", "spellcheck": "false"}),
+    )
     max_runtime_seconds = forms.IntegerField(
         label="Max runtime (seconds)",
         initial=DEFAULT_MAX_RUNTIME,
@@ -172,10 +191,29 @@ class JobCreateForm(forms.Form):
             raise forms.ValidationError("Upload a .py script or a .tar.gz archive.")
         return upload
 
+    def clean_sharded_channels(self) -> list[str]:
+        names = [
+            name for name in re.split(r"[\s,]+", self.cleaned_data["sharded_channels"]) if name
+        ]
+        return list(dict.fromkeys(names))
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("source_file") and (data.get("source_uri") or "").strip():
             self.add_error("source_uri", "Upload a file or give a URI, not both.")
+        channels: list[ChannelRequest] | None = data.get("channels")
+        sharded: list[str] | None = data.get("sharded_channels")
+        if channels is not None and sharded:
+            unknown = [name for name in sharded if name not in {c.name for c in channels}]
+            if unknown:
+                self.add_error("sharded_channels", f"not an input channel: {', '.join(unknown)}")
+            else:
+                data["channels"] = [
+                    dataclasses.replace(channel, distribution=SHARDED_BY_S3_KEY)
+                    if channel.name in sharded
+                    else channel
+                    for channel in channels
+                ]
         return data
 
     def job_request(self, *, source_uri: str, entry_point: str) -> JobRequest:
@@ -184,6 +222,7 @@ class JobCreateForm(forms.Form):
         return JobRequest(
             name=data["name"].strip(),
             instance_type=data["instance_type"],
+            instance_count=1 if data.get("instance_count") is None else data["instance_count"],
             framework=framework,
             # The image box is ignored while a framework is chosen: the browser keeps what
             # was typed there even when the field is hidden.

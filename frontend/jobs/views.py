@@ -296,6 +296,11 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
     downloads = _download_links(job)
     instance = instance_types().get(job.instance_type)
     terminal = job.status in TERMINAL_STATUSES
+    # A job of several instances labels each line with its host and offers a host filter;
+    # one instance's lines need no label (they are all algo-1's, or the platform's).
+    hosts = (
+        [f"algo-{n}" for n in range(1, job.instance_count + 1)] if job.instance_count > 1 else []
+    )
     return render(
         request,
         "frontend/jobs/detail.html",
@@ -312,6 +317,7 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
                 for row in transitions
             ],
             "log_lines": log_lines,
+            "hosts": hosts,
             "log_total": job.log_line_count,
             "log_truncated": job.log_line_count > len(log_lines),
             "charts": charts,
@@ -346,6 +352,7 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
                 "tail": LOG_TAIL,
                 "last_seq": log_lines[-1].seq if log_lines else 0,
                 "total": job.log_line_count,
+                "show_hosts": bool(hosts),
             },
         },
     )

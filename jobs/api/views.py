@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs import selectors
-from jobs.models import JobKind, JobStatus
+from jobs.models import JobKind, JobLogLine, JobStatus
 from jobs.services.idempotency import Idempotency
 from jobs.services.lifecycle import job_stop
 from jobs.services.submission import ChannelRequest, JobRequest, MetricDefinition, job_create
@@ -265,6 +265,9 @@ class JobLogsApi(StudioAPIView):
     class LineSerializer(serializers.Serializer[Any]):
         seq = Int64Field()
         stream = serializers.CharField()
+        host = serializers.CharField(
+            help_text="the instance that printed it (`algo-1`...); empty for the platform's lines"
+        )
         at = serializers.DateTimeField()
         line = serializers.CharField()
 
@@ -293,9 +296,16 @@ class JobLogsApi(StudioAPIView):
 
 
 class JobLogDownloadApi(StudioAPIView):
+    """The whole log as text; in a job of several instances each instance's line starts
+    with its host (`[algo-2] `), the platform's own lines with nothing."""
+
     @extend_schema(responses={(200, "text/plain"): str}, operation_id="jobs_logs_download")
     def get(self, request: Request, job_id: int) -> StreamingHttpResponse:
         job = selectors.job_for_user(request.user, job_id)
+        labelled = job.instance_count > 1
+
+        def text(row: JobLogLine) -> str:
+            return f"[{row.host}] {row.line}\n" if labelled and row.host else f"{row.line}\n"
 
         def lines() -> Iterator[bytes]:
             after = 0
@@ -303,7 +313,7 @@ class JobLogDownloadApi(StudioAPIView):
                 page = list(selectors.job_log_page(job, after=after, limit=5000))
                 if not page:
                     return
-                yield "".join(f"{row.line}\n" for row in page).encode()
+                yield "".join(text(row) for row in page).encode()
                 after = page[-1].seq
 
         response = StreamingHttpResponse(lines(), content_type="text/plain; charset=utf-8")

@@ -46,14 +46,31 @@ def _dim(text: str) -> str:
 class Printer:
     """Where a job's lines go: stdout lines to stdout (to stderr when stdout is reserved for
     --json), stderr lines to stderr, the platform's own lines and the tracking client's
-    `#studiolo {...}` records (stream `track`) dimmed to stderr."""
+    `#studiolo {...}` records (stream `track`) dimmed to stderr.
 
-    def __init__(self, *, stdout_to_stderr: bool = False) -> None:
+    `labelled`: the job has several instances; each instance's line starts with its host
+    (`[algo-2] `). `host`: only that instance's lines are shown (and the platform's own,
+    which have no host)."""
+
+    def __init__(
+        self, *, stdout_to_stderr: bool = False, labelled: bool = False, host: str | None = None
+    ) -> None:
         self.stdout_to_stderr = stdout_to_stderr
+        self.labelled = labelled
+        self.host = host
         self._state: tuple[str, str, str] | None = None
+
+    @classmethod
+    def for_job(cls, job: dict[str, Any], **kwargs: Any) -> Printer:
+        return cls(labelled=int(job.get("instance_count") or 1) > 1, **kwargs)
 
     def line(self, line: dict[str, Any]) -> None:
         stream, text = line.get("stream"), str(line.get("line", ""))
+        host = str(line.get("host") or "")
+        if self.host and host and host != self.host:
+            return
+        if self.labelled and host:
+            text = f"[{host}] {text}"
         if stream == "stdout" and not self.stdout_to_stderr:
             print(text, file=sys.stdout, flush=True)
         elif stream in ("system", "track"):

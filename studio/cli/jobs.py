@@ -8,6 +8,7 @@ it and any local input data, submits the job and, with `--wait`, follows it to t
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ from studio.cli.job_transfer import (
 from studio.cli.output import print_json, print_table
 
 DEFAULT_INSTANCE_TYPE = "ml.local.small"  # the smallest of the default INSTANCE_TYPES
+# S3DataDistributionType of an input channel (jobs.contract; the CLI does not load Django).
+DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
+HOST_NAME = re.compile(r"^algo-[1-9][0-9]*$")  # the instances of a job: algo-1 ... algo-N
 INTERRUPTED = 130
 NAME_LOOKUP_LIMIT = 10_000  # `?name=` matches substrings: read enough to find the exact one
 
@@ -51,6 +55,29 @@ def pair(flag: str, what: str) -> Callable[[str], tuple[str, str]]:
 
     parse.__name__ = flag  # argparse names the type in its error message
     return parse
+
+
+def _distribution(raw: str) -> tuple[str, str]:
+    """`CHANNEL=ShardedByS3Key` (or FullyReplicated), the value in any case."""
+    channel, sep, value = raw.partition("=")
+    for distribution in DISTRIBUTIONS:
+        if sep and channel and value.lower() == distribution.lower():
+            return channel, distribution
+    raise argparse.ArgumentTypeError(
+        f"expected CHANNEL={' or CHANNEL='.join(DISTRIBUTIONS)}, got {raw!r}"
+    )
+
+
+_distribution.__name__ = "--distribution"
+
+
+def _host(raw: str) -> str:
+    if not HOST_NAME.match(raw):
+        raise argparse.ArgumentTypeError(f"expected a host name such as algo-2, got {raw!r}")
+    return raw
+
+
+_host.__name__ = "--host"
 
 
 def _status(raw: str) -> str:
@@ -100,10 +127,13 @@ def _short_time(iso: str | None) -> str:
     return iso.replace("T", " ")[:19] if iso else "-"
 
 
-def _follow_to_end(client: JobClient, job: dict[str, Any], *, json_out: bool) -> int:
+def _follow_to_end(
+    client: JobClient, job: dict[str, Any], *, json_out: bool, host: str | None = None
+) -> int:
     """Show the job's lines and status until it ends; Ctrl-C detaches, the job runs on."""
+    printer = Printer.for_job(job, stdout_to_stderr=json_out, host=host)
     try:
-        Follower(client, int(job["id"]), printer=Printer(stdout_to_stderr=json_out)).run()
+        Follower(client, int(job["id"]), printer=printer).run()
         final = client.get(f"/api/v1/jobs/{job['id']}")
     except KeyboardInterrupt:
         note(
@@ -125,6 +155,10 @@ def train(args: argparse.Namespace) -> int:
     # Everything that can be checked locally is checked before the first upload.
     check_entry_point(source_dir, args.entry_point)
     inputs = parse_inputs(args.input or [])
+    distributions = dict(args.distribution or [])
+    unknown = sorted(set(distributions) - {spec.channel for spec in inputs})
+    if unknown:
+        raise CliError(f"--distribution {unknown[0]}=...: no --input {unknown[0]}=...", code=2)
     name = args.name or default_job_name(args.entry_point)
     check_job_name(name)
     if args.checkpoint_local_path and not args.checkpoint_uri:
@@ -136,13 +170,18 @@ def train(args: argparse.Namespace) -> int:
             raise CliError(f"a job named {name!r} exists already in team {team} (see --name)")
         source_uri = upload_source(client, source_dir, team=team, job_name=name)
         channels = [
-            {"name": spec.channel, "uri": upload_input(client, spec, team=team, job_name=name)}
+            {
+                "name": spec.channel,
+                "uri": upload_input(client, spec, team=team, job_name=name),
+                "distribution": distributions.get(spec.channel, DISTRIBUTIONS[0]),
+            }
             for spec in inputs
         ]
         body: dict[str, Any] = {
             "name": name,
             "team": team,
             "instance_type": args.instance_type,
+            "instance_count": args.instance_count,
             "entry_point": args.entry_point,
             "source_uri": source_uri,
             # Strings exactly as typed, as raw boto3 callers send them; the toolkit in the
@@ -238,7 +277,9 @@ def _describe_rows(job: dict[str, Any], base_url: str) -> list[tuple[str, str]]:
         ("Hyperparameters", _pairs_text(job["hyperparameters"])),
         ("Environment", _pairs_text(job["environment"])),
     ]
-    rows += [(f"Input {c['name']}", c["uri"]) for c in job["input_channels"]] or [("Inputs", "-")]
+    rows += [
+        (f"Input {c['name']}", c["uri"] + _distribution_text(c)) for c in job["input_channels"]
+    ] or [("Inputs", "-")]
     rows += [(f"Metric {m['name']}", m["regex"]) for m in job["metric_definitions"]]
     if job["container_entrypoint"] is not None:
         rows.append(("Container entrypoint", " ".join(job["container_entrypoint"])))
@@ -247,7 +288,7 @@ def _describe_rows(job: dict[str, Any], base_url: str) -> list[tuple[str, str]]:
     rows += [
         ("Output path", job["output_path"]),
         *_checkpoint_rows(job.get("checkpoint") or {}),
-        ("Instance type", job["instance_type"]),
+        ("Instances", f"{job['instance_count']} x {job['instance_type']}"),
         ("Max runtime", f"{job['max_runtime_seconds']} s"),
         ("Network", "enabled" if job["enable_network"] else "disabled"),
         ("Created", f"{_short_time(job['created_at'])} by {job['created_by'] or '-'}"),
@@ -269,6 +310,11 @@ def _checkpoint_rows(checkpoint: dict[str, str]) -> list[tuple[str, str]]:
     if not checkpoint:
         return [("Checkpoints", "-")]
     return [("Checkpoints", f"{checkpoint['uri']}  (synced from {checkpoint['local_path']})")]
+
+
+def _distribution_text(channel: dict[str, Any]) -> str:
+    distribution = channel.get("distribution") or DISTRIBUTIONS[0]
+    return "" if distribution == DISTRIBUTIONS[0] else f"  ({distribution})"
 
 
 def _transform_rows(job: dict[str, Any]) -> list[tuple[str, str]]:
@@ -299,7 +345,7 @@ def _transform_rows(job: dict[str, Any]) -> list[tuple[str, str]]:
             f"{progress['records_done']}/{progress['records_total']} records, "
             f"{progress['files_done']}/{progress['files_total']} files",
         ),
-        ("Instance type", job["instance_type"]),
+        ("Instances", f"{job['instance_count']} x {job['instance_type']}"),
         ("Max runtime", f"{job['max_runtime_seconds']} s"),
         ("Created", f"{_short_time(job['created_at'])} by {job['created_by'] or '-'}"),
         ("Transforming", _training_text(job)),
@@ -343,8 +389,10 @@ def jobs_logs(args: argparse.Namespace) -> int:
     with JobClient.from_env() as client:
         job = client.get(f"/api/v1/jobs/{job_resolve(client, args.job, args.team)}")
         if args.follow:
-            return _follow_to_end(client, job, json_out=False)
-        Follower(client, int(job["id"]), printer=Printer()).read_available()
+            return _follow_to_end(client, job, json_out=False, host=args.host)
+        Follower(
+            client, int(job["id"]), printer=Printer.for_job(job, host=args.host)
+        ).read_available()
     return 0
 
 
@@ -413,10 +461,26 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="an input channel: a URI, or a local file or folder to upload (repeat)",
     )
     parser.add_argument(
+        "--distribution",
+        action="append",
+        type=_distribution,
+        metavar="CHANNEL=ShardedByS3Key",
+        help="split the channel's objects between the instances (default FullyReplicated: "
+        "each instance gets all of them) (repeat)",
+    )
+    parser.add_argument(
         "--instance-type",
         default=DEFAULT_INSTANCE_TYPE,
         metavar="TYPE",
         help=f"instance type (default {DEFAULT_INSTANCE_TYPE})",
+    )
+    parser.add_argument(
+        "--instance-count",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="instances algo-1 ... algo-N, on a network of the job's own (default 1; at most "
+        "the instance type's max_count)",
     )
     parser.add_argument(
         "--metric",
@@ -486,6 +550,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--follow",
         action="store_true",
         help="keep printing until the job ends; exit 0 Completed, 1 Failed, 3 Stopped",
+    )
+    parser.add_argument(
+        "--host",
+        type=_host,
+        metavar="HOST",
+        help="only the lines of this instance (algo-2) and the platform's own",
     )
     parser.set_defaults(func=jobs_logs)
 

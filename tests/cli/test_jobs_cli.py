@@ -26,7 +26,7 @@ from django.utils import timezone
 from jobs.logs import LogWriter
 from jobs.models import Job, JobLogLine, JobStatus, SecondaryStatus
 from jobs.services.lifecycle import job_transition
-from jobs.services.submission import JobRequest, job_create
+from jobs.services.submission import ChannelRequest, JobRequest, job_create
 from studio.accounts import services
 from studio.accounts.models import Team
 from studio.artifacts import get_store
@@ -597,3 +597,185 @@ def test_describe_says_when_a_job_has_no_checkpoints(
     make_job(studio, "plain")
     assert main(["jobs", "describe", "plain"]) == 0
     assert re.search(r"^Checkpoints:\s+-$", capsys.readouterr().out, re.MULTILINE)
+
+
+# --- jobs of several instances ----------------------------------------------------------------
+
+
+def add_host_lines(job: Job, lines: list[tuple[str, str, str]]) -> None:
+    """(host, stream, text) lines, as the runner of a job of several instances writes them."""
+    job.refresh_from_db(fields=["log_line_count"])
+    now = timezone.now()
+    JobLogLine.objects.bulk_create(
+        JobLogLine(job=job, seq=job.log_line_count + i, stream=stream, host=host, at=now, line=text)
+        for i, (host, stream, text) in enumerate(lines, start=1)
+    )
+    Job.objects.filter(pk=job.pk).update(log_line_count=F("log_line_count") + len(lines))
+
+
+HOST_LINES = [
+    ("", "system", "Starting 2 instances"),
+    ("algo-1", "stdout", "rank 0 ready"),
+    ("algo-2", "stdout", "rank 1 ready"),
+    ("algo-2", "stderr", "rank 1 warns"),
+    ("algo-1", "stdout", "rank 0 done"),
+]
+
+
+@pytest.fixture
+def pair_job(studio: Studio) -> Job:
+    """A failed job of two instances (the count set on its row: the process runtime these
+    tests use runs one instance) with lines of both hosts and of the platform."""
+    job = make_job(studio, "pair")
+    Job.objects.filter(pk=job.pk).update(instance_count=2)
+    add_host_lines(job, HOST_LINES)
+    job_transition(job_id=job.pk, status=JobStatus.IN_PROGRESS, secondary_status=SecondaryStatus.TRAINING)  # fmt: skip
+    job_transition(job_id=job.pk, status=JobStatus.FAILED, secondary_status=SecondaryStatus.FAILED, failure_reason="algo-2: AlgorithmError: exit code 1")  # fmt: skip
+    return job
+
+
+def test_train_submits_several_instances_and_sharded_channels(
+    studio: Studio, source_dir: Path, tmp_path: Path, settings: Any
+) -> None:
+    settings.RUNTIME = "docker"  # the runtime that runs several instances (the real engine)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for n in range(3):
+        (shards / f"part-{n}.csv").write_text(f"{n}\n")
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    argv = train_argv(
+        source_dir,
+        "--name", "sharded",
+        "--instance-count", "3",
+        "--input", f"train={shards}",
+        "--input", f"config={config}",
+        "--distribution", "train=shardedbys3key",
+    )  # fmt: skip
+    assert main(argv) == 0
+    job = Job.objects.get(team=studio.team, name="sharded")
+    assert job.instance_count == 3
+    assert {c["name"]: c["distribution"] for c in job.input_channels} == {
+        "train": "ShardedByS3Key",
+        "config": "FullyReplicated",
+    }
+
+
+def test_train_refuses_more_instances_than_the_type_allows(
+    studio: Studio, source_dir: Path, capsys: pytest.CaptureFixture[str], settings: Any
+) -> None:
+    settings.RUNTIME = "docker"
+    assert main(train_argv(source_dir, "--name", "crowd", "--instance-count", "5")) != 0
+    assert "instance_count: between 1 and 4 for instance type ml.local.small" in (
+        capsys.readouterr().err
+    )
+    assert not Job.objects.filter(name="crowd").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--distribution", "train=ShardedByS3Key"], "--distribution train=...: no --input train"),
+        (["--input", "train=s3://b/k", "--distribution", "train=Sharded"], "expected CHANNEL="),
+        (["--instance-count", "0"], "must be at least 1"),
+    ],
+    ids=["channel-not-an-input", "unknown-distribution", "no-instance"],
+)
+def test_bad_instance_flags_exit_2_before_uploading(
+    studio: Studio,
+    source_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    assert main(train_argv(source_dir, "--name", "flagged", *extra)) == 2
+    assert message in capsys.readouterr().err
+    assert stored_keys(f"teams/{studio.team.slug}/jobs-source/flagged") == []
+
+
+def test_jobs_logs_labels_each_instances_lines_with_its_host(
+    pair_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["jobs", "logs", "pair"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        "[algo-1] rank 0 ready",
+        "[algo-2] rank 1 ready",
+        "[algo-1] rank 0 done",
+    ]
+    assert cli_lines(captured.err) == ["Starting 2 instances", "[algo-2] rank 1 warns"]
+
+
+def test_jobs_logs_host_shows_one_instance_and_the_platforms_lines(
+    pair_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["jobs", "logs", "pair", "--host", "algo-2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["[algo-2] rank 1 ready"]
+    assert cli_lines(captured.err) == ["Starting 2 instances", "[algo-2] rank 1 warns"]
+
+
+def test_jobs_logs_follow_with_a_host_reads_the_socket_and_filters(
+    pair_job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["jobs", "logs", "pair", "--follow", "--host", "algo-1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["[algo-1] rank 0 ready", "[algo-1] rank 0 done"]
+    assert "Failure reason: algo-2: AlgorithmError: exit code 1" in captured.err
+    assert "rank 1" not in captured.err
+
+
+def test_a_bad_host_name_exits_2(pair_job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs", "logs", "pair", "--host", "worker-2"]) == 2
+    assert "expected a host name such as algo-2" in capsys.readouterr().err
+
+
+def test_a_one_instance_jobs_lines_have_no_label(
+    studio: Studio, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = make_job(studio, "single")
+    add_host_lines(job, [("algo-1", "stdout", "alone")])
+    assert main(["jobs", "logs", "single"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["alone"]
+
+
+def test_jobs_describe_shows_the_instances_and_a_sharded_channel(
+    studio: Studio, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = get_store()
+    store.put(f"teams/{studio.team.slug}/data/shards/a.csv", b"1\n")
+    uri = store.uri(f"teams/{studio.team.slug}/data/shards")
+    make_job(
+        studio, "described", channels=[ChannelRequest("train", uri, distribution="ShardedByS3Key")]
+    )
+    assert main(["jobs", "describe", "described"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^Instances:\s+1 x ml.local.small$", out, re.M)
+    assert re.search(rf"^Input train:\s+{re.escape(uri)}  \(ShardedByS3Key\)$", out, re.M)
+
+
+def test_train_wait_labels_the_lines_of_each_instance(
+    studio: Studio,
+    source_dir: Path,
+    socket_open: threading.Event,
+    capsys: pytest.CaptureFixture[str],
+    settings: Any,
+) -> None:
+    settings.RUNTIME = "docker"
+
+    def two_hosts(job: Job) -> None:
+        job_transition(job_id=job.pk, status=JobStatus.IN_PROGRESS, secondary_status=SecondaryStatus.TRAINING, message="Training in progress.")  # fmt: skip
+        writer = LogWriter(Job.objects.get(pk=job.pk))
+        writer.system("Starting 2 instances")
+        writer.feed("stdout", b"rank 0 step 1\n", host="algo-1")
+        writer.feed("stdout", b"rank 1 step 1\n", host="algo-2")
+        writer.close()
+        completed(job)
+
+    driver = drive_job(studio, two_hosts, after=socket_open)
+    argv = train_argv(source_dir, "--name", "waited-pair", "--instance-count", "2", "--wait")
+    assert main(argv) == 0
+    finish(driver)
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["[algo-1] rank 0 step 1", "[algo-2] rank 1 step 1"]
+    assert "Starting 2 instances" in cli_lines(captured.err)

@@ -239,3 +239,67 @@ def test_a_long_log_keeps_the_page_bounded_and_respects_a_reader_scrolled_up(
     assert page.locator("[data-log]").evaluate(
         "log => log.scrollTop + log.clientHeight >= log.scrollHeight - 8"
     )
+
+
+def test_a_two_instance_jobs_log_labels_hosts_and_filters_them_also_for_live_lines(
+    asgi_server: str, lab_job: tuple[Team, User, Job], page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    _, _, job = lab_job
+    # Two instances, as the job's row says (the process runtime of these tests runs one).
+    in_server_thread(lambda: Job.objects.filter(pk=job.pk).update(instance_count=2) and None)
+    writer = open_log_writer(job.pk)
+    writer.system("Starting 2 instances")
+    writer.feed("stdout", b"algo-1 line before\n", host="algo-1")
+    writer.feed("stdout", b"algo-2 line before\n", host="algo-2")
+    writer.close()
+
+    sign_in(page, asgi_server)
+    page.goto(f"{asgi_server}/jobs/{job.pk}/")
+    expect(page.locator("[data-log-state]")).to_have_attribute("data-log-state", "live")
+    expect(page.locator("[data-instances]")).to_contain_text("2 × ml.local.small")
+    lines = page.locator("[data-log] .log-line")
+    visible = page.locator("[data-log] .log-line:visible")
+    expect(lines).to_have_count(3)
+    expect(lines.nth(1).locator(".log-host")).to_have_text("algo-1")
+    expect(lines.nth(2).locator(".log-host")).to_have_text("algo-2")
+    expect(lines.nth(0).locator(".log-host")).to_have_count(0)  # the platform's own line
+
+    # Lines already on the page: algo-2's and the platform's stay.
+    page.select_option("[data-log-host-filter]", "algo-2")
+    expect(visible).to_have_count(2)
+    expect(visible.nth(0)).to_contain_text("Starting 2 instances")
+    expect(visible.nth(1)).to_contain_text("algo-2 line before")
+
+    # Lines arriving live over the socket are filtered as they come.
+    writer = open_log_writer(job.pk)
+    writer.feed("stdout", b"algo-1 live\n", host="algo-1")
+    writer.feed("stderr", b"algo-2 live\n", host="algo-2")
+    writer.system("Uploading the model")
+    writer.close()
+    expect(lines).to_have_count(6)
+    expect(visible).to_have_count(4)
+    expect(page.locator("[data-log] .log-line", has_text="algo-1 live")).to_be_hidden()
+    live = page.locator("[data-log] .log-line", has_text="algo-2 live")
+    expect(live).to_be_visible()
+    expect(live.locator(".log-host")).to_have_class("log-host log-host-2")
+    expect(page.locator("[data-log-count]")).to_have_text("6")
+
+    page.select_option("[data-log-host-filter]", "algo-1")
+    expect(visible).to_have_count(4)
+    expect(page.locator("[data-log] .log-line", has_text="algo-1 live")).to_be_visible()
+    page.select_option("[data-log-host-filter]", "")
+    expect(visible).to_have_count(6)
+
+    # A phone's width: nothing of the job's page sticks out sideways (the charts resize once
+    # Plotly hears of the new width), and the filter still works.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.select_option("[data-log-host-filter]", "algo-2")
+    expect(visible).to_have_count(4)
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('[data-job-page] *'))
+            .every(node => node.getBoundingClientRect().right <= 390)"""
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "job-hosts-390.png"), full_page=True)

@@ -354,6 +354,66 @@ def test_job_page_renders_log_lines_by_stream_escaped(
     assert config["total"] == 3
 
 
+def two_instance_job(team: Team, member: User, name: str) -> Job:
+    """A job of two instances as its rows are (the process runtime these tests use runs one
+    instance, so the count is set on the row), with lines of both hosts and the platform."""
+    job = make_job(team, member, name)
+    Job.objects.filter(pk=job.pk).update(instance_count=2)
+    now = timezone.now()
+    lines = [
+        ("", "system", "Starting 2 instances"),
+        ("algo-1", "stdout", "rank 0 <ready>"),
+        ("algo-2", "stdout", "rank 1 ready"),
+        ("algo-2", "stderr", "algo-2 warns"),
+    ]
+    JobLogLine.objects.bulk_create(
+        JobLogLine(job=job, seq=seq, stream=stream, host=host, at=now, line=text)
+        for seq, (host, stream, text) in enumerate(lines, start=1)
+    )
+    Job.objects.filter(pk=job.pk).update(log_line_count=len(lines))
+    return Job.objects.get(pk=job.pk)
+
+
+def test_two_instance_job_page_labels_each_line_with_its_host_and_offers_a_host_filter(
+    signed_in: Client, team: Team, member: User
+) -> None:
+    job = two_instance_job(team, member, "pair")
+    html = signed_in.get(reverse("job-detail", args=[job.pk])).content.decode()
+    assert "2 × <code>ml.local.small</code>" in html
+    assert (
+        '<div class="log-line log-stdout" data-seq="2" data-host="algo-1">'
+        '<span class="log-seq">2</span><span class="log-text">'
+        '<span class="log-host log-host-1">algo-1</span>rank 0 &lt;ready&gt;</span></div>'
+    ) in html
+    assert '<span class="log-host log-host-2">algo-2</span>algo-2 warns' in html
+    # The platform's line has no host and no label.
+    assert (
+        '<div class="log-line log-system" data-seq="1" data-host="">'
+        '<span class="log-seq">1</span><span class="log-text">Starting 2 instances</span>'
+    ) in html
+    filter_html = re.search(r"<select data-log-host-filter[^>]*>(.*?)</select>", html).group(1)
+    assert re.findall(r'<option value="([^"]*)">([^<]*)</option>', filter_html) == [
+        ("", "All hosts"),
+        ("algo-1", "algo-1"),
+        ("algo-2", "algo-2"),
+    ]
+    config = json.loads(re.search(r'id="job-live-config"[^>]*>(.*?)</script>', html).group(1))
+    assert config["show_hosts"] is True
+
+
+def test_one_instance_job_page_has_no_host_labels_or_filter(
+    signed_in: Client, team: Team, member: User
+) -> None:
+    job = make_job(team, member, "single")
+    add_log(job, [("stdout", "alone")])
+    JobLogLine.objects.filter(job=job).update(host="algo-1")
+    html = signed_in.get(reverse("job-detail", args=[job.pk])).content.decode()
+    assert "1 × <code>ml.local.small</code>" in html
+    assert "log-host" not in html
+    assert "data-log-host-filter" not in html
+    assert '<span class="log-text">alone</span>' in html
+
+
 def test_job_page_keeps_only_the_newest_lines_of_a_long_log(
     signed_in: Client, team: Team, member: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -560,6 +620,8 @@ def test_new_job_form_offers_frameworks_and_instance_types(signed_in: Client) ->
     assert '<option value="sklearn" selected>sklearn · studiolo/sklearn:latest</option>' in html
     assert '<option value="">Custom image…</option>' in html
     assert '<option value="ml.local.large">ml.local.large · 2 CPU, 4096 MB</option>' in html
+    assert re.search(r'<input type="number" name="instance_count" value="1" min="1"', html)
+    assert 'name="sharded_channels"' in html
     assert 'enctype="multipart/form-data"' in html
     assert 'name="csrfmiddlewaretoken"' in html
 
@@ -697,6 +759,27 @@ FIELD_ERRORS: dict[str, tuple[dict[str, Any], str, str]] = {
         "instance_type",
         "unknown 'ml.p5.huge'",
     ),
+    "too many instances": (
+        {"instance_count": "5"},
+        "instance_count",
+        "between 1 and 4 for instance type ml.local.medium",
+    ),
+    "no instance": ({"instance_count": "0"}, "instance_count", "between 1 and 4"),
+    "several instances on the process runtime": (
+        {"instance_count": "2"},
+        "instance_count",
+        "the process runtime runs one instance per job",
+    ),
+    "instance count not a number": (
+        {"instance_count": "two"},
+        "instance_count",
+        "Enter a whole number",
+    ),
+    "sharded channel that is not a channel": (
+        {"channels": "train=STORE:teams/alpha/data", "sharded_channels": "train, validation"},
+        "sharded_channels",
+        "not an input channel: validation",
+    ),
     "runtime out of range": (
         {"max_runtime_seconds": "0"},
         "max_runtime_seconds",
@@ -755,6 +838,31 @@ def test_each_refusal_is_shown_on_its_field_and_creates_nothing(
     assert re.search(rf'<div class="field has-error">\s*<label for="id_{field}">', html)
     assert not Job.objects.exists()
     assert uploads_of(name) == []
+
+
+def test_new_job_of_two_instances_with_a_sharded_channel(
+    signed_in: Client, team: Team, settings: Any
+) -> None:
+    settings.RUNTIME = "docker"  # the runtime that runs several instances (the real engine)
+    store = get_store()
+    store.put("teams/alpha/data/shards/part-1.csv", b"1\n")
+    store.put("teams/alpha/data/config/c.json", b"{}")
+    data = form_data(
+        name="pair-of-instances",
+        source_file=script(),
+        instance_count="2",
+        channels=f"train={store.uri('teams/alpha/data/shards')}\n"
+        f"config={store.uri('teams/alpha/data/config')}\n",
+        sharded_channels="train",
+    )
+    response = signed_in.post(reverse("job-new"), data)
+    assert response.status_code == 302, response.context["form"].errors
+    job = Job.objects.get(team=team, name="pair-of-instances")
+    assert job.instance_count == 2
+    assert {c["name"]: c["distribution"] for c in job.input_channels} == {
+        "train": "ShardedByS3Key",
+        "config": "FullyReplicated",
+    }
 
 
 def test_a_taken_name_is_refused_without_touching_the_existing_jobs_source(

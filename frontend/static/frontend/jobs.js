@@ -64,6 +64,14 @@
     return badge;
   }
 
+  // Same as frontend.jobs.display.host_hue: algo-1..algo-6 get hues 1..6, then again.
+  var HOST_HUES = 6;
+  function hostHue(host) {
+    var match = /^algo-(\d+)$/.exec(host);
+    if (!match || Number(match[1]) < 1) return 0;
+    return ((Number(match[1]) - 1) % HOST_HUES) + 1;
+  }
+
   // --- the list --------------------------------------------------------------------------
 
   function setupJobList(table, config) {
@@ -148,14 +156,51 @@
     });
     log.scrollTop = log.scrollHeight;
 
+    // A job of several instances: each line says its host, and a filter shows one host's
+    // lines (the platform's own lines, with no host, always stay).
+    var hostFilter = root.querySelector("[data-log-host-filter]");
+    var filterEmpty = root.querySelector("[data-log-filter-empty]");
+    var shownHost = hostFilter ? hostFilter.value : "";
+
+    function lineVisible(host) {
+      return !shownHost || !host || host === shownHost;
+    }
+
     function lineNode(line) {
       var known = { stderr: true, system: true, track: true };
       var stream = known[line.stream] ? line.stream : "stdout";
+      var host = String(line.host || "");
       var node = element("div", "log-line log-" + stream);
       node.setAttribute("data-seq", String(line.seq));
       node.appendChild(element("span", "log-seq", line.seq));
-      node.appendChild(element("span", "log-text", line.line));
+      var text = element("span", "log-text");
+      if (config.show_hosts) {
+        node.setAttribute("data-host", host);
+        if (host) text.appendChild(element("span", "log-host log-host-" + hostHue(host), host));
+        node.hidden = !lineVisible(host);
+      }
+      text.appendChild(document.createTextNode(String(line.line)));
+      node.appendChild(text);
       return node;
+    }
+
+    function updateFilterEmpty() {
+      if (!filterEmpty) return;
+      filterEmpty.hidden = !shownHost || log.childElementCount === 0 ||
+        log.querySelector(".log-line:not([hidden])") !== null;
+    }
+
+    if (hostFilter) {
+      hostFilter.addEventListener("change", function () {
+        shownHost = hostFilter.value;
+        for (var node = log.firstElementChild; node; node = node.nextElementSibling) {
+          node.hidden = !lineVisible(node.getAttribute("data-host"));
+        }
+        updateFilterEmpty();
+        following = true;
+        follow.hidden = true;
+        log.scrollTop = log.scrollHeight;
+      });
     }
 
     function updateCounts() {
@@ -164,6 +209,7 @@
       shown.textContent = String(rendered);
       truncated.hidden = total <= rendered;
       empty.hidden = rendered > 0;
+      updateFilterEmpty();
     }
 
     function render() {
