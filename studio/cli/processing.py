@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jobs.processing_specs import split_input, split_output
 from studio.cli.common import CliError, positive
 from studio.cli.job_transfer import (
     URI,
@@ -37,10 +38,6 @@ from studio.cli.jobs import (
     team_default,
 )
 from studio.cli.output import print_json
-
-LOCAL_ROOT = "/opt/ml/processing/"
-DISTRIBUTIONS = {"sharded": "ShardedByS3Key", "replicated": "FullyReplicated"}
-UPLOAD_MODES = {"continuous": "Continuous", "endofjob": "EndOfJob"}
 
 
 @dataclass(frozen=True)
@@ -64,16 +61,10 @@ def parse_processing_inputs(pairs: list[tuple[str, str]]) -> list[ProcessingInpu
     last `:/opt/ml/processing/`)."""
     parsed: list[tuple[str, str, str, str]] = []
     for name, value in pairs:
-        source, distribution = value, "FullyReplicated"
-        head, sep, tail = value.rpartition(":")
-        if sep and tail.lower() in DISTRIBUTIONS:
-            source, distribution = head, DISTRIBUTIONS[tail.lower()]
-        local_path = ""
-        cut = source.rfind(":" + LOCAL_ROOT)
-        if cut > 0:
-            source, local_path = source[:cut], source[cut + 1 :]
-        if not source:
-            raise CliError(f"--input {name}={value}: no source before the local path", code=2)
+        try:
+            source, local_path, distribution = split_input(value)
+        except ValueError as exc:
+            raise CliError(f"--input {name}={value}: {exc}", code=2) from exc
         parsed.append((name, source, local_path, distribution))
     specs = parse_inputs([(name, source) for name, source, _, _ in parsed])
     return [
@@ -86,16 +77,10 @@ def parse_processing_outputs(pairs: list[tuple[str, str]]) -> list[ProcessingOut
     """`NAME=LOCAL_PATH[:URI][:continuous]`."""
     outputs: list[ProcessingOutputArg] = []
     for name, value in pairs:
-        rest, mode = value, "EndOfJob"
-        head, sep, tail = value.rpartition(":")
-        if sep and tail.lower() in UPLOAD_MODES:
-            rest, mode = head, UPLOAD_MODES[tail.lower()]
-        local_path, _, uri = rest.partition(":")
-        if not local_path.startswith(LOCAL_ROOT):
-            raise CliError(
-                f"--output {name}={value}: the local path comes first and is under {LOCAL_ROOT}",
-                code=2,
-            )
+        try:
+            local_path, uri, mode = split_output(value)
+        except ValueError as exc:
+            raise CliError(f"--output {name}={value}: {exc}", code=2) from exc
         if uri and not URI.match(uri):
             raise CliError(f"--output {name}={value}: {uri!r} is not a URI (s3://...)", code=2)
         outputs.append(ProcessingOutputArg(name, local_path, uri, mode))
