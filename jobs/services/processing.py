@@ -124,6 +124,14 @@ def _processing_job_create(
         instance_count=request.instance_count,
         max_runtime_seconds=request.max_runtime_seconds,
     )
+    if not get_runtime().isolated:
+        # A processing program reads and writes /opt/ml/processing/... at absolute paths,
+        # which only a container has (the process runtime moves /opt/ml elsewhere).
+        raise ValidationError(
+            "kind: processing jobs need the Docker runtime (RUNTIME=docker): their programs "
+            "use /opt/ml/processing/ at absolute paths, which the process runtime cannot give",
+            field="kind",
+        )
     store = get_store()
     image = _image(request)
     environment = _environment(request.environment)

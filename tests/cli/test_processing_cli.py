@@ -20,13 +20,15 @@ from studio.cli.processing import (
     parse_processing_outputs,
 )
 from tests.factories import make_team, make_token, make_user
+from tests.jobs.processing_support import pretend_docker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def team(asgi_server: str, monkeypatch: pytest.MonkeyPatch, settings: Any) -> str:
-    settings.RUNTIME = "process"  # image checks pass; nothing is started anyway
+    settings.RUNTIME = "process"  # nothing is started
+    pretend_docker(monkeypatch)  # the submission's questions answered as Docker would
     monkeypatch.setattr("jobs.tasks.run_job.apply_async", lambda *args, **kwargs: None)
     team = make_team()
     monkeypatch.setenv("STUDIOLO_URL", asgi_server)

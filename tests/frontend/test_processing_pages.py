@@ -16,6 +16,7 @@ from jobs.models import Job, JobKind
 from studio.accounts.models import Team
 from studio.artifacts import get_store
 from tests.factories import make_team, make_user
+from tests.jobs.processing_support import pretend_docker
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _nothing_runs(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     monkeypatch.setattr("jobs.tasks.run_job.apply_async", lambda *a, **k: None)
-    settings.RUNTIME = "process"  # image checks pass without an engine
+    settings.RUNTIME = "process"  # nothing is started
+    pretend_docker(monkeypatch)  # the submission's questions answered as Docker would
 
 
 @pytest.fixture

@@ -13,13 +13,15 @@ from jobs.models import Job, JobKind, JobStatus
 from studio.artifacts import get_store
 from studio.audit.models import AuditEvent
 from tests.factories import make_team, make_token, make_user
+from tests.jobs.processing_support import pretend_docker
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _process_runtime(settings: Any) -> None:
-    settings.RUNTIME = "process"  # every image "exists"; nothing is started
+def _engine(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.RUNTIME = "process"  # nothing is started
+    pretend_docker(monkeypatch)  # the submission's questions answered as Docker would
 
 
 class Api:
@@ -195,15 +197,21 @@ def test_an_input_inside_an_output_is_refused_but_inputs_may_nest(api: Api) -> N
 
 
 def test_an_unknown_image_is_refused_naming_it(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    class NoImages:
-        def image_exists(self, image: str) -> bool:
-            return False
-
-    monkeypatch.setattr("jobs.services.processing.get_runtime", NoImages)
+    pretend_docker(monkeypatch, "nobody/nothing:1")
     body = api.body(framework="", code="", image="nobody/nothing:1")
     error = api.refused(body)
     assert error["field"] == "image"
     assert "nobody/nothing:1" in error["message"]
+
+
+def test_the_process_runtime_refuses_processing_jobs_saying_why(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.undo()  # the settings' process runtime, as it is
+    monkeypatch.setattr("jobs.tasks.run_job.apply_async", lambda *a, **k: None)
+    error = api.refused(api.body())
+    assert error["field"] == "kind"
+    assert "Docker runtime" in error["message"]
 
 
 def test_an_unknown_framework_is_refused_naming_it(api: Api) -> None:
