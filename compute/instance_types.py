@@ -17,6 +17,7 @@ class InstanceType:
     cpus: float
     memory_mb: int
     gpus: int
+    max_count: int = 4  # the most instances of this type one job may use
 
     @property
     def queue(self) -> str:
@@ -29,7 +30,13 @@ class InstanceType:
 
 def instance_types() -> dict[str, InstanceType]:
     return {
-        name: InstanceType(name, spec["cpus"], int(spec["memory_mb"]), int(spec["gpus"]))
+        name: InstanceType(
+            name,
+            spec["cpus"],
+            int(spec["memory_mb"]),
+            int(spec["gpus"]),
+            int(spec.get("max_count", 4)),
+        )
         for name, spec in settings.INSTANCE_TYPES.items()
     }
 

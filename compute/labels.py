@@ -21,6 +21,7 @@ LABEL_JOB_ID = LABEL_PREFIX + "job-id"
 LABEL_ENDPOINT_ID = LABEL_PREFIX + "endpoint-id"
 LABEL_ENDPOINT_INSTANCE_ID = LABEL_PREFIX + "endpoint-instance-id"
 LABEL_TEAM = LABEL_PREFIX + "team"
+LABEL_HOST = LABEL_PREFIX + "host"  # which of a job's instances: "algo-1" ... "algo-N"
 LABEL_INSTANCE = LABEL_PREFIX + "instance"  # home of the studio that started it (two side by side)
 
 KIND_JOB = "job"  # a job's container (a training job's, a batch transform's serving one)

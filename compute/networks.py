@@ -1,13 +1,17 @@
-"""Job networks: a bridge of its own for each job that asks for network access.
+"""Job networks: a bridge of its own for every job's instances.
 
-A training job runs with no network at all unless it asks for one (`EnableNetworkIsolation`
-off, `enable_network` here). A job that asks gets a bridge network made for it alone,
-`studiolo-<installation tag>-job-<pk>-net`, before its container starts, and removed with
-it. The engine drops traffic between bridges, so such a job reaches the outside through the
-host (as on the default bridge) but no other job's container, no other team's, and no
-serving container (those are on their teams' serving networks, `compute.serving`). The
-engine's default bridge, which every networked container shared, is used by nothing the
-studio starts.
+Every job on an isolated runtime gets a bridge network made for it alone,
+`studiolo-<installation tag>-job-<pk>-net`, before its containers start, and removed with
+them. Its instances reach each other there by their host names (`algo-1` ... `algo-N`, as on
+SageMaker, for one instance too).
+
+A job that does not ask for network access (`EnableNetworkIsolation`, the training default;
+`enable_network` off here) gets an *internal* bridge: its containers reach each other and
+nothing else, not the host's networks, not the outside. A job that asks gets an ordinary
+bridge: it reaches the outside through the host. Either way the engine drops traffic between
+bridges, so no job reaches another job's containers, another team's, or a serving container
+(those are on their teams' serving networks, `compute.serving`). The engine's default
+bridge, which every networked container shared, is used by nothing the studio starts.
 
 A job's runner makes its network (`job_network_ensure`) and removes it when the job's
 container is gone (`job_network_release`); the periodic reconciliation removes any a dead
@@ -37,9 +41,12 @@ def job_network_name(job_id: int) -> str:
     return engine_name(ROLE_JOB, job_id, "net")
 
 
-def job_network_ensure(runtime: Runtime, job_id: int, team_slug: str) -> str | None:
-    """Make (unless it exists: a retried start) the job's own network; its name, or None for
-    a runtime without networks."""
+def job_network_ensure(
+    runtime: Runtime, job_id: int, team_slug: str, *, internal: bool = False
+) -> str | None:
+    """Make (unless it exists: a retried start) the job's own network, internal (no route
+    out) when the job has no network access; its name, or None for a runtime without
+    networks."""
     if not runtime.isolated:
         return None
     name = job_network_name(job_id)
@@ -49,7 +56,7 @@ def job_network_ensure(runtime: Runtime, job_id: int, team_slug: str) -> str | N
         LABEL_TEAM: team_slug,
         LABEL_INSTANCE: instance_label(),
     }
-    runtime.network_ensure(name, labels)
+    runtime.network_ensure(name, labels, internal=internal)
     return name
 
 

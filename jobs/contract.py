@@ -10,13 +10,18 @@ import os
 import shutil
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from compute import archives
 from studio.artifacts import ArtifactStore
 from studio.artifacts.integrity import artifact_label
+
+FULLY_REPLICATED = "FullyReplicated"
+SHARDED_BY_S3_KEY = "ShardedByS3Key"
+DISTRIBUTIONS = (FULLY_REPLICATED, SHARDED_BY_S3_KEY)
 
 REGION = "local"
 ACCOUNT = "000000000000"
@@ -94,16 +99,12 @@ def training_job_arn(name: str) -> str:
     return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"
 
 
-def write_config(
-    opt_ml: OptMl,
-    *,
-    hyperparameters: dict[str, str],
-    channels: list[dict[str, str]],
-    instance_type: str,
-) -> None:
-    hosts = ["algo-1"]
-    resource = {
-        "current_host": hosts[0],
+def resource_config(current_host: str, hosts: Sequence[str], instance_type: str) -> dict[str, Any]:
+    """resourceconfig.json as SageMaker writes it for training (processing's has the same
+    first keys)."""
+    hosts = sorted(hosts)  # SageMaker sorts them (as strings)
+    return {
+        "current_host": current_host,
         "hosts": hosts,
         "network_interface_name": "eth0",
         "current_instance_type": instance_type,
@@ -116,10 +117,22 @@ def write_config(
             }
         ],
     }
+
+
+def write_config(
+    opt_ml: OptMl,
+    *,
+    hyperparameters: dict[str, str],
+    channels: list[dict[str, str]],
+    instance_type: str,
+    current_host: str = "algo-1",
+    hosts: Sequence[str] = ("algo-1",),
+) -> None:
+    resource = resource_config(current_host, hosts, instance_type)
     input_config = {
         channel["name"]: {
             "TrainingInputMode": channel.get("input_mode") or "File",
-            "S3DistributionType": "FullyReplicated",
+            "S3DistributionType": channel.get("distribution") or FULLY_REPLICATED,
             "RecordWrapperType": "None",
             **({"ContentType": channel["content_type"]} if channel.get("content_type") else {}),
         }
@@ -134,14 +147,25 @@ Progress = Callable[[int, int, int, int], None]  # files done, files total, byte
 
 
 def download_prefix_or_object(
-    store: ArtifactStore, key: str, destination: Path, progress: Progress | None = None
+    store: ArtifactStore,
+    key: str,
+    destination: Path,
+    progress: Progress | None = None,
+    *,
+    shard: tuple[int, int] = (0, 1),
 ) -> int:
-    """Copy one object, or every object below a prefix, into `destination`. Returns bytes."""
+    """Copy one object, or every object below a prefix, into `destination`. Returns bytes.
+
+    `shard` (index, count): ShardedByS3Key, this instance's share only: the objects in key
+    order, the i-th to instance i mod count, so the N shares are disjoint and cover all."""
     if store.exists(key):
         objects = [(store.stat(key), Path(key).name)]
     else:
         prefix = key.rstrip("/") + "/"
         objects = [(info, info.key[len(prefix) :]) for info in store.list(prefix)]
+    index, count = shard
+    if count > 1:
+        objects = sorted(objects, key=lambda item: item[0].key)[index::count]
     total_bytes = sum(info.size for info, _ in objects)
     done_bytes = 0
     last_report = 0.0

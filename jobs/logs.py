@@ -8,6 +8,12 @@ is flushed and the values recorded in the job's run, and so are the `#studiolo {
 the Studiolo client running in the job (`jobs/tracking.py`): those are kept under the stream
 `track` and recorded into the run through the same experiments services as the REST API.
 
+A job of several instances feeds each instance's output with its host name (`algo-2`), kept
+with each line; the platform's own lines have none. Metric definitions are applied to the
+output of `algo-1` only (the host the studio takes the model from; in data-parallel training
+every rank prints the same loss, and counting each would repeat every step); `#studiolo`
+tracking lines are recorded from every host, since the script chose to write them.
+
 Lines are numbered 1, 2, 3... in the order they arrive (`seq`), and `Job.log_line_count`
 counts them in the same transaction as their INSERT: a complete log is exactly the lines
 1..log_line_count (`jobs.services.lifecycle` checks it before Completed). A writer of a
@@ -24,7 +30,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, TypedDict
@@ -56,6 +62,7 @@ RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # seconds between attempts to store a batch t
 class WireLine(TypedDict):
     seq: int
     stream: str
+    host: str
     at: str
     line: str
 
@@ -87,10 +94,24 @@ class PendingLine(NamedTuple):
     stream: str
     at: datetime
     line: str
+    host: str = ""
+
+
+# The host whose output metric definitions are applied to ("" : a one-instance job's lines
+# from before hosts were recorded).
+METRICS_HOSTS = frozenset({"", "algo-1"})
+
+SkipKey = str | tuple[str, str]  # a stream (of the one host), or (host, stream)
 
 
 def to_wire(row: JobLogLine | PendingLine) -> WireLine:
-    return {"seq": row.seq, "stream": row.stream, "at": row.at.isoformat(), "line": row.line}
+    return {
+        "seq": row.seq,
+        "stream": row.stream,
+        "host": row.host,
+        "at": row.at.isoformat(),
+        "line": row.line,
+    }
 
 
 @dataclass
@@ -108,7 +129,11 @@ class LogWriter:
     (`fenced`)."""
 
     def __init__(
-        self, job: Job, *, skip_lines: dict[str, int] | None = None, fence: Q | None = None
+        self,
+        job: Job,
+        *,
+        skip_lines: Mapping[SkipKey, int] | None = None,
+        fence: Q | None = None,
     ) -> None:
         self.job_id = job.pk
         self._fence = fence if fence is not None else Q(pk=job.pk)
@@ -128,18 +153,21 @@ class LogWriter:
             for m in job.metric_definitions
         ]
         self._seq = job.log_line_count
-        # Lines a previous worker already stored, per stream: a re-attached log stream replays
-        # them. Counted per stream because only each stream's own order is reproducible.
-        # Tracking lines came from stdout.
-        self._skip = dict(skip_lines or {})
-        tracked = self._skip.pop(TRACK_STREAM, 0)
-        if tracked:
-            self._skip["stdout"] = self._skip.get("stdout", 0) + tracked
-        self._partial: dict[str, bytes] = {}
+        # Lines a previous worker already stored, per host and stream: a re-attached log
+        # stream replays them. Counted per stream because only each stream's own order is
+        # reproducible. Tracking lines came from stdout.
+        self._skip: dict[tuple[str, str], int] = {}
+        for key, count in (skip_lines or {}).items():
+            host, stream = ("", key) if isinstance(key, str) else key
+            if stream == TRACK_STREAM:
+                stream = "stdout"
+            self._skip[(host, stream)] = self._skip.get((host, stream), 0) + count
+        self._partial: dict[tuple[str, str], bytes] = {}
         self._pending: list[PendingLine] = []
         self._lock = threading.Condition()
         self._closed = False
         self._tail: list[str] = []
+        self._host_tails: dict[str, list[str]] = {}
         self._thread = threading.Thread(
             target=self._flush_loop, name=f"job-{job.pk}-logs", daemon=True
         )
@@ -147,14 +175,18 @@ class LogWriter:
 
     # --- producer side (the runner's thread) ---------------------------------------------
 
-    def feed(self, stream: str, data: bytes) -> None:
-        buffered = self._partial.get(stream, b"") + data
-        *complete, rest = buffered.split(b"\n")
-        self._partial[stream] = rest
-        if len(rest) > MAX_LINE:
-            complete.append(rest)
-            self._partial[stream] = b""
-        self._add(stream, complete)
+    def feed(self, stream: str, data: bytes, *, host: str = "") -> None:
+        """Raw output of one instance (`host`, empty for a one-instance job's runner that
+        names none); safe to call from one thread per host."""
+        key = (host, stream)
+        with self._lock:
+            buffered = self._partial.get(key, b"") + data
+            *complete, rest = buffered.split(b"\n")
+            self._partial[key] = rest
+            if len(rest) > MAX_LINE:
+                complete.append(rest)
+                self._partial[key] = b""
+        self._add(stream, complete, host=host)
 
     def system(self, text: str) -> None:
         """A line from the platform itself ("Downloading input data"), kept in the log."""
@@ -162,19 +194,19 @@ class LogWriter:
 
     def close(self) -> None:
         """Flush partial lines and everything pending; returns when all is written."""
-        for stream, rest in list(self._partial.items()):
+        for (host, stream), rest in list(self._partial.items()):
             if rest:
-                self._add(stream, [rest])
+                self._add(stream, [rest], host=host)
         self._partial.clear()
         with self._lock:
             self._closed = True
             self._lock.notify()
         self._thread.join()
 
-    def tail(self) -> list[str]:
-        """The last lines seen (for failure reasons)."""
+    def tail(self, host: str | None = None) -> list[str]:
+        """The last lines seen (for failure reasons): of every host, or of one."""
         with self._lock:
-            return list(self._tail)
+            return list(self._tail if host is None else self._host_tails.get(host, []))
 
     @property
     def complete(self) -> bool:
@@ -182,21 +214,25 @@ class LogWriter:
         with self._lock:
             return not self._pending and not self.fenced and self.error is None
 
-    def _add(self, stream: str, raw_lines: Iterable[bytes]) -> None:
+    def _add(self, stream: str, raw_lines: Iterable[bytes], *, host: str = "") -> None:
         now = timezone.now()
+        key = (host, stream)
         with self._lock:
+            host_tail = self._host_tails.setdefault(host, [])
             for raw in raw_lines:
-                if self._skip.get(stream, 0) > 0:
-                    self._skip[stream] -= 1
+                if self._skip.get(key, 0) > 0:
+                    self._skip[key] -= 1
                     continue
                 text = raw[:MAX_LINE].decode("utf-8", errors="replace").rstrip("\r")
                 self._seq += 1
                 if stream == "stdout" and is_tracking_line(text):
-                    self._pending.append(PendingLine(self._seq, TRACK_STREAM, now, text))
+                    self._pending.append(PendingLine(self._seq, TRACK_STREAM, now, text, host))
                     continue  # a record, not something to quote in a failure reason
-                self._pending.append(PendingLine(self._seq, stream, now, text))
+                self._pending.append(PendingLine(self._seq, stream, now, text, host))
                 self._tail.append(text)
+                host_tail.append(text)
             del self._tail[:-50]
+            del host_tail[:-50]
             if len(self._pending) >= MAX_BATCH:
                 self._lock.notify()
 
@@ -248,7 +284,7 @@ class LogWriter:
     def _write(self, batch: list[PendingLine]) -> None:
         close_old_connections()
         table = connection.ops.quote_name(JobLogLine._meta.db_table)
-        sql = f"INSERT INTO {table} (job_id, seq, stream, at, line) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608 - the table name is the model's own, quoted; values are parameters
+        sql = f"INSERT INTO {table} (job_id, seq, stream, host, at, line) VALUES (%s, %s, %s, %s, %s, %s)"  # noqa: S608 - the table name is the model's own, quoted; values are parameters
         adapted: dict[datetime, Any] = {}  # lines of one feed share a time: adapt it once
         isoformat: dict[datetime, str] = {}
         with transaction.atomic(), connection.cursor() as cursor:
@@ -267,6 +303,7 @@ class LogWriter:
                             self.job_id,
                             row.seq,
                             row.stream,
+                            row.host,
                             adapted.get(row.at)
                             or adapted.setdefault(
                                 row.at, connection.ops.adapt_datetimefield_value(row.at)
@@ -281,6 +318,7 @@ class LogWriter:
                 {
                     "seq": row.seq,
                     "stream": row.stream,
+                    "host": row.host,
                     "at": isoformat.get(row.at) or isoformat.setdefault(row.at, row.at.isoformat()),
                     "line": row.line,
                 }
@@ -323,7 +361,7 @@ class LogWriter:
         if not self.metrics:
             return points
         for row in batch:
-            if row.stream in ("system", TRACK_STREAM):
+            if row.stream in ("system", TRACK_STREAM) or row.host not in METRICS_HOSTS:
                 continue
             for metric in self.metrics:
                 match = metric.pattern.search(row.line)

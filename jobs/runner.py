@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,7 +44,7 @@ from compute.networks import job_network_release
 from compute.runtime import get_runtime
 from compute.runtime.base import ContainerNotFound, ContainerState, Runtime
 from jobs.lease import Lease, LeaseLost
-from jobs.logs import LogWriter
+from jobs.logs import LogWriter, SkipKey
 from jobs.models import TERMINAL_STATUSES, Job, JobStatus, SecondaryStatus
 from jobs.runners import job_runner_for
 from jobs.services.lifecycle import IllegalTransition, job_fail, job_transition
@@ -138,7 +139,7 @@ class JobRunner:
     def _fail_job(self, reason: str, **fields: Any) -> None:
         job_fail(job_id=self.job.pk, reason=reason, lease=self.lease, **fields)
 
-    def _open_log(self, *, skip_lines: dict[str, int] | None = None) -> LogWriter:
+    def _open_log(self, *, skip_lines: Mapping[SkipKey, int] | None = None) -> LogWriter:
         self.writer = LogWriter(self.job, skip_lines=skip_lines, fence=self.lease.mine())
         return self.writer
 
@@ -223,4 +224,7 @@ class JobRunner:
                 job_network_release(self.runtime, self.job.pk)
             except StudioloError:  # the reconciliation removes it later
                 log.warning("job %s: could not remove its network", self.job.pk)
+        self._cleanup_folder()
+
+    def _cleanup_folder(self) -> None:
         shutil.rmtree(work_dir(self.job), ignore_errors=True)

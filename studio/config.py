@@ -79,7 +79,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "LOG_LEVEL": ("INFO", "Log level of the server and workers."),
     "INSTANCE_TYPES": (
         "built in (ml.local.small, ml.local.medium, ml.local.large)",
-        'JSON object overriding the instance types: `{"ml.gpu.1": {"cpus": 4, "memory_mb": 16384, "gpus": 1}}`. Each has its own Celery queue `jobs.<type>`.',
+        'JSON object overriding the instance types: `{"ml.gpu.1": {"cpus": 4, "memory_mb": 16384, "gpus": 1, "max_count": 2}}`. Each has its own Celery queue `jobs.<type>`. `max_count` (default 4, at most 100) is the most instances of the type one job may use (`InstanceCount`).',
     ),
     "JOBS_WORK_DIR": (
         "$STUDIOLO_HOME/work",

@@ -198,10 +198,12 @@ def read_secret_key(env: Mapping[str, str], home: Path) -> str:
     return key
 
 
+# `max_count`: the most instances one job may run of the type (SageMaker's per-type quota).
+DEFAULT_MAX_COUNT = 4
 DEFAULT_INSTANCE_TYPES: dict[str, dict[str, float]] = {
-    "ml.local.small": {"cpus": 1, "memory_mb": 1024, "gpus": 0},
-    "ml.local.medium": {"cpus": 1, "memory_mb": 2048, "gpus": 0},
-    "ml.local.large": {"cpus": 2, "memory_mb": 4096, "gpus": 0},
+    "ml.local.small": {"cpus": 1, "memory_mb": 1024, "gpus": 0, "max_count": DEFAULT_MAX_COUNT},
+    "ml.local.medium": {"cpus": 1, "memory_mb": 2048, "gpus": 0, "max_count": DEFAULT_MAX_COUNT},
+    "ml.local.large": {"cpus": 2, "memory_mb": 4096, "gpus": 0, "max_count": DEFAULT_MAX_COUNT},
 }
 
 
@@ -223,15 +225,30 @@ def read_instance_types(env: Mapping[str, str]) -> dict[str, dict[str, float]]:
             raise ConfigError(
                 f"INSTANCE_TYPES: bad name {name!r} (lower-case letters, digits, dots, hyphens)"
             )
-        if not isinstance(spec, dict) or set(spec) - {"cpus", "memory_mb", "gpus"}:
-            raise ConfigError(f"INSTANCE_TYPES: {name} must be {{cpus, memory_mb, gpus}}")
-        numbers = [spec.get("cpus"), spec.get("memory_mb"), spec.get("gpus", 0)]
+        if not isinstance(spec, dict) or set(spec) - {"cpus", "memory_mb", "gpus", "max_count"}:
+            raise ConfigError(
+                f"INSTANCE_TYPES: {name} must be {{cpus, memory_mb, gpus, max_count}}"
+            )
+        numbers = [
+            spec.get("cpus"),
+            spec.get("memory_mb"),
+            spec.get("gpus", 0),
+            spec.get("max_count", DEFAULT_MAX_COUNT),
+        ]
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
             raise ConfigError(f"INSTANCE_TYPES: {name} needs numeric cpus and memory_mb")
-        cpus, memory, gpus = (float(v) for v in numbers)
-        if cpus <= 0 or memory < 16 or gpus < 0:
-            raise ConfigError(f"INSTANCE_TYPES: {name} needs cpus > 0, memory_mb >= 16, gpus >= 0")
-        types[name] = {"cpus": float(cpus), "memory_mb": float(memory), "gpus": float(gpus)}
+        cpus, memory, gpus, max_count = (float(v) for v in numbers)
+        if cpus <= 0 or memory < 16 or gpus < 0 or not 1 <= max_count <= 100:
+            raise ConfigError(
+                f"INSTANCE_TYPES: {name} needs cpus > 0, memory_mb >= 16, gpus >= 0, "
+                "max_count 1-100"
+            )
+        types[name] = {
+            "cpus": float(cpus),
+            "memory_mb": float(memory),
+            "gpus": float(gpus),
+            "max_count": float(int(max_count)),
+        }
     return types
 
 

@@ -121,6 +121,12 @@ def transform_job_create(
 def _transform_job_create(
     *, team: Team, actor: Actor, request: TransformRequest, idempotency: Idempotency | None
 ) -> Job:
+    if request.instance_count != 1:
+        # Its runner drives one serving container; splitting the input objects across
+        # several is not built yet.
+        raise ValidationError(
+            "instance_count: batch transform runs on one instance", field="instance_count"
+        )
     instance = job_admit(
         team=team,
         actor=actor,

@@ -161,8 +161,12 @@ class Runtime(abc.ABC):
     # the host's: it finds no network and refuses to make or join one.
 
     @abc.abstractmethod
-    def network_ensure(self, name: str, labels: Mapping[str, str]) -> NetworkState:
-        """The bridge network `name`, made with these labels when it does not exist."""
+    def network_ensure(
+        self, name: str, labels: Mapping[str, str], *, internal: bool = False
+    ) -> NetworkState:
+        """The bridge network `name`, made with these labels when it does not exist.
+        `internal`: its containers reach each other and nothing else: no route out, and no
+        address of the host on it."""
 
     @abc.abstractmethod
     def network_inspect(self, name: str) -> NetworkState | None:

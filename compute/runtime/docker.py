@@ -320,7 +320,9 @@ class DockerRuntime(Runtime):
         found = self._networks_named(name)
         return found[0] if found else None
 
-    def network_ensure(self, name: str, labels: Mapping[str, str]) -> NetworkState:
+    def network_ensure(
+        self, name: str, labels: Mapping[str, str], *, internal: bool = False
+    ) -> NetworkState:
         """Make the bridge network unless it exists. Two workers making it at once can both
         succeed (the engine's duplicate check is not atomic): then the oldest is kept and the
         others, still empty, are removed, so the name stays unambiguous."""
@@ -331,6 +333,13 @@ class DockerRuntime(Runtime):
                     self._api.create_network(
                         name,
                         driver="bridge",
+                        internal=internal,
+                        # An internal bridge routes nothing out, but the host's own address on
+                        # it still answers (every service listening on all addresses): without
+                        # one its containers reach each other and nothing else.
+                        options=(
+                            {"com.docker.network.bridge.inhibit_ipv4": "true"} if internal else None
+                        ),
                         labels={**labels, LABEL_MANAGED: "true"},
                         check_duplicate=True,
                     )

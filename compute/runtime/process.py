@@ -372,7 +372,9 @@ class ProcessRuntime(Runtime):
             field="network",
         )
 
-    def network_ensure(self, name: str, labels: Mapping[str, str]) -> NetworkState:
+    def network_ensure(
+        self, name: str, labels: Mapping[str, str], *, internal: bool = False
+    ) -> NetworkState:
         raise self._no_networks(name)
 
     def network_inspect(self, name: str) -> NetworkState | None:

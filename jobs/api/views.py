@@ -139,6 +139,9 @@ class JobListApi(StudioAPIView):
             uri = serializers.CharField()
             content_type = serializers.CharField(required=False, allow_blank=True, default="")
             input_mode = serializers.CharField(required=False, default="File")
+            # S3DataDistributionType: FullyReplicated, or ShardedByS3Key (each instance a
+            # disjoint share of the objects).
+            distribution = serializers.CharField(required=False, default="FullyReplicated")
 
         class MetricSerializer(serializers.Serializer[Any]):
             name = serializers.CharField()

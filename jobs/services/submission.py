@@ -28,6 +28,7 @@ from compute.runtime import get_runtime
 from compute.runtime.base import ENV_KEY
 from experiments.models import RunSource
 from experiments.services import experiment_get_or_create, run_create
+from jobs.contract import DISTRIBUTIONS, FULLY_REPLICATED
 from jobs.models import Job, JobKind, JobStatus, JobTransition, SecondaryStatus
 from jobs.names import CHANNEL_NAME_RULE, JOB_NAME_RULE, is_channel_name, is_job_name
 from jobs.services.idempotency import Idempotency, job_submit_once
@@ -68,6 +69,7 @@ class ChannelRequest:
     uri: str
     content_type: str = ""
     input_mode: str = "File"
+    distribution: str = FULLY_REPLICATED  # S3DataDistributionType
 
 
 @dataclass(frozen=True)
@@ -107,14 +109,24 @@ def job_admit(
     max_runtime_seconds: int,
 ) -> InstanceType:
     """What every kind of job must pass before its own checks (training and batch transform
-    alike): the actor may submit in the team, the name is free, the instance type exists, one
-    instance, a runtime limit in range. Returns the instance type."""
+    alike): the actor may submit in the team, the name is free, the instance type exists, an
+    instance count within its limit (one on the process runtime), a runtime limit in range.
+    Returns the instance type."""
     require_permission(user=actor, team=team, action=Action.SUBMIT_JOB)
     check_job_name(team, name)
     instance = instance_type_get(instance_type)
-    if instance_count != 1:
+    if not 1 <= instance_count <= instance.max_count:
         raise ValidationError(
-            "instance_count: only single-instance jobs are supported", field="instance_count"
+            f"instance_count: between 1 and {instance.max_count} for instance type "
+            f"{instance.name} (its max_count in INSTANCE_TYPES)",
+            field="instance_count",
+        )
+    if instance_count > 1 and not get_runtime().isolated:
+        raise ValidationError(
+            "instance_count: the process runtime runs one instance per job (its jobs share "
+            "the host and have no network of their own); use the Docker runtime for "
+            f"{instance_count} instances",
+            field="instance_count",
         )
     if not 1 <= max_runtime_seconds <= MAX_RUNTIME_LIMIT:
         raise ValidationError(
@@ -455,6 +467,12 @@ def _channels(
             raise ValidationError(
                 f"{where}: input mode {channel.input_mode!r} is not supported (File)", field=where
             )
+        if channel.distribution not in DISTRIBUTIONS:
+            raise ValidationError(
+                f"{where}: distribution {channel.distribution!r} is not one of "
+                f"{', '.join(DISTRIBUTIONS)}",
+                field=where,
+            )
         key = key_in_team(store, team, channel.uri, where)
         if not prefix_or_object_exists(store, key):
             raise ValidationError(f"{where}: {channel.uri} does not exist", field=where)
@@ -465,6 +483,7 @@ def _channels(
                 "uri": store.uri(key),
                 "content_type": channel.content_type,
                 "input_mode": channel.input_mode,
+                "distribution": channel.distribution,
             }
         )
     return result

@@ -102,7 +102,9 @@ class ScriptedDocker(DockerRuntime):
         self.labels: dict[str, dict[str, str]] = {}  # container id -> labels
         self.connected: list[tuple[str, str]] = []
 
-    def network_ensure(self, name: str, labels: Mapping[str, str]) -> NetworkState:
+    def network_ensure(
+        self, name: str, labels: Mapping[str, str], *, internal: bool = False
+    ) -> NetworkState:
         made = NetworkState(name, f"id-{name}", dict(labels), (self.gateway,), ())
         return self.networks.setdefault(name, made)
 

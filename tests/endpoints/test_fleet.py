@@ -131,7 +131,9 @@ class ScriptedEngine(Runtime):
 
     # A network per team, on a bridge that is not this host's (TEST-NET-1): port 8080 is
     # published, so the instances' addresses are the test's loopback servers.
-    def network_ensure(self, name: str, labels: Mapping[str, str]) -> NetworkState:
+    def network_ensure(
+        self, name: str, labels: Mapping[str, str], *, internal: bool = False
+    ) -> NetworkState:
         self._engine()
         made = NetworkState(name, f"id-{name}", dict(labels), ("192.0.2.1",), ())
         return self.networks.setdefault(name, made)

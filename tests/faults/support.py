@@ -99,7 +99,7 @@ def ticks_logged(job_id: int) -> int:
 def finish(job_id: int, work_root: Path | None = None) -> None:
     """Tell a TICKER job to end (its work folder is on this host)."""
     folder = (work_root / f"job-{job_id}") if work_root else work_dir(job(job_id))
-    (folder / "opt_ml" / "input" / "config" / "finish").write_text("")
+    (folder / "algo-1" / "opt_ml" / "input" / "config" / "finish").write_text("")
 
 
 def log_lines(job_id: int) -> list[tuple[int, str, str]]:

@@ -110,7 +110,16 @@ def test_killing_the_embedded_redis_loses_nothing_and_the_studio_recovers_by_its
     studio.wait_for(r"studiolo: redis started again \(pid \d+\)", 30)
 
     after = client.train(source(tmp_path / "quick", QUICK), "after")
-    (studio.home / "work" / f"job-{running}" / "opt_ml" / "input" / "config" / "finish").touch()
+    (
+        studio.home
+        / "work"
+        / f"job-{running}"
+        / "algo-1"
+        / "opt_ml"
+        / "input"
+        / "config"
+        / "finish"
+    ).touch()
     ids = [running, int(during.json()["id"]), after]
     for job_id in ids:
         wait_until(lambda job_id=job_id: client.job(job_id)["status"] in TERMINAL, "no end", 120)
