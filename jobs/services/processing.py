@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from compute.frameworks import framework_image
 from compute.runtime import get_runtime
 from compute.runtime.base import ENV_KEY
+from jobs.contract import DISTRIBUTIONS, FULLY_REPLICATED
 from jobs.models import Job, JobKind
 from jobs.names import CHANNEL_NAME_RULE, is_channel_name
 from jobs.processing_contract import (
@@ -52,7 +53,6 @@ MAX_ENV_VALUE = 256
 MAX_ENTRYPOINT = 100
 MAX_ARGUMENTS = 256
 MAX_ARGUMENT_LENGTH = 256
-DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 INPUT_MODES = ("File",)
 UPLOAD_MODES = ("EndOfJob", "Continuous")
 
@@ -71,7 +71,7 @@ class InputRequest:
     name: str
     uri: str
     local_path: str = ""  # default /opt/ml/processing/input/<name>
-    distribution: str = "FullyReplicated"
+    distribution: str = FULLY_REPLICATED
     input_mode: str = "File"
 
 
@@ -328,7 +328,7 @@ def _code(
         "name": CODE_INPUT,
         "uri": store.uri(key),
         "local_path": CODE_LOCAL_PATH,
-        "distribution": "FullyReplicated",
+        "distribution": FULLY_REPLICATED,
         "input_mode": "File",
     }
     return code_input, script
