@@ -12,6 +12,7 @@ import pytest
 
 from jobs.models import Job, JobKind
 from studio.artifacts import get_store
+from studio.cli import job_follow
 from studio.cli.common import CliError
 from studio.cli.main import main
 from studio.cli.processing import (
@@ -132,3 +133,46 @@ def test_input_and_output_arguments_are_parsed_around_the_colons_of_uris() -> No
         "--arg=x",
         "--arg",
     ]
+
+
+@pytest.fixture
+def running_team(
+    asgi_server: str, worker: Any, use_runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A studio whose worker runs the jobs, in containers."""
+    monkeypatch.setattr(job_follow, "RETRY_DELAYS", (0.05, 0.1))
+    monkeypatch.setattr(job_follow, "POLL_INTERVAL", 0.05)
+    team = make_team()
+    monkeypatch.setenv("STUDIOLO_URL", asgi_server)
+    monkeypatch.setenv("STUDIOLO_TOKEN", make_token(make_user(team, role="scientist")))
+    return team.slug
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime_name", ["docker"], indirect=True)
+def test_process_wait_runs_the_script_on_two_instances_and_follows_it_to_the_end(
+    running_team: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.csv").write_text("1\n2\n3\n")
+    script = tmp_path / "preprocess.py"
+    script.write_text(
+        "import json, shutil, sys\n"
+        "host = json.load(open('/opt/ml/config/resourceconfig.json'))['current_host']\n"
+        "print('args', sys.argv[1:], 'on', host, flush=True)\n"
+        "shutil.copy('/opt/ml/processing/input/rows.csv', f'/opt/ml/processing/train/{host}.csv')\n"
+    )
+    argv = ["process", "--framework", "sklearn", "--code", str(script), "--name", "prep-wait"]
+    argv += ["--input", f"raw={data}:/opt/ml/processing/input"]
+    argv += ["--output", "train=/opt/ml/processing/train", "--instance-count", "2"]
+    argv += ["--arg", "--split=0.2", "--wait"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "args ['--split=0.2'] on algo-1" in out
+    assert "args ['--split=0.2'] on algo-2" in out
+    job = Job.objects.get(name="prep-wait")
+    uri = job.processing["outputs"][0]["uri"]
+    store = get_store()
+    for host in ("algo-1", "algo-2"):
+        assert store.get(store.key_from_uri(uri) + f"/{host}.csv") == b"1\n2\n3\n"
