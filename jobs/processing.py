@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,15 +87,18 @@ class ProcessingRunner(ContainerJobRunner):
                     field=f"inputs.{item['name']}.uri",
                 )
             sharded = item["distribution"] == SHARDED_BY_S3_KEY
+            started = time.monotonic()
             size = download_prefix_or_object(
                 store,
                 key,
                 layout.path(item["local_path"]),
-                self._download_progress(host, item["name"]),
+                self._download_progress(host, item["name"], started),
                 shard=(host.index, host.count) if sharded else (0, 1),
             )
+            took = time.monotonic() - started
             self._writer().system(
-                f"{label}input {item['name']} → {item['local_path']}: {size / 1e6:.1f} MB"
+                f"{label}input {item['name']} → {item['local_path']}: {size / 1e6:.1f} MB "
+                f"in {took:.1f} s"
                 + (f" (shard {host.index + 1} of {host.count})" if sharded else "")
             )
         write_config(
@@ -115,11 +119,11 @@ class ProcessingRunner(ContainerJobRunner):
             hosts=host.hosts,
         )
 
-    def _download_progress(self, host: Host, name: str):  # type: ignore[no-untyped-def]
+    def _download_progress(self, host: Host, name: str, started: float):  # type: ignore[no-untyped-def]
         def report(files_done: int, files: int, done: int, total: int) -> None:
             self._progress(
                 f"Downloading input data: {host.name}, input {name}, {files_done}/{files} files, "
-                f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
+                f"{done / 1e6:.1f}/{total / 1e6:.1f} MB in {time.monotonic() - started:.1f} s"
             )
 
         return report

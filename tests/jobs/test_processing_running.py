@@ -4,6 +4,7 @@ in the store. Each test submits through the REST API and checks what a user woul
 
 from __future__ import annotations
 
+import re
 import textwrap
 import time
 from typing import Any
@@ -112,6 +113,8 @@ def test_a_sklearn_script_splits_a_csv_into_three_outputs_read_back_from_the_sto
     assert job.status == JobStatus.COMPLETED, (job.failure_reason, log_text(job))
     assert "job split host algo-1" in log_text(job)
     assert "rows 60 20 20" in log_text(job)
+    # The download, with its size and time (the Downloading status message shows it live).
+    assert re.search(r"input raw → /opt/ml/processing/input: 0\.0 MB in \d+\.\d s", log_text(job))
     counts = {}
     for output in job.processing["outputs"]:
         name = output["name"]
