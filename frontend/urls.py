@@ -9,6 +9,7 @@ from frontend.audit import views as audit_views
 from frontend.endpoints import views as endpoints_views
 from frontend.experiments import runs as runs_views
 from frontend.experiments import views as experiments_views
+from frontend.jobs import processing as jobs_processing
 from frontend.jobs import views as jobs_views
 from frontend.registry import views as registry_views
 
@@ -60,6 +61,7 @@ urlpatterns = [
     path("runs/<str:run_id>/restore/", runs_views.run_restore_view, name="run-restore"),
     path("jobs/", jobs_views.job_list, name="jobs"),
     path("jobs/new/", jobs_views.job_new, name="job-new"),
+    path("jobs/new-processing/", jobs_processing.processing_new, name="job-new-processing"),
     path("jobs/<int:job_id>/", jobs_views.job_detail, name="job-detail"),
     path("jobs/<int:job_id>/stop/", jobs_views.job_stop_view, name="job-stop"),
     path("models/", registry_views.model_list, name="models"),

@@ -91,3 +91,40 @@ def runs_of_active_jobs() -> Q:
     """A condition on experiments' runs: the run of a job still going (its log writer records
     into the run). Retention keeps those past their retention period."""
     return Q(job__status__in=ACTIVE_STATUSES)
+
+
+def processing_output_links(job: Job, *, limit: int = 20) -> list[dict[str, object]]:
+    """Each output of a processing job with signed download links to the first `limit`
+    files found below its URI (the job page's links; the CLI and API give the URI)."""
+    from django.conf import settings
+
+    from studio.artifacts import get_store, sign_download
+    from studio.errors import StudioloError
+
+    store = get_store()
+    result: list[dict[str, object]] = []
+    for output in (job.processing or {}).get("outputs", []):
+        files: list[dict[str, str]] = []
+        more = False
+        try:
+            prefix = store.key_from_uri(output["uri"]).rstrip("/") + "/"
+            for info in store.list(prefix):
+                if len(files) == limit:
+                    more = True
+                    break
+                relative = info.key[len(prefix) :]
+                files.append(
+                    {
+                        "name": relative,
+                        "href": "/artifacts/download?"
+                        + sign_download(
+                            info.key,
+                            secret=settings.SECRET_KEY,
+                            filename=relative.rsplit("/", 1)[-1],
+                        ),
+                    }
+                )
+        except StudioloError:
+            pass  # not in the configured store any more: the URI alone is shown
+        result.append({**output, "files": files, "more": more})
+    return result

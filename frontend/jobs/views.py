@@ -49,6 +49,7 @@ from jobs.selectors import (
     job_for_user,
     job_log_page,
     jobs_filtered,
+    processing_output_links,
 )
 from jobs.services.lifecycle import job_stop, job_stop_refusal
 from jobs.services.submission import job_create
@@ -338,6 +339,11 @@ def job_detail(request: AuthedRequest, job_id: int) -> HttpResponse:
             if job.secondary_status in RUNNING_PHASES and not terminal
             else None,
             "is_transform": job.kind == JobKind.TRANSFORM,
+            "is_processing": job.kind == JobKind.PROCESSING,
+            # Each output with links to the files uploaded so far.
+            "processing_outputs": processing_output_links(job)
+            if job.kind == JobKind.PROCESSING
+            else [],
             "training_time": format_duration(
                 elapsed(job.training_started_at, job.training_ended_at or job.ended_at, now)
             ),

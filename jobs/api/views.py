@@ -1,7 +1,7 @@
-"""REST for jobs: create (training; batch transform's is the transform app's), list,
-describe, stop, logs (paged and as a download). Creating takes an optional `Idempotency-Key`
-header: a retried request with the same key and body gets the job the first one made (see
-docs/jobs.md)."""
+"""REST for jobs: create (training; processing's is jobs/api/processing.py, batch
+transform's the transform app's), list, describe, stop, logs (paged and as a download).
+Creating takes an optional `Idempotency-Key` header: a retried request with the same key and
+body gets the job the first one made (see docs/jobs.md)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,9 @@ class JobSerializer(serializers.Serializer[Any]):
     transform = serializers.DictField()
     # CheckpointConfig: {"uri": ..., "local_path": ...}, or {} when the job has none.
     checkpoint = serializers.DictField(child=serializers.CharField())
+    # Processing jobs: every input and output with its `uri` and `local_path`, the script
+    # of a script processor (`code`) and the container's exit message; {} for other kinds.
+    processing = serializers.DictField()
     progress = ProgressSerializer(source="*")
     status = serializers.CharField()
     secondary_status = serializers.CharField()

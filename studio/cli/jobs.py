@@ -270,6 +270,8 @@ def _describe_rows(job: dict[str, Any], base_url: str) -> list[tuple[str, str]]:
         rows.append(("Failure reason", job["failure_reason"]))
     if job.get("kind") == "transform":
         return rows + _transform_rows(job)
+    if job.get("kind") == "processing":
+        rows += _processing_rows(job)
     rows += [
         ("Image", image),
         ("Entry point", job["entry_point"] or "-"),
@@ -277,9 +279,10 @@ def _describe_rows(job: dict[str, Any], base_url: str) -> list[tuple[str, str]]:
         ("Hyperparameters", _pairs_text(job["hyperparameters"])),
         ("Environment", _pairs_text(job["environment"])),
     ]
-    rows += [
-        (f"Input {c['name']}", c["uri"] + _distribution_text(c)) for c in job["input_channels"]
-    ] or [("Inputs", "-")]
+    if job.get("kind") != "processing":
+        rows += [
+            (f"Input {c['name']}", c["uri"] + _distribution_text(c)) for c in job["input_channels"]
+        ] or [("Inputs", "-")]
     rows += [(f"Metric {m['name']}", m["regex"]) for m in job["metric_definitions"]]
     if job["container_entrypoint"] is not None:
         rows.append(("Container entrypoint", " ".join(job["container_entrypoint"])))
@@ -353,6 +356,31 @@ def _transform_rows(job: dict[str, Any]) -> list[tuple[str, str]]:
         ("Duration", duration(job["created_at"], job["ended_at"]) or "-"),
         ("Log lines", str(job["log_line_count"])),
     ]
+
+
+def _processing_rows(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every input and output of a processing job, each with its URI and local path."""
+    settings = job["processing"]
+    rows = [("Kind", f"processing on {job['instance_count']} instance(s)")]
+    rows += [
+        (
+            f"Input {item['name']}",
+            f"{item['uri']} → {item['local_path']}"
+            + ("  (sharded)" if item["distribution"] == "ShardedByS3Key" else ""),
+        )
+        for item in settings.get("inputs", [])
+    ] or [("Inputs", "-")]
+    rows += [
+        (
+            f"Output {item['name']}",
+            f"{item['local_path']} → {item['uri']}"
+            + ("  (continuous)" if item["upload_mode"] == "Continuous" else ""),
+        )
+        for item in settings.get("outputs", [])
+    ] or [("Outputs", "-")]
+    if settings.get("exit_message"):
+        rows.append(("Exit message", settings["exit_message"]))
+    return rows
 
 
 def _training_text(job: dict[str, Any]) -> str:
@@ -534,7 +562,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = jobs_commands.add_parser("list", help="jobs you may see, newest first")
     parser.add_argument("--status", type=_status, help=f"only this status ({', '.join(STATUSES)})")
     parser.add_argument("--team", help="only jobs of this team")
-    parser.add_argument("--kind", choices=("training", "transform"), help="only jobs of this kind")
+    parser.add_argument(
+        "--kind", choices=("training", "transform", "processing"), help="only jobs of this kind"
+    )
     parser.add_argument("--limit", type=positive, default=50, help="at most N jobs (default 50)")
     parser.add_argument("--json", action="store_true", help="print the jobs as JSON")
     parser.set_defaults(func=jobs_list)

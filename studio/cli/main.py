@@ -20,6 +20,7 @@ from studio.cli import (
     experiments,
     jobs,
     models,
+    processing,
     remote,
     server,
     transform,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     artifacts.register(commands)
     jobs.register(commands)
     transform.register(commands)
+    processing.register(commands)
     models.register(commands)
     endpoints.register(commands)
     experiments.register(commands)
@@ -69,7 +71,8 @@ def _fail(message: str, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # `--arg --split=0.2`: a program's arguments may start with `--` (studiolo process).
+        args = parser.parse_args(processing.join_arg_values(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, --version and usage errors (exit 2)
         return exc.code if isinstance(exc.code, int) else 2
     handler: Handler = args.func
