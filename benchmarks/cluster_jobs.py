@@ -14,14 +14,25 @@ Starts a throw-away studio (`benchmarks/common.py`), then for each N submits a w
 
 Target (issue #15): p50 of submit -> all running at N = 4 at most 1 s over N = 1's. Peer: the
 same container started with a bare `docker run` (the floor every N pays once per instance).
+
+Then a processing job's overhead per step: a script processor (sklearn image) that reads a
+1,000-row CSV input and writes two CSV outputs, `--runs` times, against a bare `docker run` of
+the same script with the same input folder and output folders mounted (the peer: what a
+user's own script costs without the platform). Steps from the job's transitions: queue ->
+Starting, Downloading (the input), container start -> Processing, Processing (the script:
+container and Python start-up included), Uploading (the outputs) -> Completed.
 Writes benchmarks/results/cluster_jobs.{json,md}; exits 1 when the target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from common import (
@@ -44,6 +55,20 @@ READY_SCRIPT = """
 import os
 print("ready", os.environ["SM_CURRENT_HOST"], flush=True)
 """
+
+PROCESS_SCRIPT = """
+import csv, os
+rows = list(csv.reader(open("/opt/ml/processing/input/raw/data.csv")))
+half = len(rows) // 2
+for name, part in (("train", rows[:half]), ("test", rows[half:])):
+    folder = f"/opt/ml/processing/{name}"
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name + ".csv"), "w", newline="") as out:
+        csv.writer(out).writerows(part)
+print("split", len(rows), flush=True)
+"""
+
+CSV = "".join(f"{i},{i % 7},{i * 0.5}\n" for i in range(1000))
 
 TARGET_EXTRA_SECONDS_AT_4 = 1.0
 COUNTS = (1, 2, 4)
@@ -147,6 +172,108 @@ def floor(runs: int) -> dict[str, Any]:
     }
 
 
+def processing_job(client: Client, name: str, code_uri: str, raw_uri: str) -> dict[str, Any]:
+    t0_wall, t0 = time.time(), time.perf_counter()
+    body = {
+        "name": name,
+        "framework": "sklearn",
+        "code": code_uri,
+        "instance_type": "ml.local.small",
+        "inputs": [{"name": "raw", "uri": raw_uri}],
+        "outputs": [
+            {"name": "train", "local_path": "/opt/ml/processing/train"},
+            {"name": "test", "local_path": "/opt/ml/processing/test"},
+        ],
+    }
+    response = client.http.post("/api/v1/processing-jobs", json=body)
+    if response.is_error:
+        raise RuntimeError(f"processing job: {response.status_code} {response.text[:300]}")
+    job = client.wait_terminal(response.json()["id"], timeout=300)
+    done = time.perf_counter() - t0
+    transitions = job["transitions"]
+    created = parse_time(job["created_at"])
+    starting = _first(transitions, "InProgress", "Starting")
+    downloading = _first(transitions, "InProgress", "Downloading")
+    processing = _first(transitions, "InProgress", "Processing")
+    uploading = _first(transitions, "InProgress", "Uploading")
+    completed = _first(transitions, "Completed", "Completed")
+
+    def diff(later: float | None, earlier: float | None) -> float | None:
+        return later - earlier if later is not None and earlier is not None else None
+
+    return {
+        "job_id": job["id"],
+        "status": job["status"],
+        "submit_to_completed_polled": done,
+        "steps": {
+            "post_to_created": diff(created, t0_wall),
+            "queue_to_starting": diff(starting, created),
+            "starting_to_downloading": diff(downloading, starting),
+            "downloading_and_container_start": diff(processing, downloading),
+            "processing": diff(uploading, processing),
+            "uploading_to_completed": diff(completed, uploading),
+            "created_to_completed": diff(completed, created),
+        },
+    }
+
+
+def processing_overhead(client: Client, runs: int) -> dict[str, Any]:
+    """The platform's processing job against a bare `docker run` of the same script."""
+    code = client.upload(
+        f"teams/bench/processing-bench/{stamp_name('code')}/split.py", PROCESS_SCRIPT.encode()
+    )
+    raw = client.upload(f"teams/bench/processing-bench/{stamp_name('raw')}/data.csv", CSV.encode())
+    raw_prefix = raw["uri"].rsplit("/", 1)[0]
+    work = Path(tempfile.mkdtemp(prefix="proc-bench-"))
+    try:
+        (work / "code").mkdir()
+        (work / "code" / "split.py").write_text(PROCESS_SCRIPT)
+        (work / "raw").mkdir()
+        (work / "raw" / "data.csv").write_text(CSV)
+        bare = []
+        for index in range(runs + 1):
+            for name in ("train", "test"):
+                shutil.rmtree(work / name, ignore_errors=True)
+                (work / name).mkdir()
+                (work / name).chmod(0o777)
+            argv = [
+                "docker", "run", "--rm", "--network", "none", "--init", "--read-only",
+                "--tmpfs", "/tmp", "--cpus", "1", "--memory", "1g",  # noqa: S108 - the container's
+                "--user", "1000:1000", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                "-v", f"{work / 'code'}:/opt/ml/processing/input/code:ro",
+                "-v", f"{work / 'raw'}:/opt/ml/processing/input/raw:ro",
+                "-v", f"{work / 'train'}:/opt/ml/processing/train",
+                "-v", f"{work / 'test'}:/opt/ml/processing/test",
+                "--entrypoint", "python3", "studiolo/sklearn:latest",
+                "/opt/ml/processing/input/code/split.py",
+            ]  # fmt: skip
+            started = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True)
+            if index:  # the first warms the engine's caches
+                bare.append(time.perf_counter() - started)
+        processing_job(client, stamp_name("proc-warm"), code["uri"], raw_prefix)
+        jobs = [
+            processing_job(client, stamp_name(f"proc-{index}"), code["uri"], raw_prefix)
+            for index in range(runs)
+        ]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    steps = {
+        step: summary([j["steps"][step] for j in jobs if j["steps"][step] is not None])
+        for step in jobs[0]["steps"]
+    }
+    bare_p50 = summary(bare).get("p50") or 0.0
+    total_p50 = steps["created_to_completed"].get("p50") or 0.0
+    return {
+        "jobs": jobs,
+        "completed": sum(1 for j in jobs if j["status"] == "Completed"),
+        "steps": steps,
+        "bare_docker_run": summary(bare),
+        "overhead_p50": total_p50 - bare_p50,
+        "ratio_p50": total_p50 / bare_p50 if bare_p50 else None,
+    }
+
+
 def markdown(data: dict[str, Any]) -> str:
     rows = []
     for count in COUNTS:
@@ -188,8 +315,34 @@ def markdown(data: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
+            *processing_markdown(data.get("processing")),
         ]
     )
+
+
+def processing_markdown(part: dict[str, Any] | None) -> list[str]:
+    if not part:
+        return []
+    bare = part["bare_docker_run"]
+    rows = [
+        f"| {step.replace('_', ' ')} | {secs(value.get('p50'))} | {secs(value.get('p95'))} |"
+        for step, value in part["steps"].items()
+    ]
+    return [
+        f"## A processing job against a bare `docker run` ({len(part['jobs'])} runs each)",
+        "",
+        f"Completed {part['completed']}/{len(part['jobs'])}. Bare `docker run` of the same script "
+        f"(same mounts and limits): p50 {secs(bare.get('p50'))}, p95 {secs(bare.get('p95'))}. "
+        f"The job, created -> Completed: p50 {secs(part['steps']['created_to_completed'].get('p50'))}"
+        f" — {secs(part['overhead_p50'])} over the bare run, "
+        f"{(part['ratio_p50'] or 0):.2f}x. SageMaker's published start-up for a processing job "
+        "is minutes.",
+        "",
+        "| step | p50 | p95 |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def main() -> int:
@@ -209,6 +362,7 @@ def main() -> int:
         print(f"studio at {studio.url} (data in {studio.home})", flush=True)
         client = studio.client()
         data["counts"] = {str(n): run_count(studio, client, n, args.runs) for n in COUNTS}
+        data["processing"] = processing_overhead(client, args.runs)
         client.close()
     finally:
         studio.stop()
