@@ -104,7 +104,9 @@ def plan_memory(limit_bytes: int, hosts: int) -> MemoryPlan:
     return MemoryPlan(driver=driver, executor=executor, worker=executor, daemon=daemon)
 
 
-def spark_environment(environ: Mapping[str, str], cluster: Cluster, plan: MemoryPlan) -> dict[str, str]:
+def spark_environment(
+    environ: Mapping[str, str], cluster: Cluster, plan: MemoryPlan
+) -> dict[str, str]:
     env = dict(environ)
     dirs = {
         "SPARK_LOCAL_DIRS": "local",
@@ -309,7 +311,11 @@ def run(user_args: Sequence[str], environ: Mapping[str, str]) -> int:
     for name in ("local", "work", "logs", "pids", "home", "ivy"):
         os.makedirs(os.path.join(SPARK_ROOT, name), exist_ok=True)
     logger.info(
-        "Spark on %s of %s (%d cores, memory plan %s)", cluster.current_host, cluster.hosts, cores, plan
+        "Spark on %s of %s (%d cores, memory plan %s)",
+        cluster.current_host,
+        cluster.hosts,
+        cores,
+        plan,
     )
     stop = _Stop()
     stop.install()
@@ -322,7 +328,9 @@ def run(user_args: Sequence[str], environ: Mapping[str, str]) -> int:
     try:
         wait_for_hosts(cluster.hosts if cluster.is_master else [cluster.master])
         if cluster.is_master:
-            return _run_master_host(cluster, plan, cores, submit, env, daemons, stop, connect_timeout)
+            return _run_master_host(
+                cluster, plan, cores, submit, env, daemons, stop, connect_timeout
+            )
         return _run_worker_host(cluster, plan, cores, daemons, connect_timeout)
     finally:
         daemons.stop()
@@ -351,7 +359,9 @@ def _run_master_host(
         f"waiting for the {count} workers of {cluster.hosts} to register",
         daemons,
     )
-    logger.info("All %d Spark workers registered with spark://%s:%d", count, cluster.master, MASTER_PORT)
+    logger.info(
+        "All %d Spark workers registered with spark://%s:%d", count, cluster.master, MASTER_PORT
+    )
     return _run_driver(submit, env, stop)
 
 
