@@ -194,7 +194,7 @@ def test_ddp_over_two_containers_all_reduces_through_torchrun(
     (code1, out1), (code2, out2) = cluster.wait_all()
     assert code1 == 0, out1
     assert code2 == 0, out2
-    assert "torch.distributed.run --nnodes 2 --nproc_per_node 1" in out1
+    assert "torch.distributed.run --nnodes 2 --nproc_per_node 1 " in out1
     assert "--master_addr algo-1 --master_port 7777 --node_rank 1" in out2
     assert "rank 0/2 on algo-1: all-reduce 3, replicas equal after a DDP step: True" in out1
     assert "rank 1/2 on algo-2: all-reduce 3, replicas equal after a DDP step: True" in out2
@@ -206,17 +206,25 @@ def test_without_a_distribution_the_script_runs_once_per_host_and_reads_sm_hosts
     cluster: Cluster, tmp_path: Path
 ) -> None:
     hosts = ["algo-1", "algo-2"]
+    # SageMaker's plain PyTorch pattern: rank and world from SM_HOSTS, rendezvous at
+    # MASTER_ADDR:MASTER_PORT (env://), which the toolkit sets to the first host.
     script = (
-        "import os\n"
+        "import json, os, torch, torch.distributed as dist\n"
+        "hosts = json.loads(os.environ['SM_HOSTS'])\n"
+        "rank = hosts.index(os.environ['SM_CURRENT_HOST'])\n"
+        "dist.init_process_group('gloo', rank=rank, world_size=len(hosts))\n"
+        "t = torch.tensor([1.0]); dist.all_reduce(t)\n"
         "print('host', os.environ['SM_CURRENT_HOST'], 'of', os.environ['SM_HOSTS'],\n"
-        "      'master', os.environ['MASTER_ADDR'] + ':' + os.environ['MASTER_PORT'])\n"
+        "      'master', os.environ['MASTER_ADDR'] + ':' + os.environ['MASTER_PORT'],\n"
+        "      'world', int(t.item()))\n"
+        "dist.destroy_process_group()\n"
     )
     trees = training_tree(tmp_path, hosts, {"sagemaker_program": '"train.py"'}, script)
     cluster.start(PYTORCH_IMAGE, hosts, trees, command=["train"])
     (code1, out1), (code2, out2) = cluster.wait_all()
     assert (code1, code2) == (0, 0), out1 + out2
-    assert 'host algo-1 of ["algo-1","algo-2"] master algo-1:7777' in out1
-    assert 'host algo-2 of ["algo-1","algo-2"] master algo-1:7777' in out2
+    assert 'host algo-1 of ["algo-1","algo-2"] master algo-1:7777 world 2' in out1
+    assert 'host algo-2 of ["algo-1","algo-2"] master algo-1:7777 world 2' in out2
     assert "torch.distributed.run" not in out1
 
 

@@ -42,6 +42,11 @@ def torchrun_command(
     hosts = env.hosts
     command = [python or sys.executable, "-m", "torch.distributed.run"]
     command += ["--nnodes", str(len(hosts)), "--nproc_per_node", str(nproc)]
+    # torchrun's default "--redirects 0 --tee 0" crashes torch 1.13 (Debian bookworm's) on
+    # Python 3.11, whose Flag enums no longer find the zero member: Std.from_str("0") is None.
+    # Teeing stderr (a single flag, which parses) is harmless on every version: stdout stays
+    # the worker's own, stderr is also copied to a log under /tmp and shown prefixed by rank.
+    command += ["--redirects", "2", "--tee", "2"]
     if len(hosts) > 1:
         command += [
             "--master_addr",

@@ -49,6 +49,7 @@ _POLL_SECONDS = 1.0
 _MISSED_POLLS = 3
 
 MiB = 1024 * 1024
+SNAPPY_SYSTEM_LIB = "-Dorg.xerial.snappy.use.systemlib=true"
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,10 @@ def submit_command(
         "spark.local.dir": os.path.join(SPARK_ROOT, "local"),
         "spark.jars.ivy": os.path.join(SPARK_ROOT, "ivy"),
         "spark.ui.showConsoleProgress": "false",
+        # snappy-java loads the image's /usr/lib/jni copy instead of unpacking one into /tmp,
+        # which is mounted noexec (containers/spark/native-libs.py).
+        "spark.driver.extraJavaOptions": SNAPPY_SYSTEM_LIB,
+        "spark.executor.extraJavaOptions": SNAPPY_SYSTEM_LIB,
     }
     command = ["spark-submit", "--driver-memory", f"{plan.driver}m"]
     if len(cluster.hosts) == 1:
