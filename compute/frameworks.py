@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from studio.errors import ValidationError
 
-# Built offline by scripts/build-images (containers/sklearn/Dockerfile).
+# Built offline by scripts/build-images (containers/<framework>/Dockerfile).
 FRAMEWORK_IMAGES: dict[str, str] = {
     "sklearn": "studiolo/sklearn:latest",
+    # torch (CPU) + the toolkit; `train` launches torchrun for torch_distributed.
+    "pytorch": "studiolo/pytorch:latest",
+    # Java 17 + PySpark + the toolkit; processing runs `studiolo-spark-submit SCRIPT`.
+    "spark": "studiolo/spark:latest",
 }
 
 

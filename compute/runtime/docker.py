@@ -186,6 +186,7 @@ class DockerRuntime(Runtime):
                 ports=[(port, "tcp") for port in spec.ports],
                 name=spec.name,
                 host_config=host_config,
+                networking_config=self._networking_config(api, spec),
             )
         container_id = str(created["Id"])
         start_error = ""
@@ -248,6 +249,17 @@ class DockerRuntime(Runtime):
             # `train`, which forwards it to the user's script once: signalling the whole group
             # would deliver it twice) and exits with the child's status (128+N for signal N).
             init=True,
+        )
+
+    @staticmethod
+    def _networking_config(api: Any, spec: ContainerSpec) -> Any:
+        # On a named network a container's hostname is also its name there: peers reach
+        # algo-2 as "algo-2", as on SageMaker. The engine's DNS knows container names and
+        # aliases, not hostnames.
+        if not (spec.network and spec.network_name and spec.hostname):
+            return None
+        return api.create_networking_config(
+            {spec.network_name: api.create_endpoint_config(aliases=[spec.hostname])}
         )
 
     def inspect(self, container_id: str) -> ContainerState:

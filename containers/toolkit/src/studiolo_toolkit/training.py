@@ -17,6 +17,8 @@ import sys
 import traceback
 from collections.abc import Mapping
 
+from studiolo_toolkit.cluster import usable_cpus, wait_for_hosts
+from studiolo_toolkit.distributed import apply_distribution, distributed_env
 from studiolo_toolkit.entry_point import Step, plan_entry_point
 from studiolo_toolkit.environment import (
     DEFAULT_BASE_DIR,
@@ -54,7 +56,13 @@ def _run_job(paths: Paths, environ: dict[str, str], forwarder: SignalForwarder) 
             env.user_args,
             in_container=paths.base_dir == DEFAULT_BASE_DIR,
         )
+        plan = apply_distribution(plan, env, usable_cpus())
         child_env = {**environ, **env.env_vars, "PYTHONUNBUFFERED": "1"}
+        if len(env.hosts) > 1:
+            # A peer's name resolves only once its container is up (SageMaker's toolkits
+            # wait the same way, also without a distribution).
+            wait_for_hosts(env.hosts)
+            child_env = {**distributed_env(env), **child_env}
         for step in [*plan.install, plan.run]:
             _run_step(step, paths, child_env, forwarder)
     except JobStoppedError as stopped:
