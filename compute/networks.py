@@ -1,17 +1,18 @@
-"""Job networks: a bridge of its own for every job's instances.
+"""Job networks: a bridge of its own for a job's instances.
 
-Every job on an isolated runtime gets a bridge network made for it alone,
-`studiolo-<installation tag>-job-<pk>-net`, before its containers start, and removed with
-them. Its instances reach each other there by their host names (`algo-1` ... `algo-N`, as on
-SageMaker, for one instance too).
+A job of several instances, or one that asks for network access, gets a bridge network made
+for it alone, `studiolo-<installation tag>-job-<pk>-net`, before its containers start, and
+removed with them. Its instances reach each other there by their host names (`algo-1` ...
+`algo-N`, as on SageMaker). A single instance without network access gets none at all: it
+reaches nothing, and its host name resolves to its own loopback (`jobs.cluster`).
 
 A job that does not ask for network access (`EnableNetworkIsolation`, the training default;
-`enable_network` off here) gets an *internal* bridge: its containers reach each other and
-nothing else, not the host's networks, not the outside. A job that asks gets an ordinary
-bridge: it reaches the outside through the host. Either way the engine drops traffic between
-bridges, so no job reaches another job's containers, another team's, or a serving container
-(those are on their teams' serving networks, `compute.serving`). The engine's default
-bridge, which every networked container shared, is used by nothing the studio starts.
+`enable_network` off here) gets an *internal* bridge without an address of the host on it:
+its containers reach each other and nothing else, not the host, not the outside. A job that
+asks gets an ordinary bridge: it reaches the outside through the host. Either way the engine
+drops traffic between bridges, so no job reaches another job's containers, another team's, or
+a serving container (those are on their teams' serving networks, `compute.serving`). The
+engine's default bridge, which every networked container shared, is used by nothing the studio starts.
 
 A job's runner makes its network (`job_network_ensure`) and removes it when the job's
 container is gone (`job_network_release`); the periodic reconciliation removes any a dead

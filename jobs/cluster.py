@@ -10,7 +10,8 @@ its serving container itself (`transform.runner`).
 2. The running phase (`running_status`): the job's own bridge network is made (internal,
    with no route out, unless the job asked for network access: `compute.networks`), then
    the N containers start at once, each with its host name, so the instances reach each
-   other as `algo-1` ... `algo-N`, as on SageMaker. Every instance's output is followed into
+   other as `algo-1` ... `algo-N`, as on SageMaker. One instance without network access
+   gets no network at all (its host name, `algo-1`, resolves to its own loopback). Every instance's output is followed into
    the job's log, labelled with its host. The first instance that fails fails the job: the
    others are stopped at once (SIGTERM, then SIGKILL after the stop grace) and the job's
    failure reason is that instance's. A stop request and MaxRuntimeInSeconds stop them all.
@@ -207,8 +208,15 @@ class ContainerJobRunner(JobRunner):
             return
         # Whoever took the job over while we prepared it starts (or started) the containers.
         self.lease.check()
-        network_name = job_network_ensure(
-            self.runtime, job.pk, job.team.slug, internal=not job.enable_network
+        # One instance without network access needs no network at all: it reaches nothing,
+        # and its own host name is on loopback. Several get a network of their own.
+        alone = count == 1 and not job.enable_network
+        network_name = (
+            None
+            if alone
+            else job_network_ensure(
+                self.runtime, job.pk, job.team.slug, internal=not job.enable_network
+            )
         )
         specs = [self._spec(host, network_name) for host in self.hosts]
         writer.system(
@@ -298,6 +306,12 @@ class ContainerJobRunner(JobRunner):
             labels={**job_labels(job), LABEL_HOST: host.name},
             user=user,
             hostname=host.name,  # resourceconfig.json's current_host, as on SageMaker
+            # Without a network the host name must still resolve (to itself).
+            extra_hosts=(
+                {host.name: "127.0.0.1"}
+                if network_name is None and self.runtime.isolated and not job.enable_network
+                else {}
+            ),
         )
 
     # --- running -----------------------------------------------------------------------------

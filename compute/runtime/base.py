@@ -74,6 +74,9 @@ class ContainerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     user: str | None = None  # None: the image's default user
     hostname: str | None = None  # e.g. "algo-1", as SageMaker names training hosts
+    # name -> address written into the container's /etc/hosts (with no network: a one-instance
+    # job's own host name on loopback)
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -221,6 +221,7 @@ class DockerRuntime(Runtime):
                 for mount in spec.mounts
             },
             network_mode=(spec.network_name or "bridge") if spec.network else "none",
+            extra_hosts=dict(spec.extra_hosts) or None,
             port_bindings={
                 f"{port}/tcp": ("127.0.0.1", host_port) for port, host_port in spec.ports.items()
             },

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from compute.frameworks import framework_image
+from compute.instance_types import InstanceType
 from compute.runtime import get_runtime
 from compute.runtime.base import ENV_KEY
 from jobs.contract import DISTRIBUTIONS, FULLY_REPLICATED
@@ -64,6 +65,11 @@ FRAMEWORK_COMMANDS: dict[str, list[str]] = {
     "pytorch": ["python3"],
     "spark": ["studiolo-spark-submit"],
 }
+
+# Memory (MiB) one instance needs for PySpark. Spark refuses a driver or executor heap under
+# ~450 MB, and on several instances algo-1 holds the master, a worker, the driver and an
+# executor, each a JVM of its own.
+SPARK_MIN_MEMORY_MB = {"single": 1024, "cluster": 2048}
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,8 @@ def _processing_job_create(
             "use /opt/ml/processing/ at absolute paths, which the process runtime cannot give",
             field="kind",
         )
+    if request.framework == "spark":
+        _check_spark_memory(instance, request.instance_count)
     store = get_store()
     image = _image(request)
     environment = _environment(request.environment)
@@ -403,3 +411,13 @@ def _check_paths(inputs: list[ProcessingInput], outputs: list[ProcessingOutput])
                     "as output",
                     field=f"{where}.local_path",
                 )
+
+
+def _check_spark_memory(instance: InstanceType, count: int) -> None:
+    needed = SPARK_MIN_MEMORY_MB["single" if count == 1 else "cluster"]
+    if instance.memory_mb < needed:
+        raise ValidationError(
+            f"instance_type: PySpark on {count} instance(s) needs at least {needed} MB of memory "
+            f"per instance; {instance.name} has {instance.memory_mb} MB",
+            field="instance_type",
+        )

@@ -135,6 +135,7 @@ def test_a_pyspark_job_over_two_instances_runs_its_stages_on_both(
     job_id = api.submit(
         name="spark-hosts",
         framework="spark",
+        instance_type="ml.local.large",  # 4 GB: the master, a worker, the driver, an executor
         instance_count=2,
         code=api.script("hosts.py", PYSPARK),
         outputs=[{"name": "counts", "local_path": "/opt/ml/processing/output/counts"}],
@@ -143,10 +144,33 @@ def test_a_pyspark_job_over_two_instances_runs_its_stages_on_both(
     text = "\n".join(
         JobLogLine.objects.filter(job=job).order_by("seq").values_list("line", flat=True)
     )
-    assert job.status == JobStatus.COMPLETED, (job.failure_reason, text[-3000:])
+    assert job.status == JobStatus.COMPLETED, (job.failure_reason, text[-6000:])
     assert "executors ran on algo-1,algo-2" in text, text[-3000:]
     (output,) = job.processing["outputs"]
     store = get_store()
     key = store.key_from_uri(output["uri"]) + "/counts.csv"
     rows = list(csv.DictReader(io.StringIO(store.get(key).decode())))
     assert {row["k"]: int(row["count"]) for row in rows} == {"0": 1000, "1": 1000, "2": 1000}
+
+
+def test_pyspark_on_instances_too_small_for_its_jvms_is_refused(
+    client: Client, use_runtime: str
+) -> None:
+    team = make_team()
+    api = ProcessingApi(client, team.slug, make_token(make_user(team, role="scientist")))
+    response = client.post(
+        "/api/v1/processing-jobs",
+        {
+            "name": "spark-small",
+            "framework": "spark",
+            "instance_type": "ml.local.small",
+            "instance_count": 2,
+            "code": api.script("hosts.py", PYSPARK),
+        },
+        content_type="application/json",
+        **api.auth,
+    )
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["field"] == "instance_type"
+    assert "needs at least 2048 MB" in error["message"]
