@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from functools import cached_property
 from typing import Any
 
@@ -82,6 +83,7 @@ class TrainingRunner(ContainerJobRunner):
                 f"{where}Downloading channel {channel['name']} from {channel['uri']}"
                 + (f" (ShardedByS3Key: share {host.index + 1} of {host.count})" if sharded else "")
             )
+            started = time.monotonic()
             size = download_prefix_or_object(
                 store,
                 key,
@@ -89,7 +91,10 @@ class TrainingRunner(ContainerJobRunner):
                 self._download_progress(host, channel["name"]),
                 shard=(host.index, host.count) if sharded else (0, 1),
             )
-            writer.system(f"{where}Channel {channel['name']}: {size / 1e6:.1f} MB")
+            writer.system(
+                f"{where}Channel {channel['name']}: {size / 1e6:.1f} MB in "
+                f"{time.monotonic() - started:.1f} s"
+            )
         if job.source_uri:
             stage_source(store, store.key_from_uri(job.source_uri), opt_ml.code)
             if job.entry_point and not (opt_ml.code / job.entry_point).exists():
@@ -110,10 +115,12 @@ class TrainingRunner(ContainerJobRunner):
     def _download_progress(self, host: Host, channel: str):  # type: ignore[no-untyped-def]
         where = f"{host.name}, " if host.count > 1 else ""
 
+        started = time.monotonic()
+
         def report(files_done: int, files: int, done: int, total: int) -> None:
             self._progress(
                 f"Downloading input data: {where}channel {channel}, {files_done}/{files} files, "
-                f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
+                f"{done / 1e6:.1f}/{total / 1e6:.1f} MB in {time.monotonic() - started:.1f} s"
             )
 
         return report
