@@ -18,7 +18,11 @@ import traceback
 from collections.abc import Mapping
 
 from studiolo_toolkit.cluster import usable_cpus, wait_for_hosts
-from studiolo_toolkit.distributed import apply_distribution, distributed_env
+from studiolo_toolkit.distributed import (
+    apply_distribution,
+    distributed_env,
+    torch_distributed_enabled,
+)
 from studiolo_toolkit.entry_point import Step, plan_entry_point
 from studiolo_toolkit.environment import (
     DEFAULT_BASE_DIR,
@@ -59,9 +63,14 @@ def _run_job(paths: Paths, environ: dict[str, str], forwarder: SignalForwarder) 
         plan = apply_distribution(plan, env, usable_cpus())
         child_env = {**environ, **env.env_vars, "PYTHONUNBUFFERED": "1"}
         if len(env.hosts) > 1:
-            # A peer's name resolves only once its container is up (SageMaker's toolkits
-            # wait the same way, also without a distribution).
-            wait_for_hosts(env.hosts)
+            if torch_distributed_enabled(env):
+                # A peer's name resolves only once its container is up; the launcher's
+                # rendezvous needs every peer's. (SageMaker's toolkits wait without a
+                # distribution too, where a finished instance stays up. Here an instance's
+                # name goes with its container: a script without a distribution that is done
+                # quickly would leave a slower peer waiting for a name that never comes, so
+                # such a script coordinates with its peers itself.)
+                wait_for_hosts(env.hosts)
             child_env = {**distributed_env(env), **child_env}
         for step in [*plan.install, plan.run]:
             _run_step(step, paths, child_env, forwarder)
