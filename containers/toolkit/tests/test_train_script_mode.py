@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,28 @@ def test_a_shell_entry_point_gets_the_same_arguments_and_environment(job: JobDir
         f"model={job.model_dir}",
         f"pwd={job.code_dir}",
     ]
+
+
+def test_a_plain_script_on_one_of_several_hosts_does_not_wait_for_its_peers_names(
+    job: JobDir,
+) -> None:
+    """Without a distribution the script runs at once, whether or not a peer's name resolves
+    (here it never does): a peer that finished first is gone from the job's network, and
+    waiting for its name would hold this host for the DNS deadline."""
+    job.write_config(
+        hyperparameters={"sagemaker_program": '"train.py"'},
+        resource_config={
+            "current_host": "algo-1",
+            "hosts": ["algo-1", "algo-2.invalid"],
+            "network_interface_name": "eth0",
+        },
+    )
+    job.write_code("train.py", "import os\nprint('hosts', os.environ['SM_HOSTS'])\n")
+
+    started = time.monotonic()
+    result = job.run_train()
+
+    assert result.returncode == 0, result.stderr
+    assert 'hosts ["algo-1","algo-2.invalid"]' in result.stdout
+    assert "Waiting for host" not in result.stderr
+    assert time.monotonic() - started < 60
