@@ -238,33 +238,6 @@ def test_a_stop_stops_every_instance(cluster_api: Api) -> None:
 
 
 @pytest.mark.parametrize("runtime_name", ["docker"], indirect=True)
-def test_instance_count_beyond_the_instance_types_limit_is_refused(
-    client: Client, use_runtime: str
-) -> None:
-    team = make_team("cluster-limit")
-    api = Api(client, team.slug, make_token(make_user(team, role="scientist")))
-    store = get_store()
-    key = f"teams/{team.slug}/code/x/sourcedir.tar.gz"
-    store.put(key, archive({"train.py": "print(1)"}))
-    response = client.post(
-        "/api/v1/jobs",
-        {
-            "name": "too-many",
-            "framework": "sklearn",
-            "entry_point": "train.py",
-            "source_uri": store.uri(key),
-            "instance_type": "ml.local.small",
-            "instance_count": 5,
-        },
-        content_type="application/json",
-        **api.auth,
-    )
-    assert response.status_code == 400, response.content
-    assert response.json()["error"]["field"] == "instance_count"
-    assert "between 1 and 4" in response.json()["error"]["message"]
-
-
-@pytest.mark.parametrize("runtime_name", ["docker"], indirect=True)
 def test_max_runtime_stops_every_instance(cluster_api: Api) -> None:
     job_id = cluster_api.submit("too-long", SLEEPS, instance_count=2, max_runtime_seconds=5)
     job = wait_for_job(job_id, timeout=240)
@@ -276,9 +249,9 @@ def test_max_runtime_stops_every_instance(cluster_api: Api) -> None:
     wait_until(lambda: not containers_of(job_id), "the containers to go")
 
 
-@pytest.mark.parametrize("runtime_name", ["process"], indirect=True)
-def test_the_process_runtime_refuses_several_instances(client: Client, use_runtime: str) -> None:
-    team = make_team("cluster-process")
+def refusal(client: Client, slug: str, instance_count: int) -> dict[str, str]:
+    """The API's 400 for a job of `instance_count` instances."""
+    team = make_team(slug)
     api = Api(client, team.slug, make_token(make_user(team, role="scientist")))
     store = get_store()
     key = f"teams/{team.slug}/code/x/sourcedir.tar.gz"
@@ -286,16 +259,31 @@ def test_the_process_runtime_refuses_several_instances(client: Client, use_runti
     response = client.post(
         "/api/v1/jobs",
         {
-            "name": "two-here",
+            "name": "refused",
             "framework": "sklearn",
             "entry_point": "train.py",
             "source_uri": store.uri(key),
             "instance_type": "ml.local.small",
-            "instance_count": 2,
+            "instance_count": instance_count,
         },
         content_type="application/json",
         **api.auth,
     )
     assert response.status_code == 400, response.content
-    assert response.json()["error"]["field"] == "instance_count"
-    assert "process runtime runs one instance" in response.json()["error"]["message"]
+    return dict(response.json()["error"])
+
+
+@pytest.mark.parametrize("runtime_name", ["docker"], indirect=True)
+def test_instance_count_beyond_the_instance_types_limit_is_refused(
+    client: Client, use_runtime: str
+) -> None:
+    error = refusal(client, "cluster-limit", 5)
+    assert error["field"] == "instance_count"
+    assert "between 1 and 4" in error["message"]
+
+
+@pytest.mark.parametrize("runtime_name", ["process"], indirect=True)
+def test_the_process_runtime_refuses_several_instances(client: Client, use_runtime: str) -> None:
+    error = refusal(client, "cluster-process", 2)
+    assert error["field"] == "instance_count"
+    assert "process runtime runs one instance" in error["message"]
