@@ -620,7 +620,8 @@ def _retry_policies(raw: object, where: str) -> tuple[RetryPolicy, ...]:
             )
         if "MaxAttempts" in item and "ExpireAfterMin" in item:
             raise ValidationError(
-                f"{at}: give MaxAttempts or ExpireAfterMin, not both", field=f"{at}.ExpireAfterMin"
+                f"{at}.ExpireAfterMin: give MaxAttempts or ExpireAfterMin, not both",
+                field=f"{at}.ExpireAfterMin",
             )
         expire = item.get("ExpireAfterMin")
         if expire is not None:
@@ -881,7 +882,9 @@ def json_path_parse(path: str) -> list[str | int]:
         if text[position] == "[":
             bracket = _BRACKET_SEGMENT.match(text, position)
             if bracket is None:
-                raise ValueError(f"{path!r}: an unclosed or empty [...] at {text[position:]!r}")
+                raise ValueError(
+                    f"{path!r} is not a path like a.b[0] (an unclosed or empty [...] at {text[position:]!r})"
+                )
             index = bracket["index"]
             segments.append(int(index) if index is not None else bracket["key"])
             position = bracket.end()
