@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "registry",
     "endpoints",
     "transform",
+    "pipelines",
     "frontend",
 ]
 

@@ -20,6 +20,7 @@ api_v1 = [
     path("", include("registry.api.urls")),
     path("", include("endpoints.api.urls")),
     path("", include("transform.api.urls")),
+    path("", include("pipelines.api.urls")),
     path("", include("experiments.api.urls")),
     path("artifacts", ArtifactListApi.as_view(), name="api-artifacts"),
     # Before the objects' route: no key is "resolve" (every key starts with "teams/").

@@ -112,6 +112,23 @@ import {imported}  # noqa: E402
             "is not allowed to import compute",
             id="studio-to-compute-at-module-level",
         ),
+        # Pipelines sit above transform and below the faces.
+        pytest.param(
+            "transform/services.py",
+            "pipelines.services",
+            "pipeline_create",
+            FUNCTION_IMPORT,
+            "transform is not allowed to import pipelines",
+            id="transform-to-pipelines-in-a-function",
+        ),
+        pytest.param(
+            "pipelines/services.py",
+            "studio.cli.pipelines",
+            "create",
+            FUNCTION_IMPORT,
+            "pipelines is not allowed to import studio.cli",
+            id="pipelines-to-the-cli",
+        ),
         # The base of studio may not reach the faces, its own wiring included.
         pytest.param(
             "studio/errors.py",

@@ -20,6 +20,7 @@ from studio.cli import (
     experiments,
     jobs,
     models,
+    pipelines,
     processing,
     remote,
     server,
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(commands)
     endpoints.register(commands)
     experiments.register(commands)
+    pipelines.register(commands)
     return parser
 
 

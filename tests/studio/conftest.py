@@ -22,12 +22,14 @@ from experiments.services import (
     run_log_batch,
 )
 from jobs.services.submission import JobRequest, job_create
+from pipelines.services import pipeline_create, pipeline_update
 from registry.services.approval import package_decide
 from studio.accounts.services import token_create
 from studio.artifacts import get_store
 from studio.webhooks.services import webhook_create
 from tests.endpoints.conftest import approved_package
 from tests.factories import make_team, make_user
+from tests.pipelines.support import canonical, small
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ def api_lab(asgi_server: str, monkeypatch: pytest.MonkeyPatch) -> ApiLab:
         team=team, actor=admin, url="https://hooks.example.org/studiolo", events=["*"]
     )
     get_store().put("teams/lab/data/train.csv", b"1,2\n")
+    pipeline = pipeline_create(team=team, name="abalone", definition=canonical(), actor=admin)
+    pipeline_update(pipeline=pipeline, definition=small(), actor=admin)
     spare, _ = token_create(user=admin, name="spare")
     _, secret = token_create(user=admin, name="fuzz")
     return ApiLab(
@@ -99,6 +103,7 @@ def api_lab(asgi_server: str, monkeypatch: pytest.MonkeyPatch) -> ApiLab:
             "/api/v1/jobs/{job_id}": {"job_id": job.pk},
             "/api/v1/tokens/{token_id}": {"token_id": spare.pk},
             "/api/v1/artifacts/{key}": {"key": "teams/lab/data/train.csv"},
+            "/api/v1/pipelines/{name}": {"name": "abalone", "number": 1, "a": 1, "b": 2},
         },
     )
 

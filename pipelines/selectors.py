@@ -1,0 +1,41 @@
+"""Reads of pipelines, scoped to the reader's teams."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Max, QuerySet
+
+from pipelines.models import Pipeline, PipelineVersion
+from studio.accounts.models import Team
+from studio.accounts.selectors import teams_for_user
+from studio.errors import NotFound
+
+
+def pipelines_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Pipeline]:
+    """With `version_count` and `latest_version` (the number of the newest version)."""
+    return (
+        Pipeline.objects.filter(team__in=teams_for_user(user))
+        .select_related("team", "created_by")
+        .annotate(version_count=Count("versions"), latest_version=Max("versions__number"))
+    )
+
+
+def pipeline_for_user(user: AbstractBaseUser | AnonymousUser, *, team: Team, name: str) -> Pipeline:
+    pipeline = pipelines_for_user(user).filter(team=team, name=name).first()
+    if pipeline is None:
+        raise NotFound(f"pipeline {name!r} not found", field="pipeline")
+    return pipeline
+
+
+def pipeline_versions(pipeline: Pipeline) -> QuerySet[PipelineVersion]:
+    """Newest first."""
+    return pipeline.versions.select_related("created_by").order_by("-number")
+
+
+def pipeline_version(pipeline: Pipeline, number: int | None = None) -> PipelineVersion:
+    """Version `number` of the pipeline, or its newest when None."""
+    versions = pipeline_versions(pipeline)
+    version = versions.first() if number is None else versions.filter(number=number).first()
+    if version is None:
+        raise NotFound(f"pipeline {pipeline.name!r} has no version {number}", field="version")
+    return version
