@@ -9,7 +9,10 @@ from typing import Any
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pipelines"
 # Written by the SageMaker Python SDK's Pipeline(...).definition() (feat/sdkdefs).
-SDK_DEFINITIONS = sorted((FIXTURES / "sdk").glob("*.json"))
+# Every definition the SDK wrote; uploads.json lists the objects it uploaded, not a pipeline.
+SDK_DEFINITIONS = sorted(
+    path for path in (FIXTURES / "sdk").glob("*.json") if path.name != "uploads.json"
+)
 # Written by hand from the SDK's source (src/sagemaker/workflow/*.py).
 HANDWRITTEN_DEFINITIONS = sorted((FIXTURES / "handwritten").glob("*.json"))
 
