@@ -161,7 +161,11 @@ class JobCreateForm(forms.Form):
             for name, spec in types.items()
         ]
         if not self.is_bound:
-            self.initial.setdefault("framework", next(iter(sorted(FRAMEWORK_IMAGES)), ""))
+            # scikit-learn first: the lightest image, and what most first jobs use.
+            default = "sklearn" if "sklearn" in FRAMEWORK_IMAGES else ""
+            self.initial.setdefault(
+                "framework", default or next(iter(sorted(FRAMEWORK_IMAGES)), "")
+            )
             self.initial.setdefault("instance_type", next(iter(types), ""))
 
     def clean_hyperparameters(self) -> dict[str, str]:

@@ -97,7 +97,7 @@ def test_valid_request_creates_a_pending_job_with_its_run(team_client: Any) -> N
             "",
         ),
         ({"entry_point": "missing.py"}, "entry_point", "not in the source"),
-        ({"framework": "pytorch"}, "framework", "unknown"),
+        ({"framework": "tensorflow"}, "framework", "unknown"),
         ({"name": "bad_name!"}, "name", ""),
         ({"max_runtime_seconds": 0}, "max_runtime_seconds", ""),
         (
