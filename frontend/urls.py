@@ -88,7 +88,9 @@ urlpatterns = [
         pipelines_views.pipeline_update_view,
         name="pipeline-update",
     ),
-    path("pipelines/<str:name>/diff/", pipelines_views.pipeline_diff_pick, name="pipeline-diff-pick"),
+    path(
+        "pipelines/<str:name>/diff/", pipelines_views.pipeline_diff_pick, name="pipeline-diff-pick"
+    ),
     path(
         "pipelines/<str:name>/diff/<int:a>/<int:b>/",
         pipelines_views.pipeline_diff,

@@ -259,8 +259,12 @@ def step_facts(step: Step) -> tuple[Fact, ...]:
         ("Property files", ", ".join(f.name for f in step.property_files)),
         ("Depends on", ", ".join(sorted(step.dependencies))),
         ("Cache", _cache_text(step)),
-        ("Retries", f"{len(step.retry_policies)} polic{'y' if len(step.retry_policies) == 1 else 'ies'}"
-         if step.retry_policies else ""),
+        (
+            "Retries",
+            f"{len(step.retry_policies)} polic{'y' if len(step.retry_policies) == 1 else 'ies'}"
+            if step.retry_policies
+            else "",
+        ),
     ]
     return tuple(
         Fact(label, value if isinstance(value, str) else expression_text(value))
@@ -272,7 +276,11 @@ def step_facts(step: Step) -> tuple[Fact, ...]:
 def _cache_text(step: Step) -> str:
     if step.cache is None or not step.cache.enabled:
         return ""
-    return f"on, expires after {step.cache.expire_after_text}" if step.cache.expire_after_text else "on"
+    return (
+        f"on, expires after {step.cache.expire_after_text}"
+        if step.cache.expire_after_text
+        else "on"
+    )
 
 
 _COMPARISON_SIGNS = {

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from frontend.access import AuthedRequest, allows
 from frontend.forms import add_service_error
 from frontend.pipelines.dag import dag_layout, expression_text
-from frontend.pipelines.forms import PipelineCreateForm, PipelineUpdateForm, DefinitionForm
+from frontend.pipelines.forms import DefinitionForm, PipelineCreateForm, PipelineUpdateForm
 from frontend.teams import current_team
 from pipelines import selectors
 from pipelines.definition import definition_parse
@@ -239,6 +239,8 @@ def pipeline_diff(request: AuthedRequest, name: str, a: int, b: int) -> HttpResp
             "lines": lines,
             "added": sum(1 for line in lines if line.kind == "added"),
             "removed": sum(1 for line in lines if line.kind == "removed"),
-            "versions": list(selectors.pipeline_versions(pipeline).values_list("number", flat=True)),
+            "versions": list(
+                selectors.pipeline_versions(pipeline).values_list("number", flat=True)
+            ),
         },
     )

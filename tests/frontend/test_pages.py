@@ -119,7 +119,13 @@ def test_unreleased_sections_are_disabled_not_linked(
         assert 'aria-disabled="true"' in item.group(0)
         assert 'title="Arrives with a later release"' in item.group(0)
     for name in (
-        "audit", "settings-tokens", "experiments", "jobs", "models", "endpoints", "pipelines"
+        "audit",
+        "settings-tokens",
+        "experiments",
+        "jobs",
+        "models",
+        "endpoints",
+        "pipelines",
     ):
         assert f'href="{reverse(name)}"' in html
 

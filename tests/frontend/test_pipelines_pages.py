@@ -87,14 +87,18 @@ def test_a_conditions_edges_into_its_branches_are_labelled_if_and_else() -> None
     assert labels[("CheckRegisterEnabled", "RegisterModel-RegisterModel")] == "if"
     assert labels[("Preprocess", "Train")] == ""
     # Every dependency is an edge, and no two boxes share a place.
-    assert len(dag.edges) == sum(len(s.dependencies) for s in definition_parse(sdk_canonical()).steps)
+    assert len(dag.edges) == sum(
+        len(s.dependencies) for s in definition_parse(sdk_canonical()).steps
+    )
     assert len({(n.x, n.y) for n in dag.nodes}) == len(dag.nodes)
-    assert all(n.x + dag.node_width <= dag.width and n.y + dag.node_height <= dag.height for n in dag.nodes)
+    assert all(
+        n.x + dag.node_width <= dag.width and n.y + dag.node_height <= dag.height for n in dag.nodes
+    )
 
 
 def test_a_steps_facts_say_its_image_instance_type_inputs_and_outputs() -> None:
     dag = dag_layout(definition_parse(sdk_canonical()))
-    facts = {n.name: dict((f.label, f.value) for f in n.facts) for n in dag.nodes}
+    facts = {n.name: {f.label: f.value for f in n.facts} for n in dag.nodes}
     assert "sagemaker-scikit-learn" in facts["Preprocess"]["Image"]
     assert facts["Preprocess"]["Outputs"] == "train, validation, test"
     assert facts["Train"]["Instance type"] == "Parameters.train_instance_type"
@@ -146,7 +150,9 @@ def test_the_list_shows_each_pipelines_latest_version_and_description(
     html = signed_in(scientist).get(reverse("pipelines")).content.decode()
     row = re.search(r'<tr data-pipeline="churn">.*?</tr>', html, re.S)
     assert row is not None
-    assert "v2" in row.group(0) and "of 2" in row.group(0) and "Weekly churn" in row.group(0)
+    assert "v2" in row.group(0)
+    assert "of 2" in row.group(0)
+    assert "Weekly churn" in row.group(0)
     assert "theirs" not in html
 
 
@@ -210,7 +216,8 @@ def test_a_bad_definition_is_shown_on_the_field_it_came_from_naming_where(
     )
     assert pasted.status_code == 400
     errors = field_errors(pasted.content.decode(), "definition_text")
-    assert "Nowhere" in errors and "Steps[Stop]" in errors
+    assert "Nowhere" in errors
+    assert "Steps[Stop]" in errors
     uploaded = client.post(
         reverse("pipelines"),
         {"name": "churn", "definition_file": SimpleUploadedFile("p.json", b"{not json")},
@@ -253,9 +260,7 @@ def canonical(team: Team, scientist: User) -> Pipeline:
     return pipeline
 
 
-def test_the_page_draws_every_step_and_the_branch_labels(
-    canonical: Pipeline, viewer: User
-) -> None:
+def test_the_page_draws_every_step_and_the_branch_labels(canonical: Pipeline, viewer: User) -> None:
     html = signed_in(viewer).get(reverse("pipeline-detail", args=["canonical"])).content.decode()
     for step in definition_parse(sdk_canonical()).steps:  # the canonical pipeline's 7 steps
         assert f'data-step="{step.name}"' in html
@@ -303,9 +308,12 @@ def test_user_text_in_a_definition_is_escaped(team: Team, scientist: User) -> No
         team=team, name="xss", definition=document, actor=scientist, description="<i>d</i>"
     )
     html = signed_in(scientist).get(reverse("pipeline-detail", args=["xss"])).content.decode()
-    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
-    assert "<img src=x" not in html and "&lt;img src=x" in html
-    assert "<b>bold</b>" not in html and "<i>d</i>" not in html
+    assert "<script>alert(1)" not in html
+    assert "&lt;script&gt;alert(1)" in html
+    assert "<img src=x" not in html
+    assert "&lt;img src=x" in html
+    assert "<b>bold</b>" not in html
+    assert "<i>d</i>" not in html
 
 
 def test_a_scientist_saves_a_new_version(canonical: Pipeline, scientist: User) -> None:
@@ -360,14 +368,19 @@ def test_an_update_refused_shows_why_and_writes_nothing(
 def test_the_diff_marks_added_and_removed_lines_in_words_too(
     canonical: Pipeline, viewer: User
 ) -> None:
-    html = signed_in(viewer).get(reverse("pipeline-diff", args=["canonical", 1, 2])).content.decode()
+    html = (
+        signed_in(viewer).get(reverse("pipeline-diff", args=["canonical", 1, 2])).content.decode()
+    )
     removed = re.findall(r'data-kind="removed"><del>(.*?)</del>', html)
     added = re.findall(r'data-kind="added"><ins>(.*?)</ins>', html)
-    assert len(removed) == 1 and '&quot;DefaultValue&quot;: 0.7,' in removed[0]
-    assert len(added) == 1 and '&quot;DefaultValue&quot;: 0.85,' in added[0]
+    assert len(removed) == 1
+    assert "&quot;DefaultValue&quot;: 0.7," in removed[0]
+    assert len(added) == 1
+    assert "&quot;DefaultValue&quot;: 0.85," in added[0]
     assert 'class="visually-hidden">removed: </span>' in removed[0]
     assert 'class="visually-hidden">added: </span>' in added[0]
-    assert "+1 added" in html and "−1 removed" in html
+    assert "+1 added" in html
+    assert "−1 removed" in html
 
 
 def test_the_diff_of_a_version_with_itself_says_they_are_the_same(
