@@ -19,6 +19,7 @@ NODE_WIDTH = 184
 NODE_HEIGHT = 58
 COLUMN_GAP = 76  # room for an edge and its "if"/"else" label between two columns
 ROW_GAP = 22
+LANE_GAP = 10  # between the lanes of edges that skip columns, under the boxes
 MARGIN = 12
 NAME_CHARS = 22  # what fits in a box at 13 px; the full name is in the box's title
 
@@ -137,14 +138,24 @@ def dag_layout(definition: Definition) -> Dag:
             facts=step_facts(step),
             index=index,
         )
-    edges = [
-        _edge(nodes[source], nodes[step.name], _branch_label(step, source))
-        for step in steps
-        for source in sorted(step.dependencies)
-    ]
+    bottom = max((n.y + NODE_HEIGHT for n in nodes.values()), default=0)
+    edges: list[Edge] = []
+    lanes = 0
+    for step in steps:
+        for source in sorted(step.dependencies):
+            start, end = nodes[source], nodes[step.name]
+            between = [n for n in nodes.values() if start.column < n.column < end.column]
+            if not between:
+                edges.append(_edge(start, end, _branch_label(step, source)))
+                continue
+            # An edge that skips columns goes round under their boxes, each in its own lane,
+            # instead of hiding behind them.
+            lanes += 1
+            lane = max(n.y + NODE_HEIGHT for n in between) + lanes * LANE_GAP
+            bottom = max(bottom, lane)
+            edges.append(_edge(start, end, _branch_label(step, source), lane=lane))
     width = max((n.x + NODE_WIDTH for n in nodes.values()), default=0) + MARGIN
-    height = max((n.y + NODE_HEIGHT for n in nodes.values()), default=0) + MARGIN
-    return Dag(tuple(nodes.values()), tuple(edges), width, height)
+    return Dag(tuple(nodes.values()), tuple(edges), width, bottom + MARGIN)
 
 
 def _branch_label(step: Step, source: str) -> str:
@@ -153,11 +164,18 @@ def _branch_label(step: Step, source: str) -> str:
     return "if" if step.branch == "IfSteps" else "else"
 
 
-def _edge(source: Node, target: Node, label: str) -> Edge:
+def _edge(source: Node, target: Node, label: str, *, lane: int | None = None) -> Edge:
     x1, y1 = source.x + NODE_WIDTH, source.y + NODE_HEIGHT // 2
     x2, y2 = target.x, target.y + NODE_HEIGHT // 2
-    bend = max(24, (x2 - x1) // 2)
-    path = f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}"
+    if lane is None:
+        bend = max(24, (x2 - x1) // 2)
+        path = f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}"
+    else:  # down into the lane in the first gap, along it, up in the last gap
+        half = COLUMN_GAP // 2
+        path = (
+            f"M{x1},{y1} C{x1 + half},{y1} {x1},{lane} {x1 + half},{lane} "
+            f"L{x2 - half},{lane} C{x2},{lane} {x2 - half},{y2} {x2},{y2}"
+        )
     # The label sits on the edge's last straight stretch, just before the target's box.
     return Edge(source.name, target.name, path, label, x2 - 30, y2 - 6)
 
