@@ -55,6 +55,8 @@ def test_the_canonical_pipelines_dag_versions_and_diff(
 
     team, ada = lab
     in_server_thread(lambda: make_canonical(team, ada))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.set_viewport_size({"width": 1440, "height": 900})
     sign_in(page, asgi_server, "ada")
 
@@ -114,3 +116,4 @@ def test_the_canonical_pipelines_dag_versions_and_diff(
     page.wait_for_function(NO_SIDEWAYS_SCROLL)
     page.goto(f"{asgi_server}/pipelines/")
     page.wait_for_function(NO_SIDEWAYS_SCROLL)
+    assert errors == []
