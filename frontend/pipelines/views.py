@@ -56,6 +56,8 @@ def pipeline_list(request: AuthedRequest) -> HttpResponse:
                 )
             except StudioloError as error:
                 _show_error(form, error)
+                if not can_create:  # no form on the page to show it on
+                    messages.error(request, error.message)
                 status = error.status
             else:
                 messages.success(request, f"Created pipeline {pipeline.name} (version 1).")
@@ -135,6 +137,8 @@ def pipeline_update_view(request: AuthedRequest, name: str) -> HttpResponse:
         )
     except StudioloError as error:
         _show_error(form, error)
+        if not allows(request, pipeline.team, Action.SUBMIT_JOB):  # no form to show it on
+            messages.error(request, error.message)
         return _detail(request, pipeline, form, version=None, status=error.status)
     if created:
         messages.success(request, f"Saved version {version.number} of {pipeline.name}.")
@@ -160,7 +164,14 @@ def _detail(
     except NotFound as exc:
         raise Http404(exc.message) from exc
     versions = list(selectors.pipeline_versions(pipeline))
-    definition = definition_parse(shown.definition)
+    try:
+        definition = definition_parse(shown.definition)
+    except StudioloError as error:
+        # A version stored before a check was added may fail it now: the page still shows
+        # its versions and the update form, and says why there is no graph.
+        definition, unreadable = None, error.message
+    else:
+        unreadable = ""
     parameters = [
         ParameterRow(
             name=p.name,
@@ -169,14 +180,15 @@ def _detail(
             required=p.default is None,
             choices=", ".join(expression_text(v) for v in p.enum_values),
         )
-        for p in definition.parameters
+        for p in (definition.parameters if definition else ())
     ]
     context: dict[str, Any] = {
         "pipeline": pipeline,
         "version": shown,
         "latest": versions[0],
         "versions": versions,
-        "dag": dag_layout(definition),
+        "dag": dag_layout(definition) if definition else None,
+        "unreadable": unreadable,
         "parameters": parameters,
         "form": form,
         "can_update": allows(request, pipeline.team, Action.SUBMIT_JOB),

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from frontend.pipelines.dag import columns, dag_layout, expression_text
@@ -398,3 +400,40 @@ def test_the_compare_form_goes_to_the_diff_and_unknown_versions_are_not_found(
     assert picked["Location"] == reverse("pipeline-diff", args=["canonical", 2, 1])
     assert client.get(reverse("pipeline-diff-pick", args=["canonical"])).status_code == 404
     assert client.get(reverse("pipeline-diff", args=["canonical", 1, 7])).status_code == 404
+
+
+def test_a_stored_version_that_no_longer_parses_is_said_not_drawn(
+    canonical: Pipeline, viewer: User
+) -> None:
+    # As if a check were added after the version was stored.
+    canonical.versions.filter(number=1).update(definition={"Version": "2020-12-01", "Steps": 3})
+    response = signed_in(viewer).get(reverse("pipeline-detail", args=["canonical"]) + "?version=1")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "data-unreadable" in html
+    assert "data-dag" not in html
+    assert 'data-version="2"' in html
+
+
+def test_the_list_reads_in_the_same_queries_for_one_pipeline_or_many(
+    team: Team, scientist: User
+) -> None:
+    client = signed_in(scientist)
+    pipeline_create(team=team, name="one", definition=small(), actor=scientist)
+    client.get(reverse("pipelines"))  # the session's team is read and kept
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(reverse("pipelines")).status_code == 200
+    for name in ("two", "three", "four"):
+        pipeline_create(team=team, name=name, definition=small(), actor=scientist)
+    with CaptureQueriesContext(connection) as four:
+        html = client.get(reverse("pipelines")).content.decode()
+    assert html.count("data-pipeline=") == 4
+    assert len(four) == len(one)
+
+
+def test_a_viewers_refused_post_is_said_on_the_page(canonical: Pipeline, viewer: User) -> None:
+    response = signed_in(viewer).post(
+        reverse("pipelines"), {"name": "sneaky", "definition_text": json.dumps(small())}
+    )
+    assert response.status_code == 403
+    assert b'class="message message-error"' in response.content
