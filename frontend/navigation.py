@@ -55,6 +55,12 @@ NAV_ITEMS: tuple[NavItem, ...] = (
         "endpoints",
         section=("endpoints", "endpoint-detail"),
     ),
+    NavItem(
+        "Pipelines",
+        "pipelines",
+        "pipelines",
+        section=("pipelines", "pipeline-detail", "pipeline-update", "pipeline-diff"),
+    ),
     NavItem("Audit", "audit", "audit"),
     NavItem(
         "Settings", "settings", "settings-tokens", section=("settings-tokens", "settings-team")

@@ -11,6 +11,7 @@ from frontend.experiments import runs as runs_views
 from frontend.experiments import views as experiments_views
 from frontend.jobs import processing as jobs_processing
 from frontend.jobs import views as jobs_views
+from frontend.pipelines import views as pipelines_views
 from frontend.registry import views as registry_views
 
 urlpatterns = [
@@ -79,6 +80,21 @@ urlpatterns = [
         "models/<str:name>/<int:version>/deploy/",
         endpoints_views.model_package_deploy,
         name="model-package-deploy",
+    ),
+    path("pipelines/", pipelines_views.pipeline_list, name="pipelines"),
+    path("pipelines/<str:name>/", pipelines_views.pipeline_detail, name="pipeline-detail"),
+    path(
+        "pipelines/<str:name>/update/",
+        pipelines_views.pipeline_update_view,
+        name="pipeline-update",
+    ),
+    path(
+        "pipelines/<str:name>/diff/", pipelines_views.pipeline_diff_pick, name="pipeline-diff-pick"
+    ),
+    path(
+        "pipelines/<str:name>/diff/<int:a>/<int:b>/",
+        pipelines_views.pipeline_diff,
+        name="pipeline-diff",
     ),
     path("endpoints/", endpoints_views.endpoint_list, name="endpoints"),
     # `/endpoints/<name>/invocations` (no trailing slash) is the data plane's, answered

@@ -27,6 +27,7 @@ PAGES = [
     "/models/",
     "/reviews/",
     "/endpoints/",
+    "/pipelines/",
     "/audit/",
     "/settings/tokens/",
     "/settings/team/",

@@ -22,7 +22,7 @@ from tests.factories import make_team, make_user
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["dashboard", "audit", "settings-tokens", "settings-team"]
+PAGES = ["dashboard", "audit", "settings-tokens", "settings-team", "pipelines"]
 
 
 @pytest.fixture
@@ -110,15 +110,23 @@ def test_unreleased_sections_are_disabled_not_linked(
     monkeypatch.setattr(
         navigation,
         "NAV_ITEMS",
-        (*navigation.NAV_ITEMS, navigation.NavItem("Pipelines", "jobs", None)),
+        (*navigation.NAV_ITEMS, navigation.NavItem("Notebooks", "jobs", None)),
     )
     html = signed_in.get(reverse("dashboard")).content.decode()
-    for label in ("Pipelines",):
+    for label in ("Notebooks",):
         item = re.search(rf'<span class="nav-link disabled"[^>]*>.*?<span>{label}</span>', html)
         assert item is not None, label
         assert 'aria-disabled="true"' in item.group(0)
         assert 'title="Arrives with a later release"' in item.group(0)
-    for name in ("audit", "settings-tokens", "experiments", "jobs", "models", "endpoints"):
+    for name in (
+        "audit",
+        "settings-tokens",
+        "experiments",
+        "jobs",
+        "models",
+        "endpoints",
+        "pipelines",
+    ):
         assert f'href="{reverse(name)}"' in html
 
 
