@@ -268,6 +268,7 @@ def step_execution_create(
             execution=execution,
             step_name=step_name,
             step_type=definition.step(step_name).type,
+            status=StepStatus.STARTING,
             started_at=timezone.now(),
             attempts=1,
         )
