@@ -358,7 +358,8 @@ def execution_start(
 
 def execution_stop(*, execution: PipelineExecution, actor: Actor) -> PipelineExecution:
     """Stop an active execution: no step starts any more, running jobs are asked to stop,
-    and the orchestrator ends it Stopped when none runs. Conflict when it has ended."""
+    and the orchestrator ends it Stopped when none runs. Asking again while it stops changes
+    nothing; Conflict when it has ended."""
     require_permission(user=actor, team=execution.pipeline.team, action=Action.STOP_JOB)
     if execution.status not in EXECUTION_ACTIVE:
         raise Conflict(
@@ -366,9 +367,10 @@ def execution_stop(*, execution: PipelineExecution, actor: Actor) -> PipelineExe
             field="status",
         )
     with transaction.atomic():
-        execution_transition(
+        if not execution_transition(
             execution=execution, to=ExecutionStatus.STOPPING, actor=actor, message="stop asked"
-        )
+        ):
+            return execution  # stopping already: asking again changes nothing
         audit_record(
             actor=actor,
             action="pipeline.execution_stopped",
