@@ -188,7 +188,7 @@ def execution_create(
     display_name: str = "",
 ) -> PipelineExecution:
     """The record of an execution of `version` (the newest by default), Executing, with every
-    parameter's typed value. Nothing runs it yet: the orchestrator is to come."""
+    parameter's typed value, and no step rows: `execution_start` is what starts one."""
     require_permission(user=actor, team=pipeline.team, action=Action.SUBMIT_JOB)
     version = version or pipeline_version(pipeline)
     values = parameter_values(definition_parse(version.definition), parameters or {})
