@@ -1,10 +1,11 @@
 """The canonical pipeline end to end, as the SageMaker Python SDK wrote it (sdk/canonical.json),
-its bucket changed to the team's: real workers (the orchestrator on the control-plane worker,
+its bucket changed to the team's: real workers, a real server for the CLI (the orchestrator on the control-plane worker,
 the jobs on the job worker), real containers, real files in the store. Preprocess (sklearn
 split) → Train (script mode) → Evaluate (evaluation.json, a property file) → CheckAccuracy
 (accuracy ≥ `threshold`) → RegisterModel (PendingManualApproval, with the metrics) else
 AccuracyTooLow (Fail, with the accuracy in its message). Started twice, at the same time, with
-two thresholds: one registers a package, the other fails with the message."""
+two thresholds (one through `studiolo pipelines start --wait`): one registers a package, the
+other fails with the message."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ from registry.models import ApprovalStatus
 from studio.accounts.buckets import team_bucket
 from studio.accounts.models import Team
 from studio.artifacts import get_store
-from tests.factories import make_team, make_user
+from studio.cli.main import main
+from tests.factories import make_team, make_token, make_user
 from tests.pipelines.support import FIXTURES
 from tests.workers import Worker
 
@@ -98,17 +100,30 @@ def wait_for(execution: PipelineExecution, timeout: float = 400) -> PipelineExec
 
 
 def test_the_sdks_canonical_pipeline_registers_above_the_threshold_and_fails_below(
-    worker: Worker, use_runtime: str
+    worker: Worker,
+    use_runtime: str,
+    asgi_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     team = make_team()  # a slug of its own: the store outlives each test's database
     user = make_user(team, role="scientist")
     pipeline = sdk_pipeline_in(team, user)
+    monkeypatch.setenv("STUDIOLO_URL", asgi_server)
+    monkeypatch.setenv("STUDIOLO_TOKEN", make_token(user))
 
-    low = execution_start(pipeline=pipeline, actor=user, parameters={"threshold": "0.5"})
-    high = execution_start(pipeline=pipeline, actor=user, parameters={"threshold": 1.01})
     began = time.monotonic()
-    low, high = wait_for(low), wait_for(high)
+    low = execution_start(pipeline=pipeline, actor=user, parameters={"threshold": "0.5"})
+    # The other through the CLI, which follows it while the first runs alongside.
+    argv = ["pipelines", "start", "canonical", "--param", "threshold=1.01", "--wait"]
+    assert main(argv) == 1  # Failed
+    high = PipelineExecution.objects.exclude(pk=low.pk).get()
+    low = wait_for(low)
     elapsed = time.monotonic() - began
+    printed = capsys.readouterr()
+    assert "  Train: Executing (job canonical-" in printed.out
+    assert "  AccuracyTooLow: Failed: Accuracy " in printed.out
+    assert f"Execution {high.pk} Failed: Accuracy " in printed.err
 
     steps = dict(low.steps.values_list("step_name", "status"))
     reasons = dict(low.steps.values_list("step_name", "failure_reason"))
@@ -141,6 +156,7 @@ def test_the_sdks_canonical_pipeline_registers_above_the_threshold_and_fails_bel
     )
     assert train.instance_type == "ml.local.small"  # ml.m5.large is not a studio type
 
+    high.refresh_from_db()
     assert high.status == ExecutionStatus.FAILED
     assert high.failure_reason == f"Accuracy {accuracy} is below the threshold 1.01"
     high_steps = dict(high.steps.values_list("step_name", "status"))
