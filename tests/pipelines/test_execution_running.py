@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from jobs.models import Job
+from jobs.models import Job, JobStatus
 from pipelines.models import (
     EXECUTION_TERMINAL,
     ExecutionStatus,
@@ -28,7 +28,7 @@ from pipelines.models import (
     PipelineExecution,
     StepStatus,
 )
-from pipelines.services import execution_start, pipeline_create
+from pipelines.services import execution_start, execution_stop, pipeline_create
 from registry.models import ApprovalStatus
 from studio.accounts.buckets import team_bucket
 from studio.accounts.models import Team
@@ -186,3 +186,40 @@ def test_the_sdks_canonical_pipeline_registers_above_the_threshold_and_fails_bel
         f"p50 {statistics.median(created):.2f} s (max {max(created):.2f}); → running: "
         f"p50 {statistics.median(running or [0]):.2f} s"
     )
+
+
+def test_stopping_an_execution_stops_its_running_job_and_starts_nothing_more(
+    worker: Worker, use_runtime: str
+) -> None:
+    team = make_team()
+    user = make_user(team, role="scientist")
+    sleep = {
+        "AppSpecification": {
+            "ImageUri": "studiolo/sklearn:latest",
+            "ContainerEntrypoint": ["python3", "-c", "import time; time.sleep(300)"],
+        },
+        "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.large"}},
+    }
+    document = {
+        "Version": "2020-12-01",
+        "Parameters": [],
+        "Steps": [
+            {"Name": "Sleep", "Type": "Processing", "Arguments": sleep},
+            {"Name": "After", "Type": "Processing", "Arguments": sleep, "DependsOn": ["Sleep"]},
+        ],
+    }
+    pipeline = pipeline_create(team=team, name="sleepy", definition=document, actor=user)
+    execution = execution_start(pipeline=pipeline, actor=user)
+    deadline = time.monotonic() + 120
+    while not Job.objects.filter(team=team, status=JobStatus.IN_PROGRESS).exists():
+        assert time.monotonic() < deadline, "the first step's job never ran"
+        time.sleep(0.1)
+
+    execution_stop(execution=execution, actor=user)
+    execution = wait_for(execution, timeout=120)
+    assert execution.status == ExecutionStatus.STOPPED
+    steps = dict(execution.steps.values_list("step_name", "status"))
+    assert steps == {"Sleep": StepStatus.STOPPED, "After": StepStatus.STOPPED}
+    assert list(Job.objects.filter(team=team).values_list("name", "status")) == [
+        (f"sleepy-{execution.pk}-Sleep", JobStatus.STOPPED)
+    ]
