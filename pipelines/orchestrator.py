@@ -75,7 +75,7 @@ def execution_advance(execution_id: int) -> str | None:
     None when there is no such execution."""
     with transaction.atomic():
         execution = (
-            PipelineExecution.objects.select_for_update()
+            PipelineExecution.objects.select_for_update(of=("self",))
             .select_related("pipeline__team", "version", "started_by")
             .filter(pk=execution_id)
             .first()
