@@ -64,6 +64,7 @@ from pipelines.steps import (
     register_model,
     step_job_name,
 )
+from studio.audit.services import audit_record
 from studio.errors import StudioloError
 
 log = logging.getLogger(__name__)
@@ -305,6 +306,13 @@ class _Pass:
         if execution_transition(
             execution=self.execution, to=to, actor=ORCHESTRATOR, message=message
         ):
+            audit_record(
+                actor=None,
+                action=f"pipeline.execution_{to.lower()}",
+                target=self.execution,
+                team=self.team,
+                details={"pipeline": self.execution.pipeline.name, "message": message},
+            )
             publish_execution(self.execution)
 
     def _context(self) -> Context:

@@ -83,7 +83,8 @@ def step_job_name(pipeline: str, execution_id: int, step: str) -> str:
     is asked for the same step: a retried advance can never make a second job."""
     cleaned = re.sub(r"[^A-Za-z0-9]+", "-", step).strip("-") or "step"
     name = f"{pipeline}-{execution_id}-{cleaned}"
-    if is_name(name):
+    # A step name that had to change (`a_b` and `a.b` both give `a-b`) gets the hash too.
+    if cleaned == step and is_name(name):
         return name
     digest = hashlib.sha256(f"{pipeline}/{step}".encode()).hexdigest()[:8]
     head = f"{pipeline[:24].strip('-')}-{execution_id}-"

@@ -21,7 +21,9 @@ from pipelines.steps import instance_type_for, step_job_name
 from studio.accounts.models import Team
 from studio.artifacts import get_store
 from studio.artifacts.keys import team_prefix
+from studio.audit.models import AuditEvent
 from studio.errors import Conflict, ValidationError
+from studio.names import is_name
 from tests.factories import make_team, make_user
 
 pytestmark = pytest.mark.django_db
@@ -236,6 +238,10 @@ def test_accuracy_above_the_threshold_takes_the_if_branch_and_succeeds(
     }
     assert execution.steps.get(step_name="Check").outputs == {"Outcome": True}
     assert execution.status == ExecutionStatus.SUCCEEDED
+    actions = AuditEvent.objects.filter(object_id=str(execution.pk)).values_list(
+        "action", flat=True
+    )
+    assert {"pipeline.execution_started", "pipeline.execution_succeeded"} <= set(actions)
 
 
 def test_accuracy_below_the_threshold_fails_with_the_fail_steps_message(
@@ -364,6 +370,8 @@ def test_job_names_are_valid_and_the_same_every_time() -> None:
     long = step_job_name("p" * 60, 12345, "RegisterModel-RegisterModel_x")
     assert len(long) <= 63
     assert long == step_job_name("p" * 60, 12345, "RegisterModel-RegisterModel_x")
+    assert step_job_name("flow", 7, "a_b") != step_job_name("flow", 7, "a-b")
+    assert is_name(step_job_name("flow", 7, "a_b"))
 
 
 def test_an_unknown_sagemaker_instance_type_runs_on_the_smallest_type() -> None:
