@@ -373,7 +373,7 @@ def execution_stop(*, execution: PipelineExecution, actor: Actor) -> PipelineExe
             return execution  # stopping already: asking again changes nothing
         audit_record(
             actor=actor,
-            action="pipeline.execution_stopped",
+            action="pipeline.execution_stop_requested",
             target=execution,
             team=execution.pipeline.team,
             details={"pipeline": execution.pipeline.name},
