@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from jobs.models import Job, JobKind, JobStatus
-from pipelines import orchestrator
+from pipelines import orchestrator, tasks
 from pipelines.definition import Context, Step, resolve
 from pipelines.models import ExecutionStatus, PipelineExecution, StepStatus
 from pipelines.orchestrator import execution_advance
@@ -377,3 +377,21 @@ def test_job_names_are_valid_and_the_same_every_time() -> None:
 def test_an_unknown_sagemaker_instance_type_runs_on_the_smallest_type() -> None:
     assert instance_type_for("ml.m5.large") == "ml.local.small"
     assert instance_type_for("ml.local.large") == "ml.local.large"
+
+
+def test_the_backstop_and_the_job_ended_hook_advance_the_execution(
+    team: Team, scientist: User, jobs: FakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = pipeline_create(team=team, name="flow", definition=document(), actor=scientist)
+    execution = execution_start(pipeline=pipeline, actor=scientist)  # its task not sent here
+    assert jobs.started == []
+    tasks.advance_active()
+    assert jobs.started == ["Prepare", "Other"]
+
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.advance_execution, "delay", sent.append)
+    prepare = execution.steps.get(step_name="Prepare").job
+    assert prepare is not None
+    tasks.advance_for_job(prepare.pk)
+    tasks.advance_for_job(prepare.pk + 1000)  # a job no step ran: nothing
+    assert sent == [execution.pk]
