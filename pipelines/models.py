@@ -125,15 +125,22 @@ class ExecutionTransition(TransitionLog):
 
 
 class StepStatus(models.TextChoices):
-    # SageMaker's StepStatus values.
+    # SageMaker's StepStatus values, and two of the studio's own for steps that never ran.
+    PENDING = "Pending", "Pending"  # waiting for its dependencies; nothing started yet
     STARTING = "Starting", "Starting"  # its dependencies are done; its job is being created
     EXECUTING = "Executing", "Executing"  # its job runs
     SUCCEEDED = "Succeeded", "Succeeded"  # done, outputs recorded (or a cache hit)
     FAILED = "Failed", "Failed"  # its job failed, or an expression could not be evaluated
     STOPPED = "Stopped", "Stopped"  # its execution was stopped
+    # On the branch a Condition did not take, after a step that did not run, or left
+    # waiting when its execution ended (a failure elsewhere): it never ran and never will.
+    NOT_EXECUTED = "NotExecuted", "Not executed"
 
 
 STEP_TRANSITIONS: dict[str, frozenset[str]] = {
+    StepStatus.PENDING: frozenset(
+        {StepStatus.STARTING, StepStatus.NOT_EXECUTED, StepStatus.STOPPED}
+    ),
     StepStatus.STARTING: frozenset(
         {StepStatus.EXECUTING, StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.STOPPED}
     ),
@@ -145,17 +152,19 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     StepStatus.FAILED: frozenset({StepStatus.STARTING}),
     StepStatus.SUCCEEDED: frozenset(),
     StepStatus.STOPPED: frozenset(),
+    StepStatus.NOT_EXECUTED: frozenset(),
 }
-STEP_TERMINAL = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.STOPPED})
+STEP_TERMINAL = frozenset(
+    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.STOPPED, StepStatus.NOT_EXECUTED}
+)
+STEP_ACTIVE = frozenset({StepStatus.STARTING, StepStatus.EXECUTING})
 
 
 class StepExecution(models.Model):
     execution = models.ForeignKey(PipelineExecution, on_delete=models.CASCADE, related_name="steps")
     step_name = models.CharField(max_length=256)
     step_type = models.CharField(max_length=32)  # pipelines.definition.StepType
-    status = models.CharField(
-        max_length=16, choices=StepStatus.choices, default=StepStatus.STARTING
-    )
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     job = models.ForeignKey(

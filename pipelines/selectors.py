@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Max, QuerySet
 
-from pipelines.models import Pipeline, PipelineVersion
+from pipelines.models import Pipeline, PipelineExecution, PipelineVersion, StepExecution
 from studio.accounts.models import Team
 from studio.accounts.selectors import teams_for_user
 from studio.errors import NotFound
@@ -39,3 +39,28 @@ def pipeline_version(pipeline: Pipeline, number: int | None = None) -> PipelineV
     if version is None:
         raise NotFound(f"pipeline {pipeline.name!r} has no version {number}", field="version")
     return version
+
+
+def executions_of(pipeline: Pipeline) -> QuerySet[PipelineExecution]:
+    """Newest first."""
+    return pipeline.executions.select_related("pipeline", "version", "started_by").order_by(
+        "-started_at", "-id"
+    )
+
+
+def execution_for_user(
+    user: AbstractBaseUser | AnonymousUser, execution_id: int
+) -> PipelineExecution:
+    execution = (
+        PipelineExecution.objects.filter(pk=execution_id, pipeline__team__in=teams_for_user(user))
+        .select_related("pipeline__team", "version", "started_by")
+        .first()
+    )
+    if execution is None:
+        raise NotFound(f"pipeline execution {execution_id} not found", field="execution")
+    return execution
+
+
+def execution_steps(execution: PipelineExecution) -> QuerySet[StepExecution]:
+    """In the order the execution created them (the definition's DAG order)."""
+    return execution.steps.select_related("job", "model_package__group").order_by("id")

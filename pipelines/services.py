@@ -17,6 +17,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from jobs.models import JobStatus
+from jobs.services.lifecycle import job_stop
 from pipelines.definition import (
     Definition,
     definition_digest,
@@ -25,9 +27,11 @@ from pipelines.definition import (
     pretty_json,
 )
 from pipelines.models import (
+    EXECUTION_ACTIVE,
     EXECUTION_TERMINAL,
     EXECUTION_TRANSITIONS,
     PIPELINE_NAME_MAX,
+    STEP_ACTIVE,
     STEP_TERMINAL,
     STEP_TRANSITIONS,
     ExecutionStatus,
@@ -40,11 +44,13 @@ from pipelines.models import (
     StepTransition,
 )
 from pipelines.selectors import pipeline_version
+from pipelines.tasks import advance_execution
 from studio.accounts.models import Team
 from studio.accounts.roles import Action
 from studio.accounts.services import require_permission
 from studio.audit.services import audit_record
 from studio.errors import Conflict, ValidationError
+from studio.events import publish_team_event
 from studio.transitions import actor_label
 
 Actor = AbstractBaseUser | AnonymousUser | None
@@ -182,7 +188,7 @@ def execution_create(
     display_name: str = "",
 ) -> PipelineExecution:
     """The record of an execution of `version` (the newest by default), Executing, with every
-    parameter's typed value. Nothing runs it yet: the orchestrator is to come."""
+    parameter's typed value, and no step rows: `execution_start` is what starts one."""
     require_permission(user=actor, team=pipeline.team, action=Action.SUBMIT_JOB)
     version = version or pipeline_version(pipeline)
     values = parameter_values(definition_parse(version.definition), parameters or {})
@@ -262,6 +268,7 @@ def step_execution_create(
             execution=execution,
             step_name=step_name,
             step_type=definition.step(step_name).type,
+            status=StepStatus.STARTING,
             started_at=timezone.now(),
             attempts=1,
         )
@@ -294,9 +301,10 @@ def step_transition(
         locked.ended_at = timezone.now() if to in STEP_TERMINAL else None
         fields = ["status", "ended_at"]
         if to == StepStatus.STARTING:
+            locked.started_at = locked.started_at or timezone.now()
             locked.attempts += 1
             locked.failure_reason = ""
-            fields += ["attempts", "failure_reason"]
+            fields += ["started_at", "attempts", "failure_reason"]
         if to == StepStatus.FAILED:
             locked.failure_reason = message
             fields.append("failure_reason")
@@ -311,6 +319,94 @@ def step_transition(
             message=message,
             actor_name=actor_label(actor),
         )
-    for name in ("status", "ended_at", "attempts", "failure_reason", "outputs"):
+    for name in ("status", "started_at", "ended_at", "attempts", "failure_reason", "outputs"):
         setattr(step, name, getattr(locked, name))
     return True
+
+
+# --- running executions ------------------------------------------------------------------------
+
+
+def execution_start(
+    *,
+    pipeline: Pipeline,
+    actor: Actor,
+    parameters: Mapping[str, object] | None = None,
+    version: PipelineVersion | None = None,
+    display_name: str = "",
+) -> PipelineExecution:
+    """Start an execution of `version` (the newest by default): parameters typed and checked
+    (400 naming the parameter), every step recorded Pending, and the orchestrator's first
+    pass sent once this commits."""
+    with transaction.atomic():
+        execution = execution_create(
+            pipeline=pipeline,
+            actor=actor,
+            parameters=parameters,
+            version=version,
+            display_name=display_name,
+        )
+        definition = definition_parse(execution.version.definition)
+        StepExecution.objects.bulk_create(
+            StepExecution(execution=execution, step_name=step.name, step_type=step.type)
+            for step in definition.steps
+        )
+        publish_execution(execution)
+        advance_execution.delay_on_commit(execution.pk)
+    return execution
+
+
+def execution_stop(*, execution: PipelineExecution, actor: Actor) -> PipelineExecution:
+    """Stop an active execution: no step starts any more, running jobs are asked to stop,
+    and the orchestrator ends it Stopped when none runs. Asking again while it stops changes
+    nothing; Conflict when it has ended."""
+    require_permission(user=actor, team=execution.pipeline.team, action=Action.STOP_JOB)
+    if execution.status not in EXECUTION_ACTIVE:
+        raise Conflict(
+            f"execution {execution.pk} is {execution.status}; only an executing one can be stopped",
+            field="status",
+        )
+    with transaction.atomic():
+        if not execution_transition(
+            execution=execution, to=ExecutionStatus.STOPPING, actor=actor, message="stop asked"
+        ):
+            return execution  # stopping already: asking again changes nothing
+        audit_record(
+            actor=actor,
+            action="pipeline.execution_stop_requested",
+            target=execution,
+            team=execution.pipeline.team,
+            details={"pipeline": execution.pipeline.name},
+        )
+        publish_execution(execution)
+        running = execution.steps.filter(status__in=STEP_ACTIVE, job__isnull=False)
+        for step in running.select_related("job__team"):
+            if step.job is not None and step.job.status in (
+                JobStatus.PENDING,
+                JobStatus.IN_PROGRESS,
+            ):
+                job_stop(job=step.job, actor=actor)
+        advance_execution.delay_on_commit(execution.pk)
+    return execution
+
+
+def publish_execution(execution: PipelineExecution, *, step: StepExecution | None = None) -> None:
+    """A team event (after commit) for the execution's status, or one of its steps'."""
+    data: dict[str, Any] = {
+        "execution": execution.pk,
+        "pipeline": execution.pipeline.name,
+        "status": execution.status,
+    }
+    if step is not None:
+        data["step"] = {
+            "name": step.step_name,
+            "status": step.status,
+            "job": step.job_id,
+            "failure_reason": step.failure_reason,
+        }
+    publish_team_event(
+        team_id=execution.pipeline.team_id,
+        team_slug=execution.pipeline.team.slug,
+        event="pipeline.execution",
+        data=data,
+    )

@@ -48,6 +48,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 3600.0,
         "options": {"expires": 3600},
     },
+    # The orchestrator's backstop: a pass over every active pipeline execution, for the
+    # job-ended hooks and task messages that were lost (pipelines/orchestrator.py).
+    "pipelines-advance-active": {
+        "task": "pipelines.advance_active",
+        "schedule": 30.0,
+        "options": {"expires": 30},
+    },
     # Webhook deliveries whose task message was lost (Redis restarted) are sent again.
     "webhooks-resend-due": {
         "task": "webhooks.resend_due",

@@ -10,6 +10,8 @@ whole log stored.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -42,6 +44,28 @@ from studio.webhooks.services import webhooks_emit
 Actor = AbstractBaseUser | AnonymousUser | None
 SYSTEM = "system"
 FAILURE_REASON_LIMIT = 1024  # SageMaker's FailureReason maximum
+
+
+log = logging.getLogger(__name__)
+
+# Called with a job's id once the transaction that ended it (Completed, Failed, Stopped) has
+# committed. Apps above jobs (pipelines) register theirs from `AppConfig.ready()`, so jobs
+# tells them without importing them.
+JobEndedHook = Callable[[int], None]
+_ended_hooks: dict[str, JobEndedHook] = {}
+
+
+def job_ended_hook_register(name: str, hook: JobEndedHook) -> None:
+    """Register (or replace) the hook `name`, called after every job's end is committed."""
+    _ended_hooks[name] = hook
+
+
+def _job_ended(job_id: int) -> None:
+    for name, hook in list(_ended_hooks.items()):
+        try:
+            hook(job_id)
+        except Exception:  # a hook's failure never undoes or hides the job's end
+            log.exception("job %s: the job-ended hook %s failed", job_id, name)
 
 
 RUN_STATUS_FOR: dict[str, RunStatus] = {
@@ -130,6 +154,9 @@ def job_transition(
         job.refresh_from_db()
         if status in TERMINAL_STATUSES and job.run_id is not None and job.run is not None:
             run_end(run=job.run, status=RUN_STATUS_FOR[status])
+        if status != current and status in TERMINAL_STATUSES:
+            ended_id = job.pk
+            transaction.on_commit(lambda: _job_ended(ended_id))
         if status != current:
             webhooks_emit(
                 team=job.team,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from pipelines.api import views
+from pipelines.api import executions, views
 
 PIPELINE = "pipelines/<str:name>"
 
@@ -19,5 +19,20 @@ urlpatterns = [
         f"{PIPELINE}/versions/<int:a>/diff/<int:b>",
         views.VersionDiffApi.as_view(),
         name="api-pipeline-version-diff",
+    ),
+    path(
+        f"{PIPELINE}/executions",
+        executions.ExecutionListApi.as_view(),
+        name="api-pipeline-executions",
+    ),
+    path(
+        "pipeline-executions/<int:execution_id>",
+        executions.ExecutionDetailApi.as_view(),
+        name="api-pipeline-execution",
+    ),
+    path(
+        "pipeline-executions/<int:execution_id>/stop",
+        executions.ExecutionStopApi.as_view(),
+        name="api-pipeline-execution-stop",
     ),
 ]

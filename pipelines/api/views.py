@@ -41,7 +41,7 @@ def _team(request: Request, slug: object) -> Team:
     return team
 
 
-def _pipeline(request: Request, name: str) -> Pipeline:
+def pipeline_of_request(request: Request, name: str) -> Pipeline:
     team = _team(request, request.query_params.get("team"))
     return selectors.pipeline_for_user(request.user, team=team, name=name)
 
@@ -202,7 +202,7 @@ class PipelineDetailApi(StudioAPIView):
         operation_id="pipelines_describe",
     )
     def get(self, request: Request, name: str) -> Response:
-        pipeline = _pipeline(request, name)
+        pipeline = pipeline_of_request(request, name)
         raw = request.query_params.get("version")
         number = None
         if raw is not None:
@@ -225,7 +225,7 @@ class PipelineDetailApi(StudioAPIView):
             raise ValidationError(
                 "definition: give a definition or a description", field="definition"
             )
-        pipeline = _pipeline(request, name)
+        pipeline = pipeline_of_request(request, name)
         version, created = pipeline_update(
             pipeline=pipeline,
             actor=request.user,
@@ -244,7 +244,7 @@ class VersionListApi(StudioAPIView):
         operation_id="pipelines_versions",
     )
     def get(self, request: Request, name: str) -> Response:
-        pipeline = _pipeline(request, name)
+        pipeline = pipeline_of_request(request, name)
         return Response(VersionSerializer(selectors.pipeline_versions(pipeline), many=True).data)
 
 
@@ -255,7 +255,7 @@ class VersionDetailApi(StudioAPIView):
         operation_id="pipelines_version_describe",
     )
     def get(self, request: Request, name: str, number: int) -> Response:
-        pipeline = _pipeline(request, name)
+        pipeline = pipeline_of_request(request, name)
         return Response(VersionDetailSerializer(selectors.pipeline_version(pipeline, number)).data)
 
 
@@ -264,6 +264,6 @@ class VersionDiffApi(StudioAPIView):
         parameters=[TEAM_PARAMETER], responses=DiffSerializer, operation_id="pipelines_diff"
     )
     def get(self, request: Request, name: str, a: int, b: int) -> Response:
-        pipeline = _pipeline(request, name)
+        pipeline = pipeline_of_request(request, name)
         diff = version_diff(pipeline=pipeline, a=a, b=b)
         return Response({"a": a, "b": b, "same": diff == "", "diff": diff})

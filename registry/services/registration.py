@@ -98,15 +98,18 @@ def package_register_from_job(
     inference: InferenceSpec,
     description: str = "",
     pin: ArtifactPin | None = None,
+    metrics: Mapping[str, object] | None = None,
 ) -> ModelPackage:
     """Register a completed job's model, copying its lineage: job, run, hyperparameters,
-    input data, training image and its digest, and the run's final metrics. `pin` is the
-    model's, when the caller read it already (outside its transaction)."""
+    input data, training image and its digest, and the run's final metrics, with `metrics`
+    (an evaluation report's `{name: number}`) over them. `pin` is the model's, when the
+    caller read it already (outside its transaction)."""
     require_permission(user=actor, team=group.team, action=Action.REGISTER_MODEL)
     key = _job_model_key(job, group.team)
-    metrics: dict[str, Any] = {}
+    recorded: dict[str, Any] = {}
     if job.run_id is not None:
-        metrics = {s.key: s.last_value for s in MetricSummary.objects.filter(run_id=job.run_id)}
+        recorded = {s.key: s.last_value for s in MetricSummary.objects.filter(run_id=job.run_id)}
+    recorded.update(_metrics(metrics or {}))
     return _register(
         group=group,
         actor=actor,
@@ -122,7 +125,7 @@ def package_register_from_job(
             "input_data": [{"name": c["name"], "uri": c["uri"]} for c in job.input_channels],
             "training_image": job.image,
             "image_digest": _digest(job.image),
-            "metrics": metrics,
+            "metrics": recorded,
         },
     )
 

@@ -1,13 +1,15 @@
 """`studiolo pipelines ...`: pipeline definitions from the command line (client commands: they
 use the REST API only). Create a pipeline from a SageMaker pipeline definition (the JSON that
 `Pipeline(...).definition()` writes), update it (a new version when it changed), list,
-describe, the versions and the diff between two. Executions are still to come."""
+describe, the versions and the diff between two; start an execution (`--wait` follows its
+steps and exits with its result), list a pipeline's executions, describe one, stop one."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +19,11 @@ from studio.cli.common import CliError, positive
 from studio.cli.output import print_json, print_table
 
 PIPELINE_LIMIT = 10_000
+EXECUTION_LIMIT = 100
+WAIT_POLL_SECONDS = 1.0
+# `start --wait` exits with 0 when the execution Succeeded, else with these.
+EXIT_CODES = {"Succeeded": 0, "Failed": 1, "Stopped": 3}
+TERMINAL = frozenset(EXIT_CODES)
 
 
 def _note(message: str) -> None:
@@ -193,6 +200,134 @@ def diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parameters(raw: list[str]) -> dict[str, str]:
+    """`--param k=v` pairs as text: the server types each value by the definition."""
+    values: dict[str, str] = {}
+    for item in raw:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CliError(f"--param: {item!r} is not NAME=VALUE", code=2)
+        values[name] = value
+    return values
+
+
+def _execution_url(execution_id: int) -> str:
+    return f"/api/v1/pipeline-executions/{execution_id}"
+
+
+def _step_line(step: dict[str, Any]) -> str:
+    line = f"  {step['name']}: {step['status']}"
+    if step["job_name"]:
+        line += f" (job {step['job_name']})"
+    if step["failure_reason"]:
+        line += f": {step['failure_reason']}"
+    return line
+
+
+def _follow(client: ApiClient, execution: dict[str, Any]) -> dict[str, Any]:
+    """Print each step's state as it changes until the execution ends; the last description."""
+    seen: dict[str, str] = {}
+    while True:
+        for step in execution["steps"]:
+            if seen.get(step["name"]) != step["status"]:
+                seen[step["name"]] = step["status"]
+                print(_step_line(step), flush=True)
+        if execution["status"] in TERMINAL:
+            return execution
+        time.sleep(WAIT_POLL_SECONDS)
+        execution = client.get(_execution_url(execution["id"]))
+
+
+def _result(execution: dict[str, Any]) -> None:
+    reason = f": {execution['failure_reason']}" if execution["failure_reason"] else ""
+    _note(f"Execution {execution['id']} {execution['status']}{reason}")
+
+
+def start(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"parameters": _parameters(args.param)}
+    if args.version:
+        body["version"] = args.version
+    path = f"{_url(args.name)}/executions"
+    if args.team:
+        path += f"?team={quote(args.team)}"
+    with ApiClient.from_env() as client:
+        execution = client.post(path, body)
+        if not args.json:
+            _note(f"Started execution {execution['id']} of {args.name} v{execution['version']}")
+        if args.wait:
+            execution = _follow(client, execution)
+    if args.json:
+        print_json(execution)
+    elif args.wait:
+        _result(execution)
+    return EXIT_CODES.get(execution["status"], 0) if args.wait else 0
+
+
+def executions(args: argparse.Namespace) -> int:
+    with ApiClient.from_env() as client:
+        rows = client.paginate(
+            f"{_url(args.name)}/executions", _team_params(args), limit=EXECUTION_LIMIT
+        )
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(
+        ["id", "version", "status", "started", "ended", "by", "failure"],
+        [
+            [
+                e["id"],
+                e["version"],
+                e["status"],
+                _short_time(e["started_at"]),
+                _short_time(e["ended_at"]),
+                e["started_by"] or "-",
+                e["failure_reason"],
+            ]
+            for e in rows
+        ],
+    )
+    return 0
+
+
+def describe_execution(args: argparse.Namespace) -> int:
+    with ApiClient.from_env() as client:
+        execution = client.get(_execution_url(args.id))
+    if args.json:
+        print_json(execution)
+        return 0
+    print(f"Execution:  {execution['id']} of {execution['pipeline']} v{execution['version']}")
+    print(f"Status:     {execution['status']}")
+    if execution["failure_reason"]:
+        print(f"Failure:    {execution['failure_reason']}")
+    print(f"Parameters: {json.dumps(execution['parameters'])}")
+    print_table(
+        ["step", "type", "status", "job", "started", "ended", "reason"],
+        [
+            [
+                s["name"],
+                s["type"],
+                s["status"],
+                s["job_name"] or "-",
+                _short_time(s["started_at"]),
+                _short_time(s["ended_at"]),
+                s["failure_reason"],
+            ]
+            for s in execution["steps"]
+        ],
+    )
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    with ApiClient.from_env() as client:
+        execution = client.post(f"{_execution_url(args.id)}/stop")
+    if args.json:
+        print_json(execution)
+    else:
+        _note(f"Execution {execution['id']}: {execution['status']}")
+    return 0
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--team", metavar="SLUG", help="the team (default: your first team)")
     parser.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -250,3 +385,38 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("b", type=positive, metavar="B")
     _add_common(parser)
     parser.set_defaults(func=diff)
+
+    parser = sub.add_parser("start", help="start an execution with parameter values")
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter's value (repeat for several); the others take their defaults",
+    )
+    parser.add_argument(
+        "--version", type=positive, metavar="N", help="run this version (default: newest)"
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="print step states as they change; exit 0 when it succeeds, 1 failed, 3 stopped",
+    )
+    _add_common(parser)
+    parser.set_defaults(func=start)
+
+    parser = sub.add_parser("executions", help="a pipeline's executions, newest first")
+    parser.add_argument("name", metavar="NAME")
+    _add_common(parser)
+    parser.set_defaults(func=executions)
+
+    parser = sub.add_parser("describe-execution", help="an execution and its steps")
+    parser.add_argument("id", type=positive, metavar="ID")
+    _add_common(parser)
+    parser.set_defaults(func=describe_execution)
+
+    parser = sub.add_parser("stop", help="stop an execution (its running jobs are stopped)")
+    parser.add_argument("id", type=positive, metavar="ID")
+    _add_common(parser)
+    parser.set_defaults(func=stop)

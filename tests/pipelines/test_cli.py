@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.models import Pipeline
+from pipelines.models import Pipeline, PipelineExecution
 from studio.accounts.models import Team
 from studio.cli.main import main
 from tests.factories import make_team, make_token, make_user
@@ -118,3 +118,34 @@ def test_an_unknown_pipeline_exits_1_with_the_apis_message(
 ) -> None:
     assert main(["pipelines", "describe", "nope"]) == 1
     assert "pipeline 'nope' not found" in capsys.readouterr().err
+
+
+def test_start_executions_describe_execution_and_stop(
+    team: Team, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pipelines", "create", "flow", "--definition", _file(tmp_path, small())]) == 0
+    capsys.readouterr()
+    assert main(["pipelines", "start", "flow", "--param", "Threshold=0.25"]) == 0
+    execution = PipelineExecution.objects.get()
+    assert execution.parameters == {"Threshold": 0.25}
+    assert f"Started execution {execution.pk} of flow v1" in capsys.readouterr().err
+
+    assert main(["pipelines", "executions", "flow"]) == 0
+    assert "Executing" in capsys.readouterr().out
+
+    assert main(["pipelines", "describe-execution", str(execution.pk)]) == 0
+    out = capsys.readouterr().out
+    assert "Status:     Executing" in out
+    assert "Prepare" in out
+
+    assert main(["pipelines", "stop", str(execution.pk)]) == 0
+    assert f"Execution {execution.pk}: Stopping" in capsys.readouterr().err
+
+
+def test_start_refuses_a_bad_parameter_naming_it(
+    team: Team, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pipelines", "create", "flow", "--definition", _file(tmp_path, small())]) == 0
+    assert main(["pipelines", "start", "flow", "--param", "Threshold=high"]) == 1
+    assert "parameters.Threshold" in capsys.readouterr().err
+    assert main(["pipelines", "start", "flow", "--param", "nonsense"]) == 2
