@@ -38,6 +38,8 @@ def noted_member_role(team: Team, user_id: Any) -> tuple[bool, str | None]:
 
 def team_for_user(user: AbstractBaseUser | AnonymousUser, slug: str) -> Team:
     """The team named `slug` if the user belongs to it; NotFound otherwise (no leaks)."""
+    if "\x00" in slug:  # no slug holds one, and PostgreSQL refuses it in a query
+        raise NotFound(f"team {slug!r} not found", field="team")
     team = teams_for_user(user).filter(slug=slug).first()
     if team is None:
         raise NotFound(f"team {slug!r} not found", field="team")
