@@ -120,9 +120,19 @@ def test_an_unknown_pipeline_exits_1_with_the_apis_message(
     assert "pipeline 'nope' not found" in capsys.readouterr().err
 
 
+class _NotAdvanced:
+    """Stands in for the orchestrator's task: nothing advances the execution here."""
+
+    def delay_on_commit(self, execution_id: int) -> None:
+        return None
+
+
 def test_start_executions_describe_execution_and_stop(
-    team: Team, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    team: Team, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The CLI's views of an execution as it starts: no worker may move it on meanwhile (a
+    # live worker of another test would run its first step, and it could end first).
+    monkeypatch.setattr("pipelines.services.advance_execution", _NotAdvanced())
     assert main(["pipelines", "create", "flow", "--definition", _file(tmp_path, small())]) == 0
     capsys.readouterr()
     assert main(["pipelines", "start", "flow", "--param", "Threshold=0.25"]) == 0
